@@ -1,0 +1,242 @@
+//! A real libpam client: `pam_start_confdir` with a private config directory, a scripted
+//! conversation that records every message, and the PAM return code. The PAM client crates do
+//! not bind `pam_start_confdir` (Linux-PAM >= 1.4), so the few calls are declared here.
+
+use serde::{Deserialize, Serialize};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ptr;
+
+pub const PAM_SUCCESS: i32 = 0;
+pub const PAM_PERM_DENIED: i32 = 6;
+pub const PAM_AUTH_ERR: i32 = 7;
+pub const PAM_CRED_INSUFFICIENT: i32 = 8;
+pub const PAM_AUTHINFO_UNAVAIL: i32 = 9;
+pub const PAM_MAXTRIES: i32 = 11;
+pub const PAM_CONV_ERR: i32 = 19;
+pub const PAM_IGNORE: i32 = 25;
+
+const PAM_TTY: c_int = 3;
+const PAM_RHOST: c_int = 4;
+const PAM_FAIL_DELAY: c_int = 10;
+const PAM_SILENT: c_int = 0x8000;
+
+const PAM_PROMPT_ECHO_OFF: c_int = 1;
+const PAM_PROMPT_ECHO_ON: c_int = 2;
+const PAM_ERROR_MSG: c_int = 3;
+const PAM_TEXT_INFO: c_int = 4;
+
+#[repr(C)]
+struct PamMessage {
+    msg_style: c_int,
+    msg: *const c_char,
+}
+
+#[repr(C)]
+struct PamResponse {
+    resp: *mut c_char,
+    resp_retcode: c_int,
+}
+
+type ConvFn = extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
+
+#[repr(C)]
+struct PamConv {
+    conv: ConvFn,
+    appdata_ptr: *mut c_void,
+}
+
+type FailDelayFn = extern "C" fn(c_int, u32, *mut c_void);
+
+#[link(name = "pam")]
+unsafe extern "C" {
+    fn pam_start_confdir(
+        service: *const c_char,
+        user: *const c_char,
+        conv: *const PamConv,
+        confdir: *const c_char,
+        pamh: *mut *mut c_void,
+    ) -> c_int;
+    fn pam_set_item(pamh: *mut c_void, item_type: c_int, item: *const c_void) -> c_int;
+    fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
+}
+
+/// One message the module sent, as the application saw it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// `echo-off`, `echo-on`, `error` or `info`.
+    pub style: String,
+    pub text: String,
+}
+
+/// What one `pam_authenticate` did.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct Transcript {
+    pub rc: i32,
+    pub messages: Vec<Message>,
+    /// Answers left unused (a test that expected more prompts sees them here).
+    pub unused_answers: usize,
+    /// Microseconds spent in `pam_authenticate` alone.
+    pub auth_us: f64,
+}
+
+impl Transcript {
+    pub fn prompts(&self) -> Vec<&str> {
+        self.messages
+            .iter()
+            .filter(|m| m.style.starts_with("echo"))
+            .map(|m| m.text.as_str())
+            .collect()
+    }
+
+    pub fn errors(&self) -> Vec<&str> {
+        self.messages
+            .iter()
+            .filter(|m| m.style == "error")
+            .map(|m| m.text.as_str())
+            .collect()
+    }
+}
+
+/// One login to run.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Login {
+    pub confdir: String,
+    pub service: String,
+    pub user: String,
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    pub silent: bool,
+    pub answers: Vec<String>,
+}
+
+struct Script {
+    answers: Vec<String>,
+    next: usize,
+    messages: Vec<Message>,
+}
+
+extern "C" fn converse(
+    n: c_int,
+    msgs: *mut *const PamMessage,
+    resp: *mut *mut PamResponse,
+    appdata: *mut c_void,
+) -> c_int {
+    if n <= 0 || msgs.is_null() || resp.is_null() || appdata.is_null() {
+        return PAM_CONV_ERR;
+    }
+    // SAFETY: appdata is the &mut Script that `run` placed in the conversation struct and that
+    // outlives the pam handle.
+    let script = unsafe { &mut *(appdata as *mut Script) };
+    let n = n as usize;
+    // libpam frees the array and each resp with free(), so allocate with calloc/strdup.
+    let out = unsafe { libc::calloc(n, std::mem::size_of::<PamResponse>()) } as *mut PamResponse;
+    if out.is_null() {
+        return PAM_CONV_ERR;
+    }
+    for i in 0..n {
+        // Linux-PAM passes an array of pointers to messages.
+        let m = unsafe { &**msgs.add(i) };
+        let text = if m.msg.is_null() {
+            String::new()
+        } else {
+            unsafe { CStr::from_ptr(m.msg) }.to_string_lossy().into_owned()
+        };
+        let style = match m.msg_style {
+            PAM_PROMPT_ECHO_OFF => "echo-off",
+            PAM_PROMPT_ECHO_ON => "echo-on",
+            PAM_ERROR_MSG => "error",
+            PAM_TEXT_INFO => "info",
+            _ => "other",
+        };
+        script.messages.push(Message {
+            style: style.into(),
+            text,
+        });
+        if m.msg_style == PAM_PROMPT_ECHO_OFF || m.msg_style == PAM_PROMPT_ECHO_ON {
+            let Some(answer) = script.answers.get(script.next) else {
+                // Out of answers: the user gave up (Ctrl-D).
+                for j in 0..i {
+                    let r = unsafe { &mut *out.add(j) };
+                    if !r.resp.is_null() {
+                        unsafe { libc::free(r.resp as *mut c_void) };
+                    }
+                }
+                unsafe { libc::free(out as *mut c_void) };
+                return PAM_CONV_ERR;
+            };
+            script.next += 1;
+            let c = CString::new(answer.as_str()).unwrap_or_default();
+            unsafe { (*out.add(i)).resp = libc::strdup(c.as_ptr()) };
+        }
+    }
+    unsafe { *resp = out };
+    PAM_SUCCESS
+}
+
+extern "C" fn no_fail_delay(_status: c_int, _usec: u32, _appdata: *mut c_void) {}
+
+/// Runs `pam_start_confdir` + `pam_authenticate` + `pam_end` once.
+pub fn run(login: &Login) -> Result<Transcript, String> {
+    let service = CString::new(login.service.as_str()).map_err(|e| e.to_string())?;
+    let user = CString::new(login.user.as_str()).map_err(|e| e.to_string())?;
+    let confdir = CString::new(login.confdir.as_str()).map_err(|e| e.to_string())?;
+    let mut script = Script {
+        answers: login.answers.clone(),
+        next: 0,
+        messages: Vec::new(),
+    };
+    let conv = PamConv {
+        conv: converse,
+        appdata_ptr: &mut script as *mut Script as *mut c_void,
+    };
+    let mut pamh: *mut c_void = ptr::null_mut();
+    let rc = unsafe {
+        pam_start_confdir(
+            service.as_ptr(),
+            user.as_ptr(),
+            &conv,
+            confdir.as_ptr(),
+            &mut pamh,
+        )
+    };
+    if rc != PAM_SUCCESS || pamh.is_null() {
+        return Err(format!("pam_start_confdir failed: {rc}"));
+    }
+    let rhost = login.rhost.as_deref().map(CString::new).transpose();
+    let tty = login.tty.as_deref().map(CString::new).transpose();
+    let (rhost, tty) = match (rhost, tty) {
+        (Ok(r), Ok(t)) => (r, t),
+        _ => {
+            unsafe { pam_end(pamh, PAM_SUCCESS) };
+            return Err("rhost/tty contain NUL".into());
+        }
+    };
+    unsafe {
+        if let Some(r) = &rhost {
+            pam_set_item(pamh, PAM_RHOST, r.as_ptr() as *const c_void);
+        }
+        if let Some(t) = &tty {
+            pam_set_item(pamh, PAM_TTY, t.as_ptr() as *const c_void);
+        }
+        // Failures make libpam sleep ~2 s by default; tests and benchmarks don't want that.
+        pam_set_item(pamh, PAM_FAIL_DELAY, no_fail_delay as FailDelayFn as *const c_void);
+    }
+    let flags = if login.silent { PAM_SILENT } else { 0 };
+    let started = std::time::Instant::now();
+    let rc = unsafe { pam_authenticate(pamh, flags) };
+    let auth_us = started.elapsed().as_secs_f64() * 1e6;
+    unsafe { pam_end(pamh, rc) };
+    Ok(Transcript {
+        rc,
+        unused_answers: script.answers.len().saturating_sub(script.next),
+        messages: script.messages,
+        auth_us,
+    })
+}
+
+/// Threads and open file descriptors of this process, to show a module leaves none behind.
+pub fn threads_and_fds() -> (usize, usize) {
+    let count = |dir: &str| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    (count("/proc/self/task"), count("/proc/self/fd"))
+}
