@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# What the test suite and the benchmark need on a Debian/Ubuntu machine: real components only.
+# Installs only what is missing, so a second run costs nothing.
+set -euo pipefail
+needed=(dbus-daemon dbus-bin pamtester oathtool libpam0g-dev libpam-google-authenticator
+        libpam-modules passwd util-linux pkg-config gcc)
+missing=()
+for p in "${needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is missing: install a Rust toolchain (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
