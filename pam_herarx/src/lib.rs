@@ -1,1 +1,112 @@
+//! `pam_herarx.so`: the thin shell between libpam and the Herarx daemon.
+//!
+//! This file only talks C (through pam-bindings, which also turns a panic into `PAM_ABORT` at
+//! the boundary): it reads the arguments and PAM items, wires the conversation, the daemon
+//! client and syslog into `core::authenticate`, and returns its verdict as a PAM code. The
+//! decisions are in `core.rs`, which knows nothing of C and is tested with strict doubles.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod args;
+pub mod client;
+pub mod codes;
+pub mod conv;
+pub mod core;
+pub mod log;
+
+use crate::core::{FailMode, Options, Request, Verdict};
+use pam::constants::{PAM_SILENT, PamFlag, PamResultCode};
+use pam::conv::Conv;
+use pam::items::{RHost, Service, Tty};
+use pam::module::{PamHandle, PamHooks};
+use std::ffi::CStr;
+
+pub struct PamHerarx;
+pam::pam_hooks!(PamHerarx);
+
+// Not overridden, so pam-bindings answers PAM_IGNORE: `acct_mgmt` (the daemon owns all policy
+// and decides at authentication time; an `account` line for this module must not change an
+// account decision), `sm_chauthtok` (factors are managed with herarxctl, never through passwd),
+// `sm_open_session` / `sm_close_session` (nothing to set up).
+impl PamHooks for PamHerarx {
+    fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        let service = item::<Service>(pamh, |s| s.0);
+        let mut log = log::Log::open(&service);
+
+        let raw_args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+        let (args, problems) = args::parse(raw_args.iter().map(|a| a.as_ref()));
+        log.set_debug(args.debug);
+        for p in &problems {
+            log.warning(&format!("argument: {p}"));
+        }
+
+        let user = match pamh.get_user(None) {
+            Ok(user) => user,
+            Err(code) => {
+                log.err(&format!("cannot get the user name: {code:?}"));
+                return code;
+            }
+        };
+        let rhost = item::<RHost>(pamh, |r| r.0);
+        let tty = item::<Tty>(pamh, |t| t.0);
+        let request = Request {
+            user: &user,
+            service: &service,
+            rhost: &rhost,
+            tty: &tty,
+        };
+        let opts = Options {
+            failmode: args.failmode,
+            silent: flags & PAM_SILENT != 0,
+        };
+        log.debug(&format!(
+            "begin user={} rhost={} tty={} bus={} timeout={}s failmode={} silent={}",
+            user,
+            rhost,
+            tty,
+            args.bus,
+            args.timeout.as_secs(),
+            match args.failmode {
+                FailMode::Closed => "closed",
+                FailMode::Open => "open",
+            },
+            opts.silent
+        ));
+
+        let conv = pamh.get_item::<Conv>().ok().flatten();
+        let mut conv = conv::PamConversation::new(conv);
+        let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+        let outcome = core::authenticate(&request, &mut conv, &mut daemon, &opts);
+        // Connection, then runtime: nothing of this call may outlive it.
+        drop(daemon);
+
+        let code = codes::pam_code(outcome.verdict);
+        let line = format!(
+            "user={} rhost={} tty={}: {:?}: {}",
+            user, rhost, tty, code, outcome.reason
+        );
+        match outcome.verdict {
+            _ if outcome.failed_open => log.warning(&line),
+            Verdict::Success | Verdict::Ignore => log.info(&line),
+            Verdict::AuthErr | Verdict::MaxTries | Verdict::CredInsufficient => log.notice(&line),
+            Verdict::ConvErr => log.notice(&line),
+            Verdict::AuthinfoUnavail => log.err(&line),
+        }
+        code
+    }
+
+    // Nothing to set or remove: the second factor yields no credential. PAM_SUCCESS is the
+    // convention (pam_fprintd, pam_google_authenticator), and setcred walks the stack as
+    // authenticate did, so a line that returned PAM_IGNORE there stays ignored.
+    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        PamResultCode::PAM_SUCCESS
+    }
+}
+
+/// A string PAM item as an owned string, "" when unset or unreadable: the daemon decides what
+/// an empty remote host or tty means, the module only reports.
+fn item<'a, T: pam::items::Item<'a>>(pamh: &'a PamHandle, cstr: impl Fn(&T) -> &CStr) -> String {
+    match pamh.get_item::<T>() {
+        Ok(Some(value)) => cstr(&value).to_string_lossy().into_owned(),
+        _ => String::new(),
+    }
+}
