@@ -92,6 +92,8 @@ fn kill_9_under_load_loses_nothing_and_opens_nothing() {
     });
     let (alice, ae) = w.enrolled_user("k9");
     let (bob, be) = w.enrolled_user("k9");
+    // Carol never logs in before the crash: her fresh code shows the restarted daemon works.
+    let (carol, ce) = w.enrolled_user("k9");
     let used = code_at_step(&ae.secret, ae.confirm_step + 1);
     assert_eq!(w.login(&alice.name, &[&used]).transcript.rc, PAM_SUCCESS);
     let bad = wrong_code(&[
@@ -130,9 +132,13 @@ fn kill_9_under_load_loses_nothing_and_opens_nothing() {
     let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
     let rows: i64 = db
-        .query_row("SELECT count(*) FROM factors WHERE user IN (?1, ?2)", [&alice.name, &bob.name], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM factors WHERE user IN (?1, ?2, ?3)",
+            [&alice.name, &bob.name, &carol.name],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(rows, 2, "factors intact");
+    assert_eq!(rows, 3, "factors intact");
     let failures: i64 = db
         .query_row("SELECT coalesce(sum(count), 0) FROM failures WHERE user = ?1", [&bob.name], |r| r.get(0))
         .unwrap();
@@ -140,6 +146,6 @@ fn kill_9_under_load_loses_nothing_and_opens_nothing() {
 
     let replay = w.login(&alice.name, &[&used]);
     assert_eq!(replay.transcript.rc, PAM_AUTH_ERR, "a used code stays used: {:?}", replay.transcript);
-    let fresh = code_at_step(&ae.secret, ae.confirm_step + 2);
-    assert_eq!(w.login(&alice.name, &[&fresh]).transcript.rc, PAM_SUCCESS);
+    let fresh = code_at_step(&ce.secret, ce.confirm_step + 1);
+    assert_eq!(w.login(&carol.name, &[&fresh]).transcript.rc, PAM_SUCCESS);
 }

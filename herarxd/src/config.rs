@@ -1,0 +1,447 @@
+//! `/etc/herarx/herarx.toml`: the daemon's whole policy.
+//!
+//! Every key is optional (the defaults are the values in `packaging/herarx.toml`), unknown keys
+//! are an error so a typo is reported instead of silently ignored, and [`Config::validate`] names
+//! the key and the fix for every value it refuses.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::totp::Algorithm;
+
+/// The only configuration format version this daemon understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Where the daemon looks for its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/herarx/herarx.toml";
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub version: u32,
+    pub store: StoreConfig,
+    pub totp: TotpConfig,
+    pub lockout: LockoutConfig,
+    pub login: LoginConfig,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub state_dir: PathBuf,
+    /// Empty means `<state_dir>/store.key`.
+    pub key_file: PathBuf,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpConfig {
+    pub issuer: String,
+    pub algorithm: String,
+    pub digits: u32,
+    pub period: u32,
+    pub skew: u32,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutConfig {
+    pub max_failures: u32,
+    pub window_seconds: u64,
+    pub lockout_seconds: u64,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    pub no_factor: String,
+    pub max_tries: u32,
+    pub timeout_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            version: CONFIG_VERSION,
+            store: StoreConfig::default(),
+            totp: TotpConfig::default(),
+            lockout: LockoutConfig::default(),
+            login: LoginConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            state_dir: PathBuf::from("/var/lib/herarx"),
+            key_file: PathBuf::new(),
+        }
+    }
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        TotpConfig {
+            issuer: "Herarx".into(),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+            skew: 1,
+        }
+    }
+}
+
+impl Default for LockoutConfig {
+    fn default() -> Self {
+        LockoutConfig {
+            max_failures: 5,
+            window_seconds: 900,
+            lockout_seconds: 900,
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            no_factor: "deny".into(),
+            max_tries: 3,
+            timeout_seconds: 180,
+        }
+    }
+}
+
+/// What happens at login for a user without any factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoFactorPolicy {
+    /// `PAM_IGNORE`: the rest of the stack decides (like `nullok`).
+    Ignore,
+    /// Prompt for a code, then refuse, exactly like a wrong code.
+    Deny,
+}
+
+impl NoFactorPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoFactorPolicy::Ignore => "ignore",
+            NoFactorPolicy::Deny => "deny",
+        }
+    }
+}
+
+/// A configuration that could not be read or is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read { path: PathBuf, reason: String },
+    /// The file is not valid TOML for this schema (syntax, unknown key, wrong type).
+    Parse { path: PathBuf, reason: String },
+    /// Parsed, but values are out of range. Each entry names the key and the fix.
+    Invalid {
+        path: Option<PathBuf>,
+        problems: Vec<String>,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, reason } => write!(
+                f,
+                "cannot read the configuration file {}: {reason}",
+                path.display()
+            ),
+            ConfigError::Parse { path, reason } => write!(
+                f,
+                "the configuration file {} is not valid: {}",
+                path.display(),
+                reason.trim_end()
+            ),
+            ConfigError::Invalid { path, problems } => {
+                match path {
+                    Some(p) => write!(f, "the configuration file {} is not valid:", p.display())?,
+                    None => write!(f, "the configuration is not valid:")?,
+                }
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads, parses and validates `path`. Every error names the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let config = Config::parse(&text).map_err(|reason| ConfigError::Parse {
+            path: path.to_owned(),
+            reason,
+        })?;
+        config.validate().map_err(|problems| ConfigError::Invalid {
+            path: Some(path.to_owned()),
+            problems,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text without validating the values.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Checks every value; each problem names the key, the value and what is accepted.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.version != CONFIG_VERSION {
+            problems.push(format!(
+                "version = {}: this herarxd understands version {CONFIG_VERSION} only; \
+                 set `version = {CONFIG_VERSION}` (see the herarx.toml shipped with this release)",
+                self.version
+            ));
+        }
+        let state_dir = &self.store.state_dir;
+        if state_dir.as_os_str().is_empty() || !state_dir.is_absolute() {
+            problems.push(format!(
+                "store.state_dir = {:?}: must be an absolute directory path, e.g. \"/var/lib/herarx\"",
+                state_dir.display().to_string()
+            ));
+        }
+        let key_file = &self.store.key_file;
+        if !key_file.as_os_str().is_empty() && !key_file.is_absolute() {
+            problems.push(format!(
+                "store.key_file = {:?}: must be empty (meaning <state_dir>/store.key) or an absolute path",
+                key_file.display().to_string()
+            ));
+        }
+        let issuer = &self.totp.issuer;
+        if issuer.is_empty()
+            || issuer.chars().count() > 64
+            || issuer.contains(':')
+            || issuer.chars().any(char::is_control)
+        {
+            problems.push(format!(
+                "totp.issuer = {issuer:?}: must be 1 to 64 printable characters without ':'"
+            ));
+        }
+        if Algorithm::from_config(&self.totp.algorithm).is_none() {
+            problems.push(format!(
+                "totp.algorithm = {:?}: must be \"SHA1\", \"SHA256\" or \"SHA512\" \
+                 (SHA1 is what every authenticator app supports)",
+                self.totp.algorithm
+            ));
+        }
+        if !(6..=8).contains(&self.totp.digits) {
+            problems.push(format!(
+                "totp.digits = {}: must be 6, 7 or 8",
+                self.totp.digits
+            ));
+        }
+        if !(15..=120).contains(&self.totp.period) {
+            problems.push(format!(
+                "totp.period = {}: must be 15 to 120 (seconds; 30 is what authenticator apps use)",
+                self.totp.period
+            ));
+        }
+        if self.totp.skew > 10 {
+            problems.push(format!(
+                "totp.skew = {}: must be 0 to 10 (periods of clock drift accepted on each side; 1 is usual)",
+                self.totp.skew
+            ));
+        }
+        if !(1..=1000).contains(&self.lockout.max_failures) {
+            problems.push(format!(
+                "lockout.max_failures = {}: must be 1 to 1000",
+                self.lockout.max_failures
+            ));
+        }
+        if !(1..=31_536_000).contains(&self.lockout.window_seconds) {
+            problems.push(format!(
+                "lockout.window_seconds = {}: must be 1 to 31536000 (one year)",
+                self.lockout.window_seconds
+            ));
+        }
+        if !(1..=31_536_000).contains(&self.lockout.lockout_seconds) {
+            problems.push(format!(
+                "lockout.lockout_seconds = {}: must be 1 to 31536000 (one year)",
+                self.lockout.lockout_seconds
+            ));
+        }
+        if self.no_factor_policy().is_none() {
+            problems.push(format!(
+                "login.no_factor = {:?}: must be \"ignore\" or \"deny\"",
+                self.login.no_factor
+            ));
+        }
+        // Each wrong answer takes a step; leave room under the module's step cap.
+        let max_tries_cap = herarx_proto::limits::STEPS_MAX - 1;
+        if !(1..=max_tries_cap).contains(&self.login.max_tries) {
+            problems.push(format!(
+                "login.max_tries = {}: must be 1 to {max_tries_cap}",
+                self.login.max_tries
+            ));
+        }
+        if !(10..=3600).contains(&self.login.timeout_seconds) {
+            problems.push(format!(
+                "login.timeout_seconds = {}: must be 10 to 3600",
+                self.login.timeout_seconds
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The TOTP algorithm of new enrolments. SHA1 when the value is invalid (never after
+    /// [`Config::validate`]).
+    pub fn totp_algorithm(&self) -> Algorithm {
+        Algorithm::from_config(&self.totp.algorithm).unwrap_or(Algorithm::Sha1)
+    }
+
+    pub fn no_factor_policy(&self) -> Option<NoFactorPolicy> {
+        match self.login.no_factor.as_str() {
+            "ignore" => Some(NoFactorPolicy::Ignore),
+            "deny" => Some(NoFactorPolicy::Deny),
+            _ => None,
+        }
+    }
+
+    /// The master key file: `store.key_file`, or `<state_dir>/store.key` when empty.
+    pub fn key_file(&self) -> PathBuf {
+        if self.store.key_file.as_os_str().is_empty() {
+            self.store.state_dir.join("store.key")
+        } else {
+            self.store.key_file.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../packaging/herarx.toml");
+
+    fn problems_of(text: &str) -> Vec<String> {
+        match Config::parse(text) {
+            Ok(c) => c.validate().err().unwrap_or_default(),
+            Err(e) => vec![e],
+        }
+    }
+
+    #[test]
+    fn the_shipped_example_parses_and_equals_the_defaults() {
+        let config = Config::parse(SHIPPED).unwrap();
+        assert_eq!(config, Config::default());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_shipped_example_loads_from_its_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/herarx.toml");
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_empty_file_means_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn an_unknown_key_is_rejected_by_name() {
+        let e = Config::parse("version = 1\n[totp]\ndigts = 6\n").unwrap_err();
+        assert!(e.contains("digts"), "{e}");
+        let e = Config::parse("colour = \"blue\"\n").unwrap_err();
+        assert!(e.contains("colour"), "{e}");
+        let e = Config::parse("[loggin]\nmax_tries = 3\n").unwrap_err();
+        assert!(e.contains("loggin"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_naming_the_key_and_the_fix() {
+        let cases = [
+            ("[totp]\ndigits = 9\n", "totp.digits = 9: must be 6, 7 or 8"),
+            ("[totp]\nalgorithm = \"MD5\"\n", "totp.algorithm = \"MD5\""),
+            ("[totp]\nperiod = 5\n", "totp.period = 5: must be 15 to 120"),
+            ("[totp]\nskew = 11\n", "totp.skew = 11"),
+            ("[totp]\nissuer = \"a:b\"\n", "totp.issuer = \"a:b\""),
+            ("[lockout]\nmax_failures = 0\n", "lockout.max_failures = 0"),
+            (
+                "[lockout]\nwindow_seconds = 0\n",
+                "lockout.window_seconds = 0",
+            ),
+            (
+                "[lockout]\nlockout_seconds = 0\n",
+                "lockout.lockout_seconds = 0",
+            ),
+            (
+                "[login]\nno_factor = \"allow\"\n",
+                "login.no_factor = \"allow\": must be \"ignore\" or \"deny\"",
+            ),
+            ("[login]\nmax_tries = 0\n", "login.max_tries = 0"),
+            (
+                "[login]\ntimeout_seconds = 1\n",
+                "login.timeout_seconds = 1",
+            ),
+            (
+                "[store]\nstate_dir = \"relative\"\n",
+                "store.state_dir = \"relative\"",
+            ),
+            ("[store]\nkey_file = \"k\"\n", "store.key_file = \"k\""),
+        ];
+        for (text, expected) in cases {
+            let problems = problems_of(text);
+            assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+            assert!(problems[0].contains(expected), "{text}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_is_a_parse_error_that_shows_the_key() {
+        let e = Config::parse("[totp]\ndigits = \"six\"\n").unwrap_err();
+        assert!(e.contains("digits"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_version_is_refused() {
+        let problems = problems_of("version = 2\n");
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("version = 2:"), "{problems:?}");
+    }
+
+    #[test]
+    fn load_names_the_file_in_its_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herarx.toml");
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+
+        std::fs::write(&path, "[totp]\ndigits = 9\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        assert!(e.contains("totp.digits = 9"), "{e}");
+
+        std::fs::write(&path, "[totp\n").unwrap();
+        let e = Config::load(&path).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn the_key_file_defaults_to_the_state_dir() {
+        let mut c = Config::default();
+        assert_eq!(c.key_file(), PathBuf::from("/var/lib/herarx/store.key"));
+        c.store.key_file = PathBuf::from("/etc/herarx/key");
+        assert_eq!(c.key_file(), PathBuf::from("/etc/herarx/key"));
+    }
+}

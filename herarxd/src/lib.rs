@@ -1,0 +1,21 @@
+//! herarxd: the Herarx daemon. Serves `org.herarx.Herarx1` (see `herarx-proto`): login
+//! transactions for the PAM module and self-service factor management, over an encrypted
+//! SQLite store.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Tests may unwrap and panic: a failing test is the point.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod keys;
+pub mod logger;
+pub mod otpauth;
+pub mod seal;
+pub mod selfservice;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod totp;
+pub mod users;

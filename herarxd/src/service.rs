@@ -1,0 +1,192 @@
+//! The D-Bus face: `org.herarx.Herarx1.Auth` and `org.herarx.Herarx1.Factors` at
+//! `/org/herarx/Herarx1`. Thin: find who calls (sender, and its uid from the bus), run the
+//! logic of [`crate::auth`] / [`crate::selfservice`] on a blocking thread, return wire types.
+
+use std::sync::Arc;
+
+use herarx_proto::{FactorInfo, HerarxError, PendingEnrollment, Step, UserStatus};
+use tokio::sync::OnceCell;
+use zbus::Connection;
+use zbus::fdo::DBusProxy;
+use zbus::message::Header;
+use zeroize::Zeroizing;
+
+use crate::auth::{Caller, Logins};
+use crate::selfservice::SelfService;
+use crate::state::unix_now;
+
+/// The bus driver's proxy, made once on first use.
+#[derive(Default, Clone)]
+pub struct BusDriver(Arc<OnceCell<DBusProxy<'static>>>);
+
+impl BusDriver {
+    async fn proxy(&self, conn: &Connection) -> Result<&DBusProxy<'static>, HerarxError> {
+        self.0
+            .get_or_try_init(|| DBusProxy::new(conn))
+            .await
+            .map_err(|e| internal_bus(&e))
+    }
+
+    /// The uid of the connection that sent `sender`, as the bus knows it.
+    async fn uid_of(&self, conn: &Connection, sender: &str) -> Result<u32, HerarxError> {
+        let proxy = self.proxy(conn).await?;
+        let name = zbus::names::BusName::try_from(sender).map_err(|e| internal_bus(&e))?;
+        proxy
+            .get_connection_unix_user(name)
+            .await
+            .map_err(|e| internal_bus(&e))
+    }
+}
+
+fn internal_bus(e: &dyn std::fmt::Display) -> HerarxError {
+    HerarxError::Internal(format!(
+        "herarxd could not ask the bus who is calling ({e}); try again."
+    ))
+}
+
+fn sender_of(hdr: &Header<'_>) -> Result<String, HerarxError> {
+    hdr.sender().map(|s| s.to_string()).ok_or_else(|| {
+        HerarxError::PermissionDenied("Calls must come through the message bus.".into())
+    })
+}
+
+/// Runs blocking work (the store, NSS) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HerarxError> + Send + 'static,
+) -> Result<T, HerarxError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+        Err(HerarxError::Internal(
+            "herarxd failed inside; the details are in its log.".into(),
+        ))
+    })
+}
+
+pub struct AuthInterface {
+    logins: Arc<Logins>,
+    bus: BusDriver,
+}
+
+impl AuthInterface {
+    pub fn new(logins: Arc<Logins>, bus: BusDriver) -> Self {
+        AuthInterface { logins, bus }
+    }
+}
+
+#[zbus::interface(name = "org.herarx.Herarx1.Auth")]
+impl AuthInterface {
+    /// Starts a login transaction; returns its id (empty when the first step is terminal)
+    /// and the first step.
+    async fn begin(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        service: String,
+        rhost: String,
+        tty: String,
+    ) -> Result<(String, Step), HerarxError> {
+        let bus_name = sender_of(&hdr)?;
+        let uid = self.bus.uid_of(conn, &bus_name).await?;
+        let logins = self.logins.clone();
+        blocking(move || {
+            let caller = Caller { bus_name, uid };
+            logins.begin(&caller, &user, &service, &rhost, &tty, unix_now())
+        })
+        .await
+    }
+
+    /// Answers the current prompt of a transaction begun on this connection.
+    async fn answer(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        transaction: String,
+        response: String,
+    ) -> Result<Step, HerarxError> {
+        let bus_name = sender_of(&hdr)?;
+        let response = Zeroizing::new(response);
+        let logins = self.logins.clone();
+        blocking(move || logins.answer(&bus_name, &transaction, &response, unix_now())).await
+    }
+
+    /// Abandons a transaction begun on this connection.
+    async fn cancel(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        transaction: String,
+    ) -> Result<(), HerarxError> {
+        let bus_name = sender_of(&hdr)?;
+        self.logins.cancel(&bus_name, &transaction)
+    }
+}
+
+pub struct FactorsInterface {
+    service: Arc<SelfService>,
+    bus: BusDriver,
+}
+
+impl FactorsInterface {
+    pub fn new(service: Arc<SelfService>, bus: BusDriver) -> Self {
+        FactorsInterface { service, bus }
+    }
+
+    async fn caller_uid(&self, hdr: &Header<'_>, conn: &Connection) -> Result<u32, HerarxError> {
+        let sender = sender_of(hdr)?;
+        self.bus.uid_of(conn, &sender).await
+    }
+}
+
+#[zbus::interface(name = "org.herarx.Herarx1.Factors")]
+impl FactorsInterface {
+    /// The caller's factors, lockout state and the policy that applies.
+    async fn status(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<UserStatus, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let service = self.service.clone();
+        blocking(move || service.status(uid, unix_now())).await
+    }
+
+    /// Starts a TOTP enrolment for the caller; step-up code needed once they have a factor.
+    async fn begin_totp_enrollment(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        name: String,
+        step_up_code: String,
+    ) -> Result<PendingEnrollment, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let step_up_code = Zeroizing::new(step_up_code);
+        let service = self.service.clone();
+        blocking(move || service.begin_totp_enrollment(uid, &name, &step_up_code, unix_now())).await
+    }
+
+    /// Completes an enrolment with a code from the new authenticator.
+    async fn confirm_totp_enrollment(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        id: String,
+        code: String,
+    ) -> Result<FactorInfo, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let code = Zeroizing::new(code);
+        let service = self.service.clone();
+        blocking(move || service.confirm_totp_enrollment(uid, &id, &code, unix_now())).await
+    }
+
+    /// Removes one of the caller's factors after a step-up.
+    async fn remove_factor(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        id: String,
+        step_up_code: String,
+    ) -> Result<(), HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let step_up_code = Zeroizing::new(step_up_code);
+        let service = self.service.clone();
+        blocking(move || service.remove_factor(uid, &id, &step_up_code, unix_now())).await
+    }
+}

@@ -1,0 +1,67 @@
+//! What every part of the daemon shares: the store, the configuration, the account database
+//! and the log.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use herarx_proto::HerarxError;
+
+use crate::config::Config;
+use crate::logger::{LogSink, Severity};
+use crate::store::{Store, StoreError};
+use crate::users::UserDb;
+
+pub struct State {
+    pub store: Arc<Mutex<Store>>,
+    pub config: Arc<Config>,
+    pub users: Arc<dyn UserDb>,
+    pub log: Arc<dyn LogSink>,
+    /// This host's name, for the account label of otpauth URIs.
+    pub hostname: String,
+}
+
+impl State {
+    /// Locks the store. A poisoned lock only means another thread panicked while holding it;
+    /// SQLite's own transaction rolled back, so the store is consistent and can be used.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        match self.store.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Logs a store failure in full and returns the error the caller sees.
+    pub fn internal(&self, what: &str, e: &StoreError) -> HerarxError {
+        self.log.log(Severity::Error, &format!("{what}: {e}"));
+        HerarxError::Internal(
+            "herarxd failed inside while using its store; the details are in its log \
+             (syslog authpriv). Try again, and tell your administrator if it persists."
+                .into(),
+        )
+    }
+}
+
+/// Whether `s` is acceptable as an argument: at most `max` bytes and no control characters.
+pub fn valid_text(s: &str, max: usize) -> bool {
+    s.len() <= max && !s.chars().any(char::is_control)
+}
+
+/// A bounded, printable copy of an argument that was refused, for the audit log.
+pub fn printable(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
+/// Seconds since the epoch, read once per request at the edge (logic gets it passed in).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

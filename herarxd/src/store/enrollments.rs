@@ -1,0 +1,606 @@
+//! Self-service changes to a user's factors: TOTP enrolment (begin, confirm) and removal.
+//!
+//! Each operation is one IMMEDIATE transaction with its audit row. When the user already has a
+//! factor, the change needs a fresh code from one of them (step-up), checked by the same
+//! code path as logins: consumed, counted and subject to lockout.
+
+use herarx_proto::FactorInfo;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use zeroize::Zeroizing;
+
+use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
+use super::factors::{self, FACTORS_PER_USER_MAX, FactorRow, KIND_TOTP, VerifyOutcome, verify_in};
+use super::lockout::Scope;
+use super::{Store, StoreError, from_sql, random_hex, to_sql};
+use crate::seal::{self, Kind};
+use crate::totp::{self, Algorithm, Params};
+
+/// A pending enrolment is discarded this long after it began.
+pub const PENDING_TTL_SECONDS: u64 = 600;
+/// Pending enrolments kept per user; starting one more drops the oldest.
+pub const PENDING_PER_USER_MAX: u32 = 5;
+/// Wrong confirmation codes before a pending enrolment is dropped.
+pub const CONFIRM_ATTEMPTS_MAX: u32 = 5;
+/// Bytes of a new TOTP secret (160 bits, as RFC 4226 recommends).
+pub const SECRET_LEN: usize = 20;
+
+/// Step-up for self-service changes happens on this host (the caller is on its bus).
+const STEP_UP_SCOPE: Scope = Scope::Local;
+
+/// A started enrolment. The secret goes into the otpauth URI once and nowhere else.
+#[derive(Debug)]
+pub struct NewEnrollment {
+    pub id: String,
+    pub secret: Zeroizing<Vec<u8>>,
+    pub params: Params,
+    pub expires: u64,
+}
+
+#[derive(Debug)]
+pub enum BeginOutcome {
+    Started(NewEnrollment),
+    /// The user has a factor and gave no step-up code.
+    StepUpRequired,
+    /// The step-up code was not accepted (a `Rejected` or `Locked` outcome).
+    StepUpFailed(VerifyOutcome),
+    TooManyFactors,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    Enrolled(FactorInfo),
+    /// Unknown id, another user's, or expired.
+    NoSuchEnrollment,
+    /// Wrong code; 0 tries left means the pending enrolment is gone.
+    Wrong {
+        tries_left: u32,
+    },
+    TooManyFactors,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    Removed,
+    /// Unknown id or another user's: the same answer.
+    NoSuchFactor,
+    StepUpRequired,
+    StepUpFailed(VerifyOutcome),
+}
+
+struct PendingRow {
+    name: String,
+    sealed: Vec<u8>,
+    params: Params,
+    attempts: u32,
+}
+
+fn get_pending(
+    conn: &Connection,
+    user: &str,
+    id: &str,
+    now: u64,
+) -> rusqlite::Result<Option<PendingRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, sealed, algorithm, digits, period, attempts FROM pending_enrollments
+         WHERE id = ?1 AND user = ?2 AND expires > ?3",
+    )?;
+    stmt.query_row((id, user, to_sql(now)), |r| {
+        let algorithm: String = r.get(2)?;
+        Ok(PendingRow {
+            name: r.get(0)?,
+            sealed: r.get(1)?,
+            params: Params {
+                algorithm: Algorithm::from_config(&algorithm).unwrap_or(Algorithm::Sha1),
+                digits: u8::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                period: from_sql(r.get(4)?),
+            },
+            attempts: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+        })
+    })
+    .optional()
+}
+
+fn delete_pending(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached("DELETE FROM pending_enrollments WHERE id = ?1")?;
+    stmt.execute([id])?;
+    Ok(())
+}
+
+pub fn purge_expired(conn: &Connection, now: u64) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached("DELETE FROM pending_enrollments WHERE expires <= ?1")?;
+    stmt.execute([to_sql(now)])?;
+    Ok(())
+}
+
+pub fn pending_count(conn: &Connection, user: &str) -> rusqlite::Result<u32> {
+    let mut stmt =
+        conn.prepare_cached("SELECT count(*) FROM pending_enrollments WHERE user = ?1")?;
+    stmt.query_row([user], |r| r.get(0))
+}
+
+fn step_up_code(code: &str) -> Option<&str> {
+    let c = code.trim();
+    (!c.is_empty()).then_some(c)
+}
+
+impl Store {
+    /// Starts a TOTP enrolment named `name` for `ctx.user` with a new random secret.
+    pub fn begin_totp_enrollment(
+        &mut self,
+        ctx: &AuditCtx,
+        name: &str,
+        step_up: &str,
+        params: Params,
+        now: u64,
+    ) -> Result<(BeginOutcome, AuditEntry), StoreError> {
+        const METHOD: &str = "totp-enroll";
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx: rusqlite::Transaction<'_>, outcome, result, reason: String| {
+            let entry = ctx.entry(now, METHOD, result, reason);
+            audit::insert(&tx, &entry)?;
+            tx.commit()?;
+            Ok::<_, StoreError>((outcome, entry))
+        };
+        let existing = factors::count(&tx, user)?;
+        if existing >= FACTORS_PER_USER_MAX {
+            return finish(
+                tx,
+                BeginOutcome::TooManyFactors,
+                AuditResult::Refused,
+                format!("already {existing} factors"),
+            );
+        }
+        if existing > 0 {
+            let Some(code) = step_up_code(step_up) else {
+                return finish(
+                    tx,
+                    BeginOutcome::StepUpRequired,
+                    AuditResult::Refused,
+                    "step-up code required".into(),
+                );
+            };
+            let outcome = verify_in(&tx, &self.key, &self.policy, user, code, now, STEP_UP_SCOPE)?;
+            if !matches!(outcome, VerifyOutcome::Accepted { .. }) {
+                let (result, reason) = outcome.audit();
+                return finish(
+                    tx,
+                    BeginOutcome::StepUpFailed(outcome),
+                    result,
+                    format!("step-up: {reason}"),
+                );
+            }
+        }
+        // Keep at most PENDING_PER_USER_MAX, this one included: drop expired, then the oldest.
+        tx.prepare_cached("DELETE FROM pending_enrollments WHERE user = ?1 AND expires <= ?2")?
+            .execute((user, to_sql(now)))?;
+        tx.prepare_cached(
+            "DELETE FROM pending_enrollments WHERE id IN (
+                SELECT id FROM pending_enrollments WHERE user = ?1
+                ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?2)",
+        )?
+        .execute((user, PENDING_PER_USER_MAX - 1))?;
+
+        let mut secret = Zeroizing::new(vec![0u8; SECRET_LEN]);
+        getrandom::fill(&mut secret[..]).map_err(|_| StoreError::Random)?;
+        let id = random_hex(8)?;
+        let sealed = seal::seal(&self.key, &seal::aad(Kind::PendingTotp, user, &id), &secret)?;
+        let expires = now.saturating_add(PENDING_TTL_SECONDS);
+        tx.prepare_cached(
+            "INSERT INTO pending_enrollments
+                (id, user, name, sealed, algorithm, digits, period, created, expires, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
+        )?
+        .execute(rusqlite::params![
+            id,
+            user,
+            name,
+            sealed,
+            params.algorithm.as_str(),
+            params.digits,
+            to_sql(params.period),
+            to_sql(now),
+            to_sql(expires),
+        ])?;
+        let reason = if existing > 0 {
+            "enrolment started after step-up"
+        } else {
+            "first enrolment started"
+        };
+        finish(
+            tx,
+            BeginOutcome::Started(NewEnrollment {
+                id,
+                secret,
+                params,
+                expires,
+            }),
+            AuditResult::Success,
+            reason.into(),
+        )
+    }
+
+    /// Completes a pending enrolment with a code from the new authenticator. The code's step
+    /// becomes the factor's last step, so it cannot be used again to log in.
+    pub fn confirm_totp_enrollment(
+        &mut self,
+        ctx: &AuditCtx,
+        id: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<(ConfirmOutcome, AuditEntry), StoreError> {
+        const METHOD: &str = "totp-confirm";
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx: rusqlite::Transaction<'_>, outcome, result, reason: String| {
+            let entry = ctx.entry(now, METHOD, result, reason);
+            audit::insert(&tx, &entry)?;
+            tx.commit()?;
+            Ok::<_, StoreError>((outcome, entry))
+        };
+        let Some(pending) = get_pending(&tx, user, id, now)? else {
+            return finish(
+                tx,
+                ConfirmOutcome::NoSuchEnrollment,
+                AuditResult::Refused,
+                "no such pending enrolment".into(),
+            );
+        };
+        let secret = seal::open(
+            &self.key,
+            &seal::aad(Kind::PendingTotp, user, id),
+            &pending.sealed,
+        )?;
+        match totp::verify(&secret, &pending.params, code, now, self.policy.skew, None) {
+            Ok(step) => {
+                if factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
+                    return finish(
+                        tx,
+                        ConfirmOutcome::TooManyFactors,
+                        AuditResult::Refused,
+                        "too many factors".into(),
+                    );
+                }
+                let factor_id = factors::new_id(&tx)?;
+                let sealed =
+                    seal::seal(&self.key, &seal::aad(Kind::Totp, user, &factor_id), &secret)?;
+                let row = FactorRow {
+                    id: factor_id.clone(),
+                    user: user.to_owned(),
+                    kind: KIND_TOTP.into(),
+                    name: pending.name,
+                    params: pending.params,
+                    sealed,
+                    last_step: Some(step),
+                    created: now,
+                    last_used: 0,
+                };
+                factors::insert(&tx, &row)?;
+                delete_pending(&tx, id)?;
+                finish(
+                    tx,
+                    ConfirmOutcome::Enrolled(row.info()),
+                    AuditResult::Success,
+                    format!("factor {factor_id} enrolled"),
+                )
+            }
+            Err(_) => {
+                let attempts = pending.attempts.saturating_add(1);
+                let tries_left = CONFIRM_ATTEMPTS_MAX.saturating_sub(attempts);
+                if tries_left == 0 {
+                    delete_pending(&tx, id)?;
+                } else {
+                    tx.prepare_cached(
+                        "UPDATE pending_enrollments SET attempts = ?2 WHERE id = ?1",
+                    )?
+                    .execute((id, attempts))?;
+                }
+                finish(
+                    tx,
+                    ConfirmOutcome::Wrong { tries_left },
+                    AuditResult::Denied,
+                    format!("wrong confirmation code ({tries_left} tries left)"),
+                )
+            }
+        }
+    }
+
+    /// Removes one of `ctx.user`'s factors after a step-up with any of them.
+    pub fn remove_factor(
+        &mut self,
+        ctx: &AuditCtx,
+        id: &str,
+        step_up: &str,
+        now: u64,
+    ) -> Result<(RemoveOutcome, AuditEntry), StoreError> {
+        const METHOD: &str = "remove";
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx: rusqlite::Transaction<'_>, outcome, result, reason: String| {
+            let entry = ctx.entry(now, METHOD, result, reason);
+            audit::insert(&tx, &entry)?;
+            tx.commit()?;
+            Ok::<_, StoreError>((outcome, entry))
+        };
+        if factors::get(&tx, user, id)?.is_none() {
+            return finish(
+                tx,
+                RemoveOutcome::NoSuchFactor,
+                AuditResult::Refused,
+                "no such factor".into(),
+            );
+        }
+        let Some(code) = step_up_code(step_up) else {
+            return finish(
+                tx,
+                RemoveOutcome::StepUpRequired,
+                AuditResult::Refused,
+                "step-up code required".into(),
+            );
+        };
+        let outcome = verify_in(&tx, &self.key, &self.policy, user, code, now, STEP_UP_SCOPE)?;
+        if !matches!(outcome, VerifyOutcome::Accepted { .. }) {
+            let (result, reason) = outcome.audit();
+            return finish(
+                tx,
+                RemoveOutcome::StepUpFailed(outcome),
+                result,
+                format!("step-up: {reason}"),
+            );
+        }
+        factors::delete(&tx, user, id)?;
+        finish(
+            tx,
+            RemoveOutcome::Removed,
+            AuditResult::Success,
+            format!("factor {id} removed"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::factors::tests::contains;
+    use crate::store::testing::open_store;
+    use crate::totp::{Rejection, code_at};
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn ctx(user: &str) -> AuditCtx {
+        AuditCtx {
+            user: user.into(),
+            caller_uid: 1000,
+            ..AuditCtx::default()
+        }
+    }
+
+    fn code(secret: &[u8], t: u64) -> String {
+        code_at(secret, &Params::default(), t).unwrap().to_string()
+    }
+
+    fn start(s: &mut Store, user: &str, step_up: &str, now: u64) -> NewEnrollment {
+        match s
+            .begin_totp_enrollment(&ctx(user), "phone", step_up, Params::default(), now)
+            .unwrap()
+            .0
+        {
+            BeginOutcome::Started(n) => n,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Enrols a first factor for `user`; returns its secret and id.
+    fn enrol_first(s: &mut Store, user: &str) -> (Zeroizing<Vec<u8>>, String) {
+        let n = start(s, user, "", NOW);
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx(user), &n.id, &code(&n.secret, NOW), NOW)
+            .unwrap();
+        let ConfirmOutcome::Enrolled(info) = o else {
+            panic!("{o:?}")
+        };
+        (n.secret, info.id)
+    }
+
+    #[test]
+    fn a_first_enrolment_needs_no_step_up_and_its_code_cannot_log_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let n = start(&mut s, "alice", "", NOW);
+        assert_eq!(n.secret.len(), SECRET_LEN);
+        assert_eq!(n.expires, NOW + PENDING_TTL_SECONDS);
+        let c = code(&n.secret, NOW);
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("alice"), &n.id, &c, NOW)
+            .unwrap();
+        let ConfirmOutcome::Enrolled(info) = o else {
+            panic!("{o:?}")
+        };
+        assert_eq!((info.kind.as_str(), info.name.as_str()), ("totp", "phone"));
+        assert_eq!(pending_count(s.conn(), "alice").unwrap(), 0);
+
+        let (o, _) = s
+            .verify_and_consume(&ctx("alice"), &c, NOW + 5, Scope::Local, "totp")
+            .unwrap();
+        assert!(
+            matches!(
+                o,
+                VerifyOutcome::Rejected {
+                    reason: Rejection::Replayed,
+                    ..
+                }
+            ),
+            "{o:?}"
+        );
+        let next = code(&n.secret, NOW + 30);
+        let (o, _) = s
+            .verify_and_consume(&ctx("alice"), &next, NOW + 30, Scope::Local, "totp")
+            .unwrap();
+        assert!(matches!(o, VerifyOutcome::Accepted { .. }), "{o:?}");
+    }
+
+    #[test]
+    fn a_second_enrolment_needs_a_fresh_code_from_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (secret, _) = enrol_first(&mut s, "alice");
+        let (o, e) = s
+            .begin_totp_enrollment(&ctx("alice"), "laptop", "", Params::default(), NOW + 30)
+            .unwrap();
+        assert!(matches!(o, BeginOutcome::StepUpRequired));
+        assert_eq!(e.result, AuditResult::Refused);
+        let (o, _) = s
+            .begin_totp_enrollment(
+                &ctx("alice"),
+                "laptop",
+                "000000",
+                Params::default(),
+                NOW + 30,
+            )
+            .unwrap();
+        assert!(matches!(
+            o,
+            BeginOutcome::StepUpFailed(VerifyOutcome::Rejected { .. })
+        ));
+        assert_eq!(
+            s.failures("alice", Scope::Local, NOW + 30).unwrap().count,
+            1
+        );
+        // The enrolment code itself was consumed: not good for a step-up.
+        let (o, _) = s
+            .begin_totp_enrollment(
+                &ctx("alice"),
+                "laptop",
+                &code(&secret, NOW),
+                Params::default(),
+                NOW + 30,
+            )
+            .unwrap();
+        assert!(matches!(o, BeginOutcome::StepUpFailed(_)));
+        start(&mut s, "alice", &code(&secret, NOW + 30), NOW + 30);
+    }
+
+    #[test]
+    fn step_up_obeys_the_lockout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (secret, _) = enrol_first(&mut s, "alice");
+        for i in 0..5 {
+            s.begin_totp_enrollment(&ctx("alice"), "x", "000000", Params::default(), NOW + i)
+                .unwrap();
+        }
+        let (o, e) = s
+            .begin_totp_enrollment(
+                &ctx("alice"),
+                "x",
+                &code(&secret, NOW + 30),
+                Params::default(),
+                NOW + 30,
+            )
+            .unwrap();
+        assert!(
+            matches!(o, BeginOutcome::StepUpFailed(VerifyOutcome::Locked { .. })),
+            "{o:?}"
+        );
+        assert_eq!(e.result, AuditResult::Locked);
+    }
+
+    #[test]
+    fn at_most_five_enrolments_wait_and_the_oldest_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let first = start(&mut s, "alice", "", NOW);
+        for i in 1..6 {
+            start(&mut s, "alice", "", NOW + i);
+        }
+        assert_eq!(pending_count(s.conn(), "alice").unwrap(), 5);
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("alice"), &first.id, &code(&first.secret, NOW), NOW + 6)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
+    }
+
+    #[test]
+    fn a_pending_enrolment_belongs_to_its_user_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let n = start(&mut s, "alice", "", NOW);
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("mallory"), &n.id, &code(&n.secret, NOW), NOW)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
+        let late = NOW + PENDING_TTL_SECONDS;
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("alice"), &n.id, &code(&n.secret, late), late)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
+    }
+
+    #[test]
+    fn five_wrong_confirmation_codes_drop_the_enrolment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let n = start(&mut s, "alice", "", NOW);
+        for left in (0..5).rev() {
+            let (o, e) = s
+                .confirm_totp_enrollment(&ctx("alice"), &n.id, "12345x", NOW)
+                .unwrap();
+            assert_eq!(o, ConfirmOutcome::Wrong { tries_left: left });
+            assert_eq!(e.result, AuditResult::Denied);
+        }
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("alice"), &n.id, &code(&n.secret, NOW), NOW)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
+        assert_eq!(
+            s.failures("alice", Scope::Local, NOW).unwrap().count,
+            0,
+            "not login failures"
+        );
+    }
+
+    #[test]
+    fn removal_needs_the_owner_and_a_step_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (secret, id) = enrol_first(&mut s, "alice");
+        let t = NOW + 30;
+        let (o, _) = s
+            .remove_factor(&ctx("mallory"), &id, &code(&secret, t), t)
+            .unwrap();
+        assert_eq!(o, RemoveOutcome::NoSuchFactor);
+        let (o, _) = s
+            .remove_factor(&ctx("alice"), "ffffffff", &code(&secret, t), t)
+            .unwrap();
+        assert_eq!(o, RemoveOutcome::NoSuchFactor);
+        let (o, _) = s.remove_factor(&ctx("alice"), &id, "", t).unwrap();
+        assert_eq!(o, RemoveOutcome::StepUpRequired);
+        let (o, _) = s.remove_factor(&ctx("alice"), &id, "000000", t).unwrap();
+        assert!(matches!(o, RemoveOutcome::StepUpFailed(_)));
+        let (o, e) = s
+            .remove_factor(&ctx("alice"), &id, &code(&secret, t), t)
+            .unwrap();
+        assert_eq!(o, RemoveOutcome::Removed);
+        assert_eq!(e.result, AuditResult::Success);
+        assert!(s.factor_infos("alice").unwrap().is_empty());
+    }
+
+    #[test]
+    fn pending_secrets_are_sealed_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let n = start(&mut s, "alice", "", NOW);
+        let b32 = data_encoding::BASE32_NOPAD.encode(&n.secret);
+        for name in ["herarx.db", "herarx.db-wal"] {
+            let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
+            assert!(!contains(&bytes, &n.secret), "{name}");
+            assert!(!contains(&bytes, b32.as_bytes()), "{name}");
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The factor store: one SQLite file, one connection, one writer path.
+//!
+//! The daemon shares one [`Store`] as `Arc<std::sync::Mutex<Store>>` and calls it from
+//! `tokio::task::spawn_blocking`, never holding the lock across an await. Every decision that
+//! changes state (a code accepted, a failure counted, an enrolment) is one IMMEDIATE
+//! transaction with its audit row inside, so two concurrent logins with one code cannot both
+//! pass, and counters survive restarts.
+
+pub mod audit;
+pub mod enrollments;
+pub mod factors;
+pub mod lockout;
+pub mod schema;
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::keys::MasterKey;
+use crate::seal::{self, Kind, SealError};
+pub use audit::{AuditCtx, AuditEntry, AuditResult};
+pub use lockout::{Failures, LockoutPolicy, Scope};
+
+/// The store file inside the state directory.
+pub const DB_FILE: &str = "herarx.db";
+
+/// What the store needs from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorePolicy {
+    /// TOTP steps accepted on each side of the current one.
+    pub skew: u32,
+    pub lockout: LockoutPolicy,
+}
+
+impl StorePolicy {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        StorePolicy {
+            skew: config.totp.skew,
+            lockout: LockoutPolicy {
+                max_failures: config.lockout.max_failures,
+                window_seconds: config.lockout.window_seconds,
+                lockout_seconds: config.lockout.lockout_seconds,
+            },
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    Sqlite(rusqlite::Error),
+    Io(String),
+    Seal(SealError),
+    /// The schema is not one this daemon can use.
+    Schema(String),
+    /// The master key does not open this store.
+    KeyMismatch(PathBuf),
+    /// No random bytes from the kernel.
+    Random,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Sqlite(e) => write!(f, "store error: {e}"),
+            StoreError::Io(e) => f.write_str(e),
+            StoreError::Seal(e) => write!(f, "store error: {e}"),
+            StoreError::Schema(e) => f.write_str(e),
+            StoreError::KeyMismatch(p) => write!(
+                f,
+                "the master key does not open the store {}: it was sealed with another key. \
+                 Restore the key file (or credential) that belongs to this store, or move the \
+                 store away to start empty",
+                p.display()
+            ),
+            StoreError::Random => f.write_str("no random bytes from the kernel"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<SealError> for StoreError {
+    fn from(e: SealError) -> Self {
+        StoreError::Seal(e)
+    }
+}
+
+pub struct Store {
+    conn: Connection,
+    key: MasterKey,
+    policy: StorePolicy,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+/// Integers cross into SQLite as i64; our values (unix seconds, steps, counts) fit.
+pub(crate) fn to_sql(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_sql(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> Result<String, StoreError> {
+    let mut b = vec![0u8; n];
+    getrandom::fill(&mut b).map_err(|_| StoreError::Random)?;
+    Ok(data_encoding::HEXLOWER.encode(&b))
+}
+
+const KEY_CHECK_PLAINTEXT: &[u8] = b"herarx store key check";
+
+impl Store {
+    /// Opens (creating if needed, mode 0600) `<state_dir>/herarx.db`.
+    pub fn open_in(
+        state_dir: &Path,
+        key: MasterKey,
+        policy: StorePolicy,
+    ) -> Result<Self, StoreError> {
+        Store::open(&state_dir.join(DB_FILE), key, policy)
+    }
+
+    pub fn open(path: &Path, key: MasterKey, policy: StorePolicy) -> Result<Self, StoreError> {
+        // Create the file ourselves so it is 0600 from the start; SQLite gives its -wal and
+        // -shm files the mode of the database file.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                StoreError::Io(format!(
+                    "cannot open the store {}: {e}; check that the state directory exists and \
+                     is writable by root",
+                    path.display()
+                ))
+            })?;
+        let meta = file.metadata().map_err(|e| StoreError::Io(e.to_string()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| {
+                    StoreError::Io(format!(
+                        "the store {} is readable by group or others and cannot be made 0600: {e}",
+                        path.display()
+                    ))
+                })?;
+        }
+        drop(file);
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // WAL with synchronous=NORMAL: a commit is written to the WAL before it returns but not
+        // fsynced. A killed daemon (kill -9, crash) loses nothing committed, because the data is
+        // in the OS already; only a power loss or kernel crash can drop the last commits. That
+        // trade keeps an fsync off every login; FULL would add one per answer.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        schema::migrate(&mut conn)?;
+        let mut store = Store { conn, key, policy };
+        store.check_key(path)?;
+        Ok(store)
+    }
+
+    /// The first open seals a known value; later opens must be able to open it, so a wrong
+    /// key is found at start instead of at the first login.
+    fn check_key(&mut self, path: &Path) -> Result<(), StoreError> {
+        let aad = seal::aad(Kind::KeyCheck, "", "");
+        let existing: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'key_check'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match existing {
+            Some(blob) => match seal::open(&self.key, &aad, &blob) {
+                Ok(v) if &v[..] == KEY_CHECK_PLAINTEXT => Ok(()),
+                _ => Err(StoreError::KeyMismatch(path.to_owned())),
+            },
+            None => {
+                let blob = seal::seal(&self.key, &aad, KEY_CHECK_PLAINTEXT)?;
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('key_check', ?1)",
+                    [blob],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn policy(&self) -> &StorePolicy {
+        &self.policy
+    }
+
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    /// Writes one audit row in its own transaction (for decisions that touch nothing else).
+    pub fn record(&mut self, entry: &AuditEntry) -> Result<(), StoreError> {
+        audit::insert(&self.conn, entry)?;
+        Ok(())
+    }
+
+    /// Housekeeping: drops expired enrolments and failure counters that no longer count.
+    pub fn prune(&mut self, now: u64) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        enrollments::purge_expired(&tx, now)?;
+        lockout::purge_stale(&tx, now, &self.policy.lockout)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Folds the WAL into the database file (at shutdown, so the file alone is complete).
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub const POLICY: StorePolicy = StorePolicy {
+        skew: 1,
+        lockout: LockoutPolicy {
+            max_failures: 5,
+            window_seconds: 900,
+            lockout_seconds: 900,
+        },
+    };
+
+    pub fn open_store(dir: &Path) -> Store {
+        open_store_with(dir, POLICY)
+    }
+
+    pub fn open_store_with(dir: &Path, policy: StorePolicy) -> Store {
+        Store::open_in(dir, MasterKey::from_bytes([9; 32]), policy).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn the_store_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let _s = open_store(dir.path());
+        let mode = std::fs::metadata(dir.path().join(DB_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn reopening_with_the_same_key_works_and_another_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_store(dir.path()));
+        drop(open_store(dir.path()));
+        let e = Store::open_in(dir.path(), MasterKey::from_bytes([1; 32]), POLICY).unwrap_err();
+        assert!(matches!(e, StoreError::KeyMismatch(_)), "{e}");
+    }
+
+    #[test]
+    fn journal_mode_is_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open_store(dir.path());
+        let mode: String = s
+            .conn()
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = s
+            .conn()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+    }
+}

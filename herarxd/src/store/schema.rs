@@ -1,0 +1,162 @@
+//! The store's schema, versioned with `PRAGMA user_version`.
+//!
+//! Each migration runs in one transaction together with the version bump, so a crash leaves
+//! the store at the old version or the new one, never between. Migrations only ever get
+//! appended; an applied one is never edited.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// `MIGRATIONS[i]` takes the store from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: factors, pending enrolments, failure counters, audit log, key check.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE factors (
+        id        TEXT PRIMARY KEY,
+        user      TEXT NOT NULL,
+        kind      TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits    INTEGER NOT NULL,
+        period    INTEGER NOT NULL,
+        sealed    BLOB NOT NULL,
+        last_step INTEGER NULL,
+        created   INTEGER NOT NULL,
+        last_used INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX factors_by_user ON factors (user, kind);
+
+    CREATE TABLE pending_enrollments (
+        id        TEXT PRIMARY KEY,
+        user      TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        sealed    BLOB NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits    INTEGER NOT NULL,
+        period    INTEGER NOT NULL,
+        created   INTEGER NOT NULL,
+        expires   INTEGER NOT NULL,
+        attempts  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX pending_by_user ON pending_enrollments (user);
+
+    CREATE TABLE failures (
+        user         TEXT NOT NULL,
+        scope        TEXT NOT NULL CHECK (scope IN ('local', 'remote')),
+        count        INTEGER NOT NULL,
+        window_start INTEGER NOT NULL,
+        locked_until INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user, scope)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        time       INTEGER NOT NULL,
+        user       TEXT NOT NULL,
+        caller_uid INTEGER NOT NULL,
+        service    TEXT NOT NULL,
+        rhost      TEXT NOT NULL,
+        remote     INTEGER NOT NULL,
+        method     TEXT NOT NULL,
+        result     TEXT NOT NULL,
+        reason     TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this daemon writes.
+pub const CURRENT_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the store up to [`CURRENT_VERSION`]. Running it again is a no-op.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Read inside the write transaction: two daemons racing on one file (refused by the
+        // lock file anyway) could not both apply the same migration.
+        let version: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > CURRENT_VERSION {
+            return Err(StoreError::Schema(format!(
+                "the store has schema version {version}, newer than this herarxd knows \
+                 ({CURRENT_VERSION}); upgrade herarxd, or restore the store's backup"
+            )));
+        }
+        let Some(sql) = MIGRATIONS.get(version as usize) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(conn: &Connection) -> u32 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_new_store_gets_the_current_schema() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), CURRENT_VERSION);
+        for table in [
+            "factors",
+            "pending_enrollments",
+            "failures",
+            "audit",
+            "meta",
+        ] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(n, 1, "{table}");
+        }
+    }
+
+    #[test]
+    fn migrating_an_existing_store_again_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("herarx.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate(&mut conn).unwrap();
+            conn.execute(
+                "INSERT INTO audit (time, user, caller_uid, service, rhost, remote, method, result, reason)
+                 VALUES (1, 'alice', 0, 'sshd', '', 0, 'totp', 'success', 'ok')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut conn = Connection::open(&path).unwrap();
+        migrate(&mut conn).unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn), CURRENT_VERSION);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "existing rows survive");
+    }
+
+    #[test]
+    fn a_store_from_a_newer_daemon_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", CURRENT_VERSION + 1)
+            .unwrap();
+        let e = migrate(&mut conn).unwrap_err().to_string();
+        assert!(e.contains("upgrade herarxd"), "{e}");
+    }
+}
