@@ -15,7 +15,6 @@ use std::time::Duration;
 use futures_core::Stream;
 use herarx_proto::{BUS_NAME, OBJECT_PATH};
 use nix::fcntl::{Flock, FlockArg};
-use tokio::signal::unix::{SignalKind, signal};
 use zbus::fdo::DBusProxy;
 
 use crate::auth::Logins;
@@ -25,6 +24,7 @@ use crate::keys;
 use crate::logger::{LogSink, Severity, Syslog};
 use crate::selfservice::SelfService;
 use crate::service::{AuthInterface, BusDriver, FactorsInterface};
+use crate::signals::{self, Received};
 use crate::state::{State, unix_now};
 use crate::store::{Store, StorePolicy};
 use crate::users::SystemUsers;
@@ -44,6 +44,11 @@ pub fn run(args: Args) -> ExitCode {
         Ok(p) => p,
         Err(message) => return fail(&log, &message),
     };
+    // Before the runtime, so that its threads inherit the blocked signal mask.
+    let signals = match signals::listen() {
+        Ok(rx) => rx,
+        Err(message) => return fail(&log, &message),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(16)
@@ -53,7 +58,7 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => return fail(&log, &format!("cannot start the async runtime: {e}")),
     };
     let Prepared { state, lock } = prepared;
-    let served = runtime.block_on(serve(&args, state));
+    let served = runtime.block_on(serve(&args, state, signals));
     // Stop every task (and with them the store) before the lock lets another daemon in; a
     // blocking call stuck in NSS does not hold the exit up for long.
     runtime.shutdown_timeout(Duration::from_secs(5));
@@ -215,13 +220,13 @@ async fn next<S: Stream>(stream: &mut std::pin::Pin<&mut S>) -> Option<S::Item> 
     std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
 }
 
-async fn serve(args: &Args, state: Arc<State>) -> Result<(), String> {
-    // Signals first: a SIGTERM during startup must still end the daemon cleanly.
-    let signal_error = |e: std::io::Error| format!("cannot handle signals: {e}");
-    let mut sigterm = signal(SignalKind::terminate()).map_err(signal_error)?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(signal_error)?;
-
+/// `signals` were blocked before startup: a SIGTERM during startup waits there and still ends
+/// the daemon cleanly once it serves.
+async fn serve(
+    args: &Args,
+    state: Arc<State>,
+    mut signals: tokio::sync::mpsc::UnboundedReceiver<Received>,
+) -> Result<(), String> {
     let logins = Arc::new(Logins::new(state.clone()));
     let selfservice = Arc::new(SelfService::new(state.clone()));
     let driver = BusDriver::default();
@@ -297,14 +302,15 @@ async fn serve(args: &Args, state: Arc<State>) -> Result<(), String> {
     );
     loop {
         tokio::select! {
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            _ = sighup.recv() => {
+            received = signals.recv() => match received {
+                Some(Received::Stop) | None => break,
+                Some(Received::Hangup) => {
                 state.log.log(
                     Severity::Notice,
                     "SIGHUP ignored: restart herarxd to apply configuration changes",
                 );
-            }
+                }
+            },
             _ = conn.closed() => {
                 return Err("lost the connection to the bus; exiting so the service manager can restart herarxd".into());
             }

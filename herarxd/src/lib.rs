@@ -15,6 +15,7 @@ pub mod otpauth;
 pub mod seal;
 pub mod selfservice;
 pub mod service;
+pub mod signals;
 pub mod state;
 pub mod store;
 pub mod totp;

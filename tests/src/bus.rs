@@ -56,7 +56,10 @@ impl Bus {
         let conf = dir.path().join("bus.conf");
         let text = CONFIG
             .replace("@SOCKET@", &socket.display().to_string())
-            .replace("@POLICYDIR@", &crate::paths::dbus_policy_dir().display().to_string());
+            .replace(
+                "@POLICYDIR@",
+                &crate::paths::dbus_policy_dir().display().to_string(),
+            );
         std::fs::write(&conf, text).expect("write bus config");
         let mut child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", conf.display()))
@@ -91,10 +94,16 @@ impl Bus {
     pub fn send_as(
         &self,
         user: Option<&crate::TestUser>,
-        interface_method: &str, args: &[&str]) -> (bool, String) {
+        interface_method: &str,
+        args: &[&str],
+    ) -> (bool, String) {
         let mut cmd = crate::users::command_as(user, "dbus-send");
         cmd.arg(format!("--bus={}", self.address))
-            .args(["--print-reply", "--reply-timeout=5000", "--dest=org.herarx.Herarx1"])
+            .args([
+                "--print-reply",
+                "--reply-timeout=5000",
+                "--dest=org.herarx.Herarx1",
+            ])
             .arg("/org/herarx/Herarx1")
             .arg(interface_method)
             .args(args);

@@ -56,11 +56,21 @@ pub fn enrol_totp(user: &TestUser, bus: &str, name: &str, step_up: Option<&str>)
     assert!(
         uri.starts_with("otpauth://totp/"),
         "first stdout line is not an otpauth URI: {uri:?}; stderr: {}",
-        String::from_utf8_lossy(&child.wait_with_output().map(|o| o.stderr).unwrap_or_default())
+        String::from_utf8_lossy(
+            &child
+                .wait_with_output()
+                .map(|o| o.stderr)
+                .unwrap_or_default()
+        )
     );
     let secret = crate::totp::secret_of(&uri);
     let confirm_step = crate::totp::now_step();
-    writeln!(input, "{}", crate::totp::code_at_step(&secret, confirm_step)).expect("write code");
+    writeln!(
+        input,
+        "{}",
+        crate::totp::code_at_step(&secret, confirm_step)
+    )
+    .expect("write code");
     drop(input);
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut out, &mut rest);
@@ -69,7 +79,11 @@ pub fn enrol_totp(user: &TestUser, bus: &str, name: &str, step_up: Option<&str>)
         let _ = std::io::Read::read_to_string(&mut e, &mut err);
     }
     let status = child.wait().expect("wait herarxctl");
-    assert!(status.success(), "herarxctl totp add failed for {}: {err}", user.name);
+    assert!(
+        status.success(),
+        "herarxctl totp add failed for {}: {err}",
+        user.name
+    );
     Enrolled {
         secret,
         uri,

@@ -133,7 +133,10 @@ impl Drop for Daemon {
 
 /// Whether `org.herarx.Herarx1` has an owner on the bus.
 pub fn name_has_owner(address: &str) -> bool {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(_) => return false,
     };
@@ -163,5 +166,8 @@ fn wait_for_name(address: &str, owned: bool) {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("herarxd did not {} the bus name in time", if owned { "take" } else { "release" });
+    panic!(
+        "herarxd did not {} the bus name in time",
+        if owned { "take" } else { "release" }
+    );
 }

@@ -37,7 +37,8 @@ struct PamResponse {
     resp_retcode: c_int,
 }
 
-type ConvFn = extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
+type ConvFn =
+    extern "C" fn(c_int, *mut *const PamMessage, *mut *mut PamResponse, *mut c_void) -> c_int;
 
 #[repr(C)]
 struct PamConv {
@@ -140,7 +141,9 @@ extern "C" fn converse(
         let text = if m.msg.is_null() {
             String::new()
         } else {
-            unsafe { CStr::from_ptr(m.msg) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(m.msg) }
+                .to_string_lossy()
+                .into_owned()
         };
         let style = match m.msg_style {
             PAM_PROMPT_ECHO_OFF => "echo-off",
@@ -220,7 +223,11 @@ pub fn run(login: &Login) -> Result<Transcript, String> {
             pam_set_item(pamh, PAM_TTY, t.as_ptr() as *const c_void);
         }
         // Failures make libpam sleep ~2 s by default; tests and benchmarks don't want that.
-        pam_set_item(pamh, PAM_FAIL_DELAY, no_fail_delay as FailDelayFn as *const c_void);
+        pam_set_item(
+            pamh,
+            PAM_FAIL_DELAY,
+            no_fail_delay as FailDelayFn as *const c_void,
+        );
     }
     let flags = if login.silent { PAM_SILENT } else { 0 };
     let started = std::time::Instant::now();

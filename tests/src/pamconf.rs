@@ -42,7 +42,10 @@ impl PamConf {
             bus: bus.to_string(),
         };
         // As deployed: a first factor (pam_permit stands in for pam_unix) then Herarx.
-        conf.service("herarx", &format!("auth required pam_permit.so\n{}", module_line(bus, "")));
+        conf.service(
+            "herarx",
+            &format!("auth required pam_permit.so\n{}", module_line(bus, "")),
+        );
         conf
     }
 

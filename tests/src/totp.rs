@@ -21,7 +21,11 @@ pub fn code_at_step(secret_b32: &str, step: u64) -> String {
         .arg(secret_b32)
         .output()
         .expect("oathtool must be installed (apt-get install oathtool)");
-    assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oathtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 

@@ -63,7 +63,10 @@ impl Drop for TestUser {
 }
 
 fn id_of(name: &str, flag: &str) -> u32 {
-    let out = Command::new("id").args([flag, name]).output().expect("run id");
+    let out = Command::new("id")
+        .args([flag, name])
+        .output()
+        .expect("run id");
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()

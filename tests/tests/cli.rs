@@ -13,7 +13,11 @@ fn the_system_bus_variable_is_honoured_and_the_flag_wins() {
         .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["user"], user.name.as_str());
 
@@ -24,7 +28,11 @@ fn the_system_bus_variable_is_honoured_and_the_flag_wins() {
         .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -60,6 +68,11 @@ fn a_wrong_confirmation_code_enrols_nothing() {
         assert_eq!(v["factors"].as_array().map(|a| a.len()), Some(0));
     }
     // Malformed input is refused by name.
-    let out = run(Some(&user), &w.bus.address, &["totp", "add"], &["not a code"]);
+    let out = run(
+        Some(&user),
+        &w.bus.address,
+        &["totp", "add"],
+        &["not a code"],
+    );
     assert!(!out.status.success());
 }

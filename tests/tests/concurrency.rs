@@ -29,5 +29,9 @@ fn twenty_parallel_logins_with_one_code_let_exactly_one_in() {
     let rcs: Vec<i32> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let passed = rcs.iter().filter(|&&rc| rc == PAM_SUCCESS).count();
     assert_eq!(passed, 1, "return codes: {rcs:?}");
-    assert!(rcs.iter().all(|&rc| rc == PAM_SUCCESS || rc == PAM_AUTH_ERR), "{rcs:?}");
+    assert!(
+        rcs.iter()
+            .all(|&rc| rc == PAM_SUCCESS || rc == PAM_AUTH_ERR),
+        "{rcs:?}"
+    );
 }

@@ -17,7 +17,10 @@ fn right_code_passes_once_and_the_same_code_is_refused_after() {
     let r = w.login(&user.name, &[&next]);
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
     assert_eq!(r.transcript.prompts(), vec!["Verification code: "]);
-    assert_eq!(r.transcript.messages[0].style, "echo-off", "codes are not echoed");
+    assert_eq!(
+        r.transcript.messages[0].style, "echo-off",
+        "codes are not echoed"
+    );
 
     let again = w.login(&user.name, &[&next, &next, &next]);
     assert_eq!(again.transcript.rc, PAM_AUTH_ERR, "{:?}", again.transcript);
@@ -34,7 +37,11 @@ fn the_enrolment_code_cannot_be_used_to_log_in() {
     let (user, e) = w.enrolled_user("enr");
     let used = code_at_step(&e.secret, e.confirm_step);
     let r = w.login(&user.name, &[&used]);
-    assert_eq!(r.transcript.rc, PAM_CONV_ERR, "refused and asked again: {:?}", r.transcript);
+    assert_eq!(
+        r.transcript.rc, PAM_CONV_ERR,
+        "refused and asked again: {:?}",
+        r.transcript
+    );
     assert_eq!(r.transcript.prompts().len(), 2);
 }
 
@@ -50,7 +57,10 @@ fn wrong_codes_fail_after_the_allowed_tries_with_a_message() {
     assert_eq!(prompts.len(), 3, "three tries by default: {prompts:?}");
     assert_eq!(prompts[0], "Verification code: ");
     assert!(prompts[1].starts_with("Wrong code."), "{prompts:?}");
-    assert!(!r.transcript.errors().is_empty(), "the final refusal is told");
+    assert!(
+        !r.transcript.errors().is_empty(),
+        "the final refusal is told"
+    );
     // A wrong code then the right one within the same login passes.
     let r = w.login(&user.name, &[&bad, &right]);
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
@@ -62,11 +72,17 @@ fn skew_accepts_one_step_either_side_and_refuses_two_steps_old() {
     let (old_user, e) = w.enrolled_user("sk");
     let two_old = code(&e.secret, -2);
     let r = w.login(&old_user.name, &[&two_old, &two_old, &two_old]);
-    assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "a code two steps old is refused");
+    assert_eq!(
+        r.transcript.rc, PAM_AUTH_ERR,
+        "a code two steps old is refused"
+    );
 
     let (next_user, e) = w.enrolled_user("sk");
     let r = w.login(&next_user.name, &[&code(&e.secret, 1)]);
-    assert_eq!(r.transcript.rc, PAM_SUCCESS, "one step ahead is inside the skew");
+    assert_eq!(
+        r.transcript.rc, PAM_SUCCESS,
+        "one step ahead is inside the skew"
+    );
     // After a newer step was accepted, an older (still in-window) code is refused: no replay.
     let r = w.login(&next_user.name, &[&code(&e.secret, 0)]);
     assert_eq!(r.transcript.rc, PAM_CONV_ERR, "{:?}", r.transcript);
@@ -83,14 +99,28 @@ fn lockout_refuses_even_the_right_code_with_maxtries_and_survives_a_restart() {
     let right = code(&e.secret, 1);
     let bad = wrong_code(&[&right, &code(&e.secret, 0), &code(&e.secret, -1)]);
     let first = w.login(&user.name, &[&bad, &bad]);
-    assert_eq!(first.transcript.rc, PAM_AUTH_ERR, "two wrong: out of tries, not locked yet");
+    assert_eq!(
+        first.transcript.rc, PAM_AUTH_ERR,
+        "two wrong: out of tries, not locked yet"
+    );
     let second = w.login(&user.name, &[&bad, &bad]);
-    assert_eq!(second.transcript.rc, PAM_MAXTRIES, "fourth failure locks: {:?}", second.transcript);
+    assert_eq!(
+        second.transcript.rc, PAM_MAXTRIES,
+        "fourth failure locks: {:?}",
+        second.transcript
+    );
 
     w.daemon.restart();
     let r = w.login(&user.name, &[&right]);
-    assert_eq!(r.transcript.rc, PAM_MAXTRIES, "locked, right code or not: {:?}", r.transcript);
-    assert!(r.transcript.prompts().is_empty(), "a locked account is not asked for a code");
+    assert_eq!(
+        r.transcript.rc, PAM_MAXTRIES,
+        "locked, right code or not: {:?}",
+        r.transcript
+    );
+    assert!(
+        r.transcript.prompts().is_empty(),
+        "a locked account is not asked for a code"
+    );
     assert!(
         r.transcript.errors().iter().any(|m| m.contains("locked")),
         "the lockout is told honestly: {:?}",
@@ -112,11 +142,19 @@ fn remote_failures_do_not_lock_the_local_console() {
     remote.rhost = Some("203.0.113.9".into());
     assert_eq!(run_login(&remote, None).transcript.rc, PAM_MAXTRIES);
     remote.answers = vec![right.clone()];
-    assert_eq!(run_login(&remote, None).transcript.rc, PAM_MAXTRIES, "remote stays locked");
+    assert_eq!(
+        run_login(&remote, None).transcript.rc,
+        PAM_MAXTRIES,
+        "remote stays locked"
+    );
 
     let mut local = w.pam.login("herarx", &user.name, &[&right]);
     local.tty = Some("tty1".into());
-    assert_eq!(run_login(&local, None).transcript.rc, PAM_SUCCESS, "the console still works");
+    assert_eq!(
+        run_login(&local, None).transcript.rc,
+        PAM_SUCCESS,
+        "the console still works"
+    );
 }
 
 #[test]
@@ -127,15 +165,28 @@ fn daemon_down_fails_closed_within_the_timeout_or_is_ignored_with_failmode_open(
     let started = Instant::now();
     let r = w.login(&user.name, &[&code(&e.secret, 1)]);
     assert_eq!(r.transcript.rc, PAM_AUTHINFO_UNAVAIL, "{:?}", r.transcript);
-    assert!(r.transcript.prompts().is_empty(), "no prompt when nobody can check the answer");
-    assert!(started.elapsed().as_secs_f64() < 2.5, "within timeout=2: {:?}", started.elapsed());
+    assert!(
+        r.transcript.prompts().is_empty(),
+        "no prompt when nobody can check the answer"
+    );
+    assert!(
+        started.elapsed().as_secs_f64() < 2.5,
+        "within timeout=2: {:?}",
+        started.elapsed()
+    );
 
     w.pam.service(
         "herarx-open",
-        &format!("auth required pam_permit.so\n{}", module_line(&w.bus.address, "failmode=open")),
+        &format!(
+            "auth required pam_permit.so\n{}",
+            module_line(&w.bus.address, "failmode=open")
+        ),
     );
     let open = run_login(&w.pam.login("herarx-open", &user.name, &[]), None);
-    assert_eq!(open.transcript.rc, PAM_SUCCESS, "failmode=open: ignored, the stack decides");
+    assert_eq!(
+        open.transcript.rc, PAM_SUCCESS,
+        "failmode=open: ignored, the stack decides"
+    );
 
     // The whole bus gone (socket refuses): closed still fails.
     let gone = w.pam.login("herarx", &user.name, &[]);
@@ -150,11 +201,23 @@ fn unknown_user_is_prompted_and_fails_like_a_known_one() {
     let r = w.login("hx-nobody-such-user", &["123456", "123456", "123456"]);
     assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "{:?}", r.transcript);
     let (user, e) = w.enrolled_user("kn");
-    let bad = wrong_code(&[&code(&e.secret, 0), &code(&e.secret, 1), &code(&e.secret, -1)]);
+    let bad = wrong_code(&[
+        &code(&e.secret, 0),
+        &code(&e.secret, 1),
+        &code(&e.secret, -1),
+    ]);
     let known = w.login(&user.name, &[&bad, &bad, &bad]);
     assert_eq!(known.transcript.rc, r.transcript.rc);
-    assert_eq!(known.transcript.prompts(), r.transcript.prompts(), "same prompts");
-    assert_eq!(known.transcript.errors(), r.transcript.errors(), "same messages");
+    assert_eq!(
+        known.transcript.prompts(),
+        r.transcript.prompts(),
+        "same prompts"
+    );
+    assert_eq!(
+        known.transcript.errors(),
+        r.transcript.errors(),
+        "same messages"
+    );
 }
 
 #[test]
@@ -173,15 +236,22 @@ fn user_without_factor_is_refused_by_default_and_ignored_when_policy_says_so() {
         ..DaemonConfig::default()
     });
     let r = w.login(&user.name, &[]);
-    assert_eq!(r.transcript.rc, PAM_SUCCESS, "ignore: the rest of the stack decides");
+    assert_eq!(
+        r.transcript.rc, PAM_SUCCESS,
+        "ignore: the rest of the stack decides"
+    );
     assert!(r.transcript.messages.is_empty(), "and nothing is asked");
     // IGNORE is not success: a stack of only Herarx still refuses.
-    w.pam.service("herarx-only", &module_line(&w.bus.address, ""));
+    w.pam
+        .service("herarx-only", &module_line(&w.bus.address, ""));
     let only = run_login(&w.pam.login("herarx-only", &user.name, &[]), None);
     assert_eq!(only.transcript.rc, PAM_PERM_DENIED);
     // An enrolled user under the same policy is still asked.
     let (enrolled, e) = w.enrolled_user("nf");
-    let r = w.login(&enrolled.name, &[&code_at_step(&e.secret, e.confirm_step + 1)]);
+    let r = w.login(
+        &enrolled.name,
+        &[&code_at_step(&e.secret, e.confirm_step + 1)],
+    );
     assert_eq!(r.transcript.prompts().len(), 1);
     assert_eq!(r.transcript.rc, PAM_SUCCESS);
 }
@@ -196,7 +266,10 @@ fn no_thread_and_no_fd_outlives_the_call() {
     assert_eq!(r.fds_after, r.fds_before, "fds: {r:?}");
     let bad = w.login(&user.name, &["000000"]);
     assert_eq!(bad.transcript.rc, PAM_CONV_ERR);
-    assert_eq!((bad.threads_after, bad.fds_after), (bad.threads_before, bad.fds_before));
+    assert_eq!(
+        (bad.threads_after, bad.fds_after),
+        (bad.threads_before, bad.fds_before)
+    );
 }
 
 #[test]
@@ -204,10 +277,20 @@ fn a_screen_locker_running_as_the_user_can_check_that_user_only() {
     let w = World::start(DaemonConfig::default());
     let (user, e) = w.enrolled_user("sl");
     let (other, _) = w.enrolled_user("sl");
-    let own = run_login(&w.pam.login("herarx", &user.name, &[&code(&e.secret, 1)]), Some(&user));
+    let own = run_login(
+        &w.pam.login("herarx", &user.name, &[&code(&e.secret, 1)]),
+        Some(&user),
+    );
     assert_eq!(own.transcript.rc, PAM_SUCCESS, "{:?}", own.transcript);
-    let theirs = run_login(&w.pam.login("herarx", &user.name, &[&code(&e.secret, 1)]), Some(&other));
-    assert_eq!(theirs.transcript.rc, PAM_CRED_INSUFFICIENT, "{:?}", theirs.transcript);
+    let theirs = run_login(
+        &w.pam.login("herarx", &user.name, &[&code(&e.secret, 1)]),
+        Some(&other),
+    );
+    assert_eq!(
+        theirs.transcript.rc, PAM_CRED_INSUFFICIENT,
+        "{:?}",
+        theirs.transcript
+    );
     assert!(theirs.transcript.prompts().is_empty());
 }
 
@@ -217,13 +300,24 @@ fn logs_tell_decisions_but_never_a_code_or_secret() {
     let (user, e) = w.enrolled_user("lg");
     let good = code_at_step(&e.secret, now_step() + 1);
     let bad = wrong_code(&[&good]);
-    assert_eq!(w.login(&user.name, &[&bad, &good]).transcript.rc, PAM_SUCCESS);
+    assert_eq!(
+        w.login(&user.name, &[&bad, &good]).transcript.rc,
+        PAM_SUCCESS
+    );
     let lines = w.daemon.logs.lines();
     let ours: Vec<_> = lines.iter().filter(|l| l.contains(&user.name)).collect();
-    assert!(ours.len() >= 2, "enrolment and login are audited: {lines:#?}");
-    assert!(lines.iter().all(|l| l.starts_with("<")), "syslog framing: {lines:#?}");
     assert!(
-        lines.iter().any(|l| l.starts_with("<8") && l.contains(&user.name)),
+        ours.len() >= 2,
+        "enrolment and login are audited: {lines:#?}"
+    );
+    assert!(
+        lines.iter().all(|l| l.starts_with("<")),
+        "syslog framing: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("<8") && l.contains(&user.name)),
         "facility authpriv (10 << 3 = 80..87): {lines:#?}"
     );
     for l in &lines {

@@ -17,7 +17,10 @@ fn pamtester_logs_in_with_the_right_code_and_not_with_a_wrong_one() {
     let bad = wrong_code(&[&right, &code_at_step(&e.secret, e.confirm_step + 2)]);
     let (ok, out) = service.pamtester(&alice.name, &[&bad, &bad, &bad]);
     assert!(!ok, "{out}");
-    assert!(out.contains("Authentication failure") || out.contains("failure"), "{out}");
+    assert!(
+        out.contains("Authentication failure") || out.contains("failure"),
+        "{out}"
+    );
 
     let (ok, out) = service.pamtester(&alice.name, &[&right]);
     assert!(ok, "{out}");

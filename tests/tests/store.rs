@@ -24,7 +24,10 @@ fn no_seed_appears_in_the_database_in_clear() {
     assert!(files.iter().any(|f| !f.is_empty()), "the store exists");
     for bytes in &files {
         assert!(!contains(bytes, &raw), "raw seed found in the store");
-        assert!(!contains(bytes, e.secret.as_bytes()), "base32 seed found in the store");
+        assert!(
+            !contains(bytes, e.secret.as_bytes()),
+            "base32 seed found in the store"
+        );
         assert!(!contains(bytes, e.secret.to_lowercase().as_bytes()));
     }
     w.daemon.stop();
@@ -37,7 +40,10 @@ fn no_seed_appears_in_the_database_in_clear() {
 fn the_key_file_is_private_and_a_readable_one_stops_the_daemon() {
     let mut w = World::start(DaemonConfig::default());
     let key = w.daemon.state_dir().join("store.key");
-    let mode = std::fs::metadata(&key).expect("key file created").permissions().mode();
+    let mode = std::fs::metadata(&key)
+        .expect("key file created")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
     assert_eq!(std::fs::metadata(&key).unwrap().len(), 32);
     w.daemon.stop();
@@ -50,7 +56,10 @@ fn the_key_file_is_private_and_a_readable_one_stops_the_daemon() {
         .arg(w.daemon.state_dir())
         .output()
         .unwrap();
-    assert!(!out.status.success(), "must refuse a group/world-readable key");
+    assert!(
+        !out.status.success(),
+        "must refuse a group/world-readable key"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("chmod 600"), "tells how to fix it: {err}");
     assert!(!herarx_tests::daemon::name_has_owner(&w.bus.address));
@@ -80,7 +89,10 @@ fn a_sealed_secret_moved_to_another_user_fails_closed() {
     let r = w.login(&bob.name, &[&with_alices, &with_bobs, &with_bobs]);
     assert_ne!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
     // Alice is untouched.
-    assert_eq!(w.login(&alice.name, &[&with_alices]).transcript.rc, PAM_SUCCESS);
+    assert_eq!(
+        w.login(&alice.name, &[&with_alices]).transcript.rc,
+        PAM_SUCCESS
+    );
 }
 
 #[test]
@@ -129,7 +141,9 @@ fn kill_9_under_load_loses_nothing_and_opens_nothing() {
 
     w.daemon.restart();
     let db = rusqlite::Connection::open(w.daemon.db_path()).unwrap();
-    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
     let rows: i64 = db
         .query_row(
@@ -140,12 +154,20 @@ fn kill_9_under_load_loses_nothing_and_opens_nothing() {
         .unwrap();
     assert_eq!(rows, 3, "factors intact");
     let failures: i64 = db
-        .query_row("SELECT coalesce(sum(count), 0) FROM failures WHERE user = ?1", [&bob.name], |r| r.get(0))
+        .query_row(
+            "SELECT coalesce(sum(count), 0) FROM failures WHERE user = ?1",
+            [&bob.name],
+            |r| r.get(0),
+        )
         .unwrap();
     assert!(failures >= 3, "failure counter kept: {failures}");
 
     let replay = w.login(&alice.name, &[&used]);
-    assert_eq!(replay.transcript.rc, PAM_AUTH_ERR, "a used code stays used: {:?}", replay.transcript);
+    assert_eq!(
+        replay.transcript.rc, PAM_AUTH_ERR,
+        "a used code stays used: {:?}",
+        replay.transcript
+    );
     let fresh = code_at_step(&ce.secret, ce.confirm_step + 1);
     assert_eq!(w.login(&carol.name, &[&fresh]).transcript.rc, PAM_SUCCESS);
 }

@@ -175,7 +175,11 @@ fn main() {
                 Ok(t) if t.rc == PAM_SUCCESS => herarx.samples.push(t.auth_us),
                 other => {
                     failures += 1;
-                    eprintln!("herarx login failed for {}: {:?}", u.name, other.map(|t| t.rc));
+                    eprintln!(
+                        "herarx login failed for {}: {:?}",
+                        u.name,
+                        other.map(|t| t.rc)
+                    );
                 }
             }
             if ga {
@@ -204,7 +208,9 @@ fn main() {
     if ga {
         println!("{}", google.row());
     } else {
-        println!("pam_google_authenticator: not installed (apt-get install libpam-google-authenticator)");
+        println!(
+            "pam_google_authenticator: not installed (apt-get install libpam-google-authenticator)"
+        );
     }
     let floor = 2.0 * ping.pct(0.5);
     println!();
