@@ -1,0 +1,139 @@
+//! Which bus to use, and the connection to herarxd on it.
+//!
+//! The daemon acts on the account of whoever calls (it asks the bus for our uid), so nothing
+//! here sends a user name. Each method returns a [`CliError`] that already knows its exit code.
+
+use std::time::Duration;
+
+use herarx_proto::{FactorInfo, FactorsProxy, PendingEnrollment, UserStatus};
+use tokio::runtime::Runtime;
+use zbus::proxy::CacheProperties;
+
+use crate::error::CliError;
+
+/// The standard variable naming the system bus. Reading it is fine here: herarxctl runs with
+/// the caller's own rights, unlike the PAM module inside `su`.
+pub const ENV_VAR: &str = "DBUS_SYSTEM_BUS_ADDRESS";
+
+/// How long one call may take before we call the daemon stuck.
+pub const METHOD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `--bus` wins, then the environment, then the system bus. An empty variable counts as unset.
+pub fn choose_address(arg: Option<&str>, env: Option<&str>) -> String {
+    arg.or(env.filter(|v| !v.trim().is_empty()))
+        .unwrap_or(herarx_proto::SYSTEM_BUS_ADDRESS)
+        .to_owned()
+}
+
+/// [`choose_address`] with this process's environment.
+pub fn address(arg: Option<&str>) -> String {
+    let env = std::env::var(ENV_VAR).ok();
+    choose_address(arg, env.as_deref())
+}
+
+/// A connection to herarxd, with the runtime that drives it. Calls are synchronous, so the
+/// commands read like the conversation they hold; between calls (while we wait for the user)
+/// nothing needs to run.
+pub struct Daemon {
+    address: String,
+    // Declared before the runtime so that it is dropped while the runtime still exists.
+    factors: FactorsProxy<'static>,
+    runtime: Runtime,
+}
+
+impl Daemon {
+    pub fn connect(address: &str) -> Result<Daemon, CliError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::Io(format!("cannot start the async runtime: {e}")))?;
+        let connect = async {
+            let connection = zbus::connection::Builder::address(address)
+                .method_timeout(METHOD_TIMEOUT)
+                .build()
+                .await?;
+            FactorsProxy::builder(&connection)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+        };
+        // The method timeout does not cover the handshake and `Hello`: a bus that accepts
+        // the socket but never answers (or whose policy drops our replies) would hang us.
+        let factors = runtime
+            .block_on(async { tokio::time::timeout(METHOD_TIMEOUT, connect).await })
+            .map_err(|_| CliError::Unreachable {
+                address: address.to_owned(),
+                reason: format!(
+                    "the bus did not complete the connection within {} s",
+                    METHOD_TIMEOUT.as_secs()
+                ),
+            })?
+            .map_err(|e| CliError::from_connect(e, address))?;
+        Ok(Daemon {
+            address: address.to_owned(),
+            factors,
+            runtime,
+        })
+    }
+
+    pub fn status(&self) -> Result<UserStatus, CliError> {
+        self.runtime
+            .block_on(self.factors.status())
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn begin_totp_enrollment(
+        &self,
+        name: &str,
+        step_up_code: &str,
+    ) -> Result<PendingEnrollment, CliError> {
+        self.runtime
+            .block_on(self.factors.begin_totp_enrollment(name, step_up_code))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn confirm_totp_enrollment(&self, id: &str, code: &str) -> Result<FactorInfo, CliError> {
+        self.runtime
+            .block_on(self.factors.confirm_totp_enrollment(id, code))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn remove_factor(&self, id: &str, step_up_code: &str) -> Result<(), CliError> {
+        self.runtime
+            .block_on(self.factors.remove_factor(id, step_up_code))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_wins_over_the_environment() {
+        assert_eq!(
+            choose_address(Some("unix:path=/tmp/a"), Some("unix:path=/tmp/b")),
+            "unix:path=/tmp/a"
+        );
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_system_bus() {
+        assert_eq!(
+            choose_address(None, Some("unix:path=/tmp/b")),
+            "unix:path=/tmp/b"
+        );
+    }
+
+    #[test]
+    fn the_system_bus_is_the_default() {
+        assert_eq!(
+            choose_address(None, None),
+            "unix:path=/run/dbus/system_bus_socket"
+        );
+        assert_eq!(
+            choose_address(None, Some("")),
+            "unix:path=/run/dbus/system_bus_socket"
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! `herarxctl remove ID`: remove one of your factors, after confirmation and a step-up code.
+
+use crate::bus::Daemon;
+use crate::commands::{Context, STEP_UP_PROMPT, with_code};
+use crate::error::CliError;
+use crate::input::{self, Answers, Confirmation};
+use crate::output;
+use crate::printer::Printer;
+
+pub fn run(ctx: &Context, id: &str, yes: bool) -> Result<(), CliError> {
+    // Refuse a script without --yes before touching the bus or reading any input.
+    let confirmation = input::confirmation("remove", yes, ctx.interactive)?;
+    let printer = Printer::new(ctx.interactive, ctx.json);
+    let mut answers = Answers::stdin(ctx.interactive);
+    let daemon = Daemon::connect(&ctx.address)?;
+
+    // Look the factor up first: its name goes into the question, and a mistyped id should
+    // not cost a code.
+    let status = daemon.status()?;
+    let factor = status
+        .factors
+        .iter()
+        .find(|f| f.id == id)
+        .cloned()
+        .ok_or_else(|| CliError::NoSuchFactor(output::safe(id).into_owned()))?;
+    let last = status.factors.len() == 1;
+    let label = output::factor_label(&factor);
+
+    if confirmation == Confirmation::Ask {
+        if last {
+            answers.say(&format!(
+                "This is your last factor. Without one: {}",
+                output::no_factor_meaning(&status.no_factor_policy)
+            ))?;
+        }
+        if !answers.confirm(&format!("Remove factor {label}?"))? {
+            return Err(CliError::Declined("nothing was removed".to_owned()));
+        }
+    }
+
+    with_code(&mut answers, STEP_UP_PROMPT, "the step-up code", |code| {
+        daemon.remove_factor(id, code)
+    })?;
+
+    if ctx.json {
+        printer.data(&output::removed_json(&factor)?)?;
+    }
+    printer.human(&format!("Removed factor {label}."))?;
+    if last {
+        printer.human(&format!(
+            "You have no factor left: {}. Add one with `herarxctl totp add`.",
+            output::no_factor_meaning(&status.no_factor_policy)
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,359 @@
+//! Rendering results for people (tables, sentences) and for programs (one JSON object per
+//! line). Pure functions: the clock comes in as `now`, nothing here writes anywhere.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use herarx_proto::{FactorInfo, UserStatus};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::error::CliError;
+use crate::otpauth::{self, OtpAuth};
+
+/// `herarxctl status --json`: the daemon's view, field for field (times in Unix seconds,
+/// 0 meaning never / not locked).
+pub fn status_json(status: &UserStatus) -> Result<String, CliError> {
+    to_json(status)
+}
+
+/// `herarxctl totp add --json`: the factor just enrolled.
+pub fn factor_json(factor: &FactorInfo) -> Result<String, CliError> {
+    to_json(factor)
+}
+
+/// `herarxctl remove --json`: which factor went.
+pub fn removed_json(factor: &FactorInfo) -> Result<String, CliError> {
+    #[derive(Serialize)]
+    struct Removed<'a> {
+        removed: &'a FactorInfo,
+    }
+    to_json(&Removed { removed: factor })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, CliError> {
+    serde_json::to_string(value).map_err(|e| CliError::Io(format!("cannot encode JSON: {e}")))
+}
+
+/// `herarxctl status` for a person.
+pub fn status_human(status: &UserStatus, now: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "User:      {}", safe(&status.user));
+    if status.factors.is_empty() {
+        let _ = writeln!(
+            out,
+            "Factors:   none yet (add one with `herarxctl totp add`)"
+        );
+    } else {
+        let _ = writeln!(out, "Factors:   {}", status.factors.len());
+        out.push_str(&factor_table(&status.factors));
+    }
+    let _ = writeln!(out, "Failures:  {}", status.failures);
+    let _ = writeln!(out, "Lockout:   {}", lockout(status.locked_until, now));
+    let _ = writeln!(out, "Policy:    {}", policy(&status.no_factor_policy));
+    out
+}
+
+fn factor_table(factors: &[FactorInfo]) -> String {
+    let header = ["ID", "KIND", "NAME", "CREATED", "LAST USED"].map(str::to_owned);
+    let rows: Vec<[String; 5]> = factors
+        .iter()
+        .map(|f| {
+            [
+                safe(&f.id).into_owned(),
+                safe(&f.kind).into_owned(),
+                safe(&f.name).into_owned(),
+                format_time(f.created),
+                if f.last_used == 0 {
+                    "never".to_owned()
+                } else {
+                    format_time(f.last_used)
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::from(" ");
+        for (cell, w) in row.iter().zip(widths) {
+            let _ = write!(line, " {cell:<w$} ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn lockout(locked_until: u64, now: u64) -> String {
+    if locked_until <= now {
+        "none".to_owned()
+    } else {
+        format!(
+            "locked until {} ({} from now)",
+            format_time(locked_until),
+            duration(locked_until - now)
+        )
+    }
+}
+
+fn policy(no_factor_policy: &str) -> String {
+    format!(
+        "without a factor, {} (no_factor_policy = {})",
+        no_factor_meaning(no_factor_policy),
+        safe(no_factor_policy)
+    )
+}
+
+/// What a login does for someone without any factor, in words.
+pub fn no_factor_meaning(no_factor_policy: &str) -> &'static str {
+    match no_factor_policy {
+        "ignore" => "a login needs only the password",
+        "deny" => "logins are refused",
+        _ => "logins follow a policy this herarxctl does not know (ask your administrator)",
+    }
+}
+
+/// How a factor is named in questions and messages: `3f2a9c1e (phone)`.
+pub fn factor_label(factor: &FactorInfo) -> String {
+    if factor.name.is_empty() {
+        safe(&factor.id).into_owned()
+    } else {
+        format!("{} ({})", safe(&factor.id), safe(&factor.name))
+    }
+}
+
+/// The manual-entry half of `totp add`: the URI, the grouped secret and the parameters an
+/// app asks for, and when the offer expires. Holds the secret, hence `Zeroizing`.
+pub fn enrolment_details(
+    uri: &str,
+    parsed: Option<&OtpAuth>,
+    expires: u64,
+    now: u64,
+) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(4 * uri.len() + 256));
+    let _ = writeln!(out, "URI:     {uri}");
+    if let Some(p) = parsed {
+        let _ = writeln!(
+            out,
+            "Secret:  {}",
+            otpauth::group_secret(&p.secret).as_str()
+        );
+        let _ = writeln!(out, "Account: {}", safe(&p.label));
+        if let Some(issuer) = &p.issuer {
+            let _ = writeln!(out, "Issuer:  {}", safe(issuer));
+        }
+        let _ = writeln!(
+            out,
+            "Type:    time-based, {}, {} digits, every {} s",
+            safe(&p.algorithm),
+            p.digits,
+            p.period
+        );
+    }
+    if expires > now {
+        let _ = writeln!(
+            out,
+            "Confirm within {} (by {}), or start again.",
+            duration(expires - now),
+            format_time(expires)
+        );
+    }
+    out
+}
+
+/// Unix seconds as `2024-05-01 12:34 UTC`: no time zone database needed, and unambiguous
+/// across a fleet.
+pub fn format_time(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// A span in the largest units that matter: `45 s`, `9 min`, `2 h 5 min`, `3 d 4 h`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs.div_ceil(60)),
+        3600..86_400 => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Text that came from elsewhere (factor names are chosen by users) must not drive the
+/// terminal: control characters are shown escaped.
+pub fn safe(s: &str) -> Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        Cow::Owned(
+            s.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_714_566_840; // 2024-05-01 12:34 UTC
+
+    fn alice() -> UserStatus {
+        UserStatus {
+            user: "alice".into(),
+            factors: vec![
+                FactorInfo {
+                    id: "3f2a9c1e".into(),
+                    kind: "totp".into(),
+                    name: "phone".into(),
+                    created: 1_704_067_200, // 2024-01-01 00:00
+                    last_used: NOW - 60,
+                },
+                FactorInfo {
+                    id: "77b1".into(),
+                    kind: "totp".into(),
+                    name: "spare tablet".into(),
+                    created: 1_709_294_400, // 2024-03-01 12:00
+                    last_used: 0,
+                },
+            ],
+            failures: 2,
+            locked_until: 0,
+            no_factor_policy: "ignore".into(),
+        }
+    }
+
+    #[test]
+    fn status_json_is_one_object_with_the_daemons_fields() {
+        let line = status_json(&alice()).unwrap();
+        assert!(!line.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["user"], "alice");
+        assert_eq!(v["failures"], 2);
+        assert_eq!(v["locked_until"], 0);
+        assert_eq!(v["no_factor_policy"], "ignore");
+        let factors = v["factors"].as_array().unwrap();
+        assert_eq!(factors.len(), 2);
+        assert_eq!(
+            factors[0],
+            serde_json::json!({
+                "id": "3f2a9c1e", "kind": "totp", "name": "phone",
+                "created": 1_704_067_200u64, "last_used": NOW - 60,
+            })
+        );
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 5, "{keys:?}");
+    }
+
+    #[test]
+    fn new_factor_and_removal_json() {
+        let f = &alice().factors[0];
+        let v: serde_json::Value = serde_json::from_str(&factor_json(f).unwrap()).unwrap();
+        assert_eq!(v["id"], "3f2a9c1e");
+        let v: serde_json::Value = serde_json::from_str(&removed_json(f).unwrap()).unwrap();
+        assert_eq!(v["removed"]["name"], "phone");
+    }
+
+    #[test]
+    fn status_for_a_person_is_a_table() {
+        let text = status_human(&alice(), NOW);
+        let expected = "\
+User:      alice
+Factors:   2
+  ID        KIND  NAME          CREATED               LAST USED
+  3f2a9c1e  totp  phone         2024-01-01 00:00 UTC  2024-05-01 12:33 UTC
+  77b1      totp  spare tablet  2024-03-01 12:00 UTC  never
+Failures:  2
+Lockout:   none
+Policy:    without a factor, a login needs only the password (no_factor_policy = ignore)
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn status_without_factors_says_how_to_add_one_and_shows_a_lockout() {
+        let mut s = alice();
+        s.factors.clear();
+        s.locked_until = NOW + 540;
+        s.no_factor_policy = "deny".into();
+        let text = status_human(&s, NOW);
+        assert!(
+            text.contains("none yet (add one with `herarxctl totp add`)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("locked until 2024-05-01 12:43 UTC (9 min from now)"),
+            "{text}"
+        );
+        assert!(text.contains("logins are refused"), "{text}");
+        s.locked_until = NOW - 1;
+        assert!(status_human(&s, NOW).contains("Lockout:   none"));
+    }
+
+    #[test]
+    fn control_characters_in_names_are_escaped() {
+        let mut s = alice();
+        s.factors[0].name = "ph\x1b[31mone".into();
+        let text = status_human(&s, NOW);
+        assert!(!text.contains('\x1b'));
+        assert!(text.contains("ph\\u{1b}[31mone"), "{text}");
+    }
+
+    #[test]
+    fn times_are_utc_calendar_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_time(NOW), "2024-05-01 12:34 UTC");
+        assert_eq!(format_time(4_102_444_799), "2099-12-31 23:59 UTC");
+    }
+
+    #[test]
+    fn durations_use_the_units_that_matter() {
+        assert_eq!(duration(45), "45 s");
+        assert_eq!(duration(540), "9 min");
+        assert_eq!(duration(7500), "2 h 5 min");
+        assert_eq!(duration(2 * 86_400 + 3 * 3600), "2 d 3 h");
+    }
+
+    #[test]
+    fn enrolment_details_give_what_an_app_asks_for() {
+        let uri = "otpauth://totp/Herarx:alice?secret=JBSWY3DPEHPK3PXP&issuer=Herarx";
+        let parsed = otpauth::parse(uri);
+        let text = enrolment_details(uri, parsed.as_ref(), NOW + 600, NOW);
+        assert!(text.contains(&format!("URI:     {uri}\n")));
+        assert!(text.contains("Secret:  JBSW Y3DP EHPK 3PXP\n"));
+        assert!(text.contains("Type:    time-based, SHA1, 6 digits, every 30 s\n"));
+        assert!(text.contains("Confirm within 10 min"));
+    }
+}
