@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn error_names_carry_the_contract_prefix() {
         let e = HerarxError::PermissionDenied("no".into());
-        assert_eq!(e.name().as_str(), "org.herarx.Herarx1.Error.PermissionDenied");
+        assert_eq!(
+            e.name().as_str(),
+            "org.herarx.Herarx1.Error.PermissionDenied"
+        );
         let e = HerarxError::Locked("later".into());
         assert_eq!(e.name().as_str(), "org.herarx.Herarx1.Error.Locked");
     }
@@ -228,7 +231,12 @@ mod tests {
     #[test]
     fn only_prompt_continues_a_transaction() {
         assert!(!Action::Prompt.is_terminal());
-        for a in [Action::Skip, Action::Success, Action::Denied, Action::Locked] {
+        for a in [
+            Action::Skip,
+            Action::Success,
+            Action::Denied,
+            Action::Locked,
+        ] {
             assert!(a.is_terminal(), "{a:?}");
         }
     }
