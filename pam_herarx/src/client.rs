@@ -281,7 +281,8 @@ mod tests {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn();
-        let mut child = child.expect("dbus-daemon must be installed (scripts/install-test-deps.sh)");
+        let mut child =
+            child.expect("dbus-daemon must be installed (scripts/install-test-deps.sh)");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
