@@ -325,4 +325,20 @@ fn logs_tell_decisions_but_never_a_code_or_secret() {
             assert!(!l.contains(secret.as_str()), "log line leaks {secret}: {l}");
         }
     }
+    // The same decisions are in the store's audit table, for admins.
+    let db = rusqlite::Connection::open(w.daemon.db_path()).unwrap();
+    let mut rows = db
+        .prepare("SELECT service, result, reason FROM audit WHERE user = ?1 AND method = 'totp' ORDER BY id")
+        .unwrap();
+    let rows: Vec<(String, String, String)> = rows
+        .query_map([&user.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let results: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert!(results.ends_with(&["denied", "success"]), "wrong then right: {rows:?}");
+    assert!(rows.iter().all(|r| r.0 == "herarx"), "the PAM service is recorded: {rows:?}");
+    for (_, _, reason) in &rows {
+        assert!(!reason.contains(good.as_str()) && !reason.contains(bad.as_str()), "{reason}");
+    }
 }
