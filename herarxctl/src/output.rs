@@ -104,7 +104,7 @@ fn lockout(locked_until: u64, now: u64) -> String {
 
 fn policy(no_factor_policy: &str) -> String {
     format!(
-        "without a factor, {} (no_factor_policy = {})",
+        "without a factor, {} (login.no_factor = \"{}\" in herarx.toml)",
         no_factor_meaning(no_factor_policy),
         safe(no_factor_policy)
     )
@@ -296,7 +296,7 @@ Factors:   2
   77b1      totp  spare tablet  2024-03-01 12:00 UTC  never
 Failures:  2
 Lockout:   none
-Policy:    without a factor, a login needs only the password (no_factor_policy = ignore)
+Policy:    without a factor, a login needs only the password (login.no_factor = \"ignore\" in herarx.toml)
 ";
         assert_eq!(text, expected);
     }
