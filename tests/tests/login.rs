@@ -336,9 +336,18 @@ fn logs_tell_decisions_but_never_a_code_or_secret() {
         .map(Result::unwrap)
         .collect();
     let results: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
-    assert!(results.ends_with(&["denied", "success"]), "wrong then right: {rows:?}");
-    assert!(rows.iter().all(|r| r.0 == "herarx"), "the PAM service is recorded: {rows:?}");
+    assert!(
+        results.ends_with(&["denied", "success"]),
+        "wrong then right: {rows:?}"
+    );
+    assert!(
+        rows.iter().all(|r| r.0 == "herarx"),
+        "the PAM service is recorded: {rows:?}"
+    );
     for (_, _, reason) in &rows {
-        assert!(!reason.contains(good.as_str()) && !reason.contains(bad.as_str()), "{reason}");
+        assert!(
+            !reason.contains(good.as_str()) && !reason.contains(bad.as_str()),
+            "{reason}"
+        );
     }
 }
