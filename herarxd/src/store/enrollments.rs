@@ -118,6 +118,37 @@ pub fn pending_count(conn: &Connection, user: &str) -> rusqlite::Result<u32> {
     stmt.query_row([user], |r| r.get(0))
 }
 
+const STEP_UP_MISSING: &str = "step-up code required";
+
+/// The result of the step-up that every change to an account with factors needs.
+enum StepUp {
+    Passed,
+    /// No code was given.
+    Missing,
+    /// The code did not verify (wrong, replayed, or the account is locked).
+    Failed(VerifyOutcome),
+}
+
+/// A fresh code from one of `user`'s factors, checked inside the caller's transaction and
+/// consumed, counted and locked out exactly like a login's.
+fn verify_step_up(
+    tx: &rusqlite::Transaction<'_>,
+    key: &crate::keys::MasterKey,
+    policy: &super::StorePolicy,
+    user: &str,
+    step_up: &str,
+    now: u64,
+) -> Result<StepUp, StoreError> {
+    let Some(code) = step_up_code(step_up) else {
+        return Ok(StepUp::Missing);
+    };
+    let outcome = verify_in(tx, key, policy, user, code, now, STEP_UP_SCOPE)?;
+    Ok(match outcome {
+        VerifyOutcome::Accepted { .. } => StepUp::Passed,
+        failed => StepUp::Failed(failed),
+    })
+}
+
 fn step_up_code(code: &str) -> Option<&str> {
     let c = code.trim();
     (!c.is_empty()).then_some(c)
@@ -154,23 +185,21 @@ impl Store {
             );
         }
         if existing > 0 {
-            let Some(code) = step_up_code(step_up) else {
-                return finish(
-                    tx,
-                    BeginOutcome::StepUpRequired,
-                    AuditResult::Refused,
-                    "step-up code required".into(),
-                );
-            };
-            let outcome = verify_in(&tx, &self.key, &self.policy, user, code, now, STEP_UP_SCOPE)?;
-            if !matches!(outcome, VerifyOutcome::Accepted { .. }) {
-                let (result, reason) = outcome.audit();
-                return finish(
-                    tx,
-                    BeginOutcome::StepUpFailed(outcome),
-                    result,
-                    format!("step-up: {reason}"),
-                );
+            match verify_step_up(&tx, &self.key, &self.policy, user, step_up, now)? {
+                StepUp::Passed => {}
+                StepUp::Missing => {
+                    return finish(
+                        tx,
+                        BeginOutcome::StepUpRequired,
+                        AuditResult::Refused,
+                        STEP_UP_MISSING.into(),
+                    );
+                }
+                StepUp::Failed(outcome) => {
+                    let (result, reason) = outcome.audit();
+                    let reason = format!("step-up: {reason}");
+                    return finish(tx, BeginOutcome::StepUpFailed(outcome), result, reason);
+                }
             }
         }
         // Keep at most PENDING_PER_USER_MAX, this one included: drop expired, then the oldest.
@@ -336,23 +365,21 @@ impl Store {
                 "no such factor".into(),
             );
         }
-        let Some(code) = step_up_code(step_up) else {
-            return finish(
-                tx,
-                RemoveOutcome::StepUpRequired,
-                AuditResult::Refused,
-                "step-up code required".into(),
-            );
-        };
-        let outcome = verify_in(&tx, &self.key, &self.policy, user, code, now, STEP_UP_SCOPE)?;
-        if !matches!(outcome, VerifyOutcome::Accepted { .. }) {
-            let (result, reason) = outcome.audit();
-            return finish(
-                tx,
-                RemoveOutcome::StepUpFailed(outcome),
-                result,
-                format!("step-up: {reason}"),
-            );
+        match verify_step_up(&tx, &self.key, &self.policy, user, step_up, now)? {
+            StepUp::Passed => {}
+            StepUp::Missing => {
+                return finish(
+                    tx,
+                    RemoveOutcome::StepUpRequired,
+                    AuditResult::Refused,
+                    STEP_UP_MISSING.into(),
+                );
+            }
+            StepUp::Failed(outcome) => {
+                let (result, reason) = outcome.audit();
+                let reason = format!("step-up: {reason}");
+                return finish(tx, RemoveOutcome::StepUpFailed(outcome), result, reason);
+            }
         }
         factors::delete(&tx, user, id)?;
         finish(
