@@ -118,13 +118,24 @@ pub struct UserStatus {
 }
 
 /// A TOTP enrolment that waits for its confirmation code.
-#[derive(Serialize, Deserialize, Type, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Type, Clone, PartialEq, Eq)]
 pub struct PendingEnrollment {
     pub id: String,
     /// `otpauth://totp/...` with the secret: shown to the user once, never logged.
     pub uri: String,
     /// Unix seconds after which the enrolment is discarded.
     pub expires: u64,
+}
+
+/// Never the URI: it carries the secret, and a `{:?}` must not leak it into a log.
+impl std::fmt::Debug for PendingEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingEnrollment")
+            .field("id", &self.id)
+            .field("uri", &"(redacted)")
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 /// Every error the daemon returns, by its D-Bus name `org.herarx.Herarx1.Error.<Variant>`.
@@ -226,6 +237,21 @@ mod tests {
     fn action_travels_as_a_string() {
         assert_eq!(Action::SIGNATURE, "s");
         assert_eq!(Step::SIGNATURE, "(sss)");
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_enrolment_uri() {
+        let p = PendingEnrollment {
+            id: "abc".into(),
+            uri: "otpauth://totp/X:u?secret=JBSWY3DPEHPK3PXP".into(),
+            expires: 1,
+        };
+        let shown = format!("{p:?}");
+        assert!(shown.contains("abc"), "{shown}");
+        assert!(
+            !shown.contains("JBSWY3DPEHPK3PXP") && !shown.contains("otpauth"),
+            "{shown}"
+        );
     }
 
     #[test]

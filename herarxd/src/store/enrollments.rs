@@ -28,12 +28,23 @@ pub const SECRET_LEN: usize = 20;
 const STEP_UP_SCOPE: Scope = Scope::Local;
 
 /// A started enrolment. The secret goes into the otpauth URI once and nowhere else.
-#[derive(Debug)]
 pub struct NewEnrollment {
     pub id: String,
     pub secret: Zeroizing<Vec<u8>>,
     pub params: Params,
     pub expires: u64,
+}
+
+/// Never the secret: a `{:?}` in a log line must not leak it.
+impl std::fmt::Debug for NewEnrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewEnrollment")
+            .field("id", &self.id)
+            .field("secret", &"(redacted)")
+            .field("params", &self.params)
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -424,6 +435,21 @@ mod tests {
     }
 
     /// Enrols a first factor for `user`; returns its secret and id.
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let e = start(&mut s, "alice", "", NOW);
+        let shown = format!("{e:?}");
+        assert!(shown.contains(&e.id), "{shown}");
+        let bytes = format!("{:?}", e.secret.as_slice());
+        assert!(!shown.contains(&bytes), "{shown}");
+        assert!(
+            !shown.contains(&data_encoding::BASE32_NOPAD.encode(&e.secret)),
+            "{shown}"
+        );
+    }
+
     fn enrol_first(s: &mut Store, user: &str) -> (Zeroizing<Vec<u8>>, String) {
         let n = start(s, user, "", NOW);
         let (o, _) = s
