@@ -46,6 +46,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(bus: &Bus, config: DaemonConfig) -> Daemon {
+        Self::start_prepared(bus, config, |_| {})
+    }
+
+    /// Like `start`, after `prepare` has had the (not yet existing) state dir path, e.g. to
+    /// mount a small filesystem there.
+    pub fn start_prepared(bus: &Bus, config: DaemonConfig, prepare: impl FnOnce(&Path)) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("hx-state-")
             .tempdir()
@@ -58,6 +64,7 @@ impl Daemon {
             dir,
             logs,
         };
+        prepare(&d.state_dir());
         d.spawn();
         d
     }
