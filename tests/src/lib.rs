@@ -6,6 +6,7 @@
 //! These tests need root (they create users and switch to them), as CI and the README's test
 //! command run them.
 
+pub mod bench;
 pub mod bus;
 pub mod ctl;
 pub mod daemon;
@@ -13,6 +14,7 @@ pub mod logs;
 pub mod pam_client;
 pub mod pamconf;
 pub mod paths;
+pub mod seed;
 pub mod totp;
 pub mod users;
 

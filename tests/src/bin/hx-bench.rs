@@ -8,42 +8,23 @@
 //! Logins alternate between the two modules so both see the same machine load. Replay
 //! protection and lockout stay on: every login uses a fresh code (users × 3 adjacent steps).
 //! Every login must succeed, or the run fails.
+//!
+//! Then, with users seeded straight into the store (`--scale N`, default 100000; 0 skips):
+//! the same login p50 against a small and a big store side by side, daemon RSS, and the time
+//! from starting herarxd to its first answer. And (`--clients N`, default 64; 0 skips) the
+//! verifications per second of N concurrent bus clients, checked for exactness: every right
+//! code accepted once, replays refused, and concurrent wrong answers locking at exactly
+//! `max_failures`.
 
+use herarx_tests::bench::{self, Pinger, SeededWorld, Stats};
 use herarx_tests::pam_client::{self, PAM_SUCCESS};
 use herarx_tests::pamconf::{PamConf, module_line};
 use herarx_tests::totp::{PERIOD, code_at_step, now_step};
 use herarx_tests::{Bus, Daemon, DaemonConfig, TestUser, ctl};
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GA_MODULE: &str = "/lib/x86_64-linux-gnu/security/pam_google_authenticator.so";
-
-struct Stats {
-    name: &'static str,
-    samples: Vec<f64>,
-}
-
-impl Stats {
-    fn pct(&self, p: f64) -> f64 {
-        let mut v = self.samples.clone();
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
-    }
-
-    fn row(&self) -> String {
-        format!(
-            "{:<44} {:>6} {:>9.1} {:>9.1} {:>9.1}",
-            self.name,
-            self.samples.len(),
-            self.pct(0.5),
-            self.pct(0.99),
-            self.pct(1.0)
-        )
-    }
-}
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -52,40 +33,6 @@ fn arg(name: &str, default: usize) -> usize {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// A kept connection to the bus for the floor: one Peer.Ping to herarxd is one bus round
-/// trip through the same dbus-daemon, with no work in the daemon.
-struct Pinger {
-    rt: tokio::runtime::Runtime,
-    conn: zbus::Connection,
-}
-
-impl Pinger {
-    fn connect(address: &str) -> Pinger {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let conn = rt
-            .block_on(zbus::connection::Builder::address(address).build())
-            .expect("connect to the bus");
-        Pinger { rt, conn }
-    }
-
-    fn ping_us(&self) -> f64 {
-        let t = Instant::now();
-        self.rt
-            .block_on(self.conn.call_method(
-                Some(herarx_proto::BUS_NAME),
-                herarx_proto::OBJECT_PATH,
-                Some("org.freedesktop.DBus.Peer"),
-                "Ping",
-                &(),
-            ))
-            .expect("Peer.Ping");
-        t.elapsed().as_secs_f64() * 1e6
-    }
 }
 
 fn main() {
@@ -154,18 +101,9 @@ fn main() {
     // Enrolment consumed step `confirm_step` for each user; only later steps are fresh.
     let fresh = |k: u64, confirm: u64| step - 1 + k > confirm;
 
-    let mut herarx = Stats {
-        name: "pam_authenticate, pam_herarx (TOTP, bus, daemon)",
-        samples: Vec::new(),
-    };
-    let mut google = Stats {
-        name: "pam_authenticate, pam_google_authenticator",
-        samples: Vec::new(),
-    };
-    let mut ping = Stats {
-        name: "bus round trip (Peer.Ping to herarxd)",
-        samples: Vec::new(),
-    };
+    let mut herarx = Stats::new("pam_authenticate, pam_herarx (TOTP, bus, daemon)");
+    let mut google = Stats::new("pam_authenticate, pam_google_authenticator");
+    let mut ping = Stats::new("bus round trip (Peer.Ping to herarxd)");
     let pinger = Pinger::connect(&bus.address);
     for _ in 0..200 {
         pinger.ping_us(); // warm-up
@@ -209,10 +147,7 @@ fn main() {
         eprintln!("warning: the time step changed during the run; some codes may have expired");
     }
 
-    println!(
-        "{:<44} {:>6} {:>9} {:>9} {:>9}",
-        "microseconds", "n", "p50", "p99", "max"
-    );
+    println!("{}", Stats::header());
     println!("{}", ping.row());
     println!("{}", herarx.row());
     if ga {
@@ -235,9 +170,117 @@ fn main() {
             herarx.pct(0.5) / google.pct(0.5)
         );
     }
+    println!(
+        "herarxd RSS after these logins: {} kB",
+        daemon.pid().map(bench::rss_kb).unwrap_or(0)
+    );
     drop(daemon);
+    drop(pam);
+    drop(bus);
+    drop(users);
+
+    let scale_n = arg("--scale", 100_000);
+    if scale_n > 0 {
+        failures += scale(scale_n, users_n.max(100));
+    }
+    let clients = arg("--clients", 64);
+    if clients > 0 {
+        failures += throughput(clients, arg("--throughput-users", 2_000));
+    }
     if failures > 0 {
         eprintln!("{failures} logins failed: the figures above are not valid");
         std::process::exit(1);
     }
+}
+
+/// The same logins against a store of `small` users and one of `big` users, alternating, plus
+/// each daemon's start time and memory. Returns the number of failed logins.
+fn scale(big: usize, small: usize) -> usize {
+    eprintln!("seeding {small} and {big} users into two stores ...");
+    let t = std::time::Instant::now();
+    let a = SeededWorld::start(small, DaemonConfig::default());
+    let b = SeededWorld::start(big, DaemonConfig::default());
+    eprintln!("seeded in {:.1} s", t.elapsed().as_secs_f64());
+    let step = now_step();
+    let mut sa = Stats::new(&format!("pam_herarx login, store of {small} users"));
+    let mut sb = Stats::new(&format!("pam_herarx login, store of {big} users"));
+    let mut failures = 0;
+    for k in 0..2u64 {
+        for i in 0..small {
+            let s = a.users[i].confirm_step + 1 + k;
+            let j = (i * 7919) % big; // spread over the big store
+            let sj = b.users[j].confirm_step + 1 + k;
+            match (a.login_us(i, s), b.login_us(j, sj)) {
+                (Ok(x), Ok(y)) => {
+                    sa.samples.push(x);
+                    sb.samples.push(y);
+                }
+                other => {
+                    failures += 1;
+                    eprintln!("scale login failed: {other:?}");
+                }
+            }
+        }
+    }
+    if now_step() > step + 1 {
+        eprintln!("warning: the clock moved two steps during the run");
+    }
+    let rss = |w: &SeededWorld| w.daemon.pid().map(bench::rss_kb).unwrap_or(0);
+    let (rss_a, rss_b) = (rss(&a), rss(&b));
+    let state_a = a.daemon.state_dir();
+    let state_b = b.daemon.state_dir();
+    let (mut a, mut b) = (a, b);
+    a.daemon.stop();
+    b.daemon.stop();
+    let start_a = bench::start_time_ms(&a.bus, &state_a);
+    let start_b = bench::start_time_ms(&b.bus, &state_b);
+    println!();
+    println!("{}", Stats::header());
+    println!("{}", sa.row());
+    println!("{}", sb.row());
+    println!(
+        "p50 with {big} users / with {small}: {:.2}x (target <= 1.2x)",
+        sb.pct(0.5) / sa.pct(0.5)
+    );
+    println!("herarxd RSS: {rss_a} kB with {small} users, {rss_b} kB with {big} (target <= 20 MB)");
+    println!(
+        "herarxd start to first answer: {start_a:.1} ms with {small} users, {start_b:.1} ms with {big} (target <= 50 ms)"
+    );
+    failures
+}
+
+/// Verifications per second with `clients` concurrent bus clients, and the exactness checks.
+fn throughput(clients: usize, users: usize) -> usize {
+    eprintln!("seeding {users} users for the throughput run ...");
+    let config = DaemonConfig::default();
+    let before_lock = config.max_failures as usize - 1;
+    let w = SeededWorld::start(users, config);
+    let confirm = w.users.first().map(|u| u.confirm_step).unwrap_or(0);
+    let t = bench::throughput(&w, clients, &[confirm + 1, confirm + 2]);
+    println!();
+    println!(
+        "throughput, {clients} concurrent clients: {} logins (Begin + Answer) in {:.2} s = {:.0}/s (target >= 5000/s)",
+        t.logins,
+        t.seconds,
+        t.logins as f64 / t.seconds
+    );
+    println!(
+        "  exact: {}/{} right codes accepted; {}/{} replays refused; {} concurrent wrong answers for one user: {} refused before the lock, {} locked (expected {before_lock} and {})",
+        t.succeeded,
+        t.logins,
+        t.replays_refused,
+        t.replays,
+        clients,
+        t.wrong_prompts,
+        t.locked,
+        clients - before_lock
+    );
+    let exact = t.succeeded == t.logins
+        && t.replays_refused == t.replays
+        && t.wrong_prompts == before_lock
+        && t.locked == clients - before_lock;
+    if !exact {
+        eprintln!("throughput run was not exact");
+    }
+    usize::from(!exact)
 }
