@@ -1,6 +1,6 @@
 //! The command line, as clap sees it. The command names are the contract (DESIGN.md).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -52,6 +52,20 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Print the shell completion script for bash, zsh or fish on stdout
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `herarxctl completions` writes scripts for.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Subcommand, Debug)]
@@ -116,6 +130,23 @@ mod tests {
         assert_eq!(cli.global.bus, None);
         assert!(!cli.global.json);
         assert!(matches!(cli.command, Command::Remove { yes: false, .. }));
+    }
+
+    #[test]
+    fn completions_take_one_of_three_shells() {
+        for (name, shell) in [
+            ("bash", CompletionShell::Bash),
+            ("zsh", CompletionShell::Zsh),
+            ("fish", CompletionShell::Fish),
+        ] {
+            let cli = parse(&["completions", name]);
+            assert!(matches!(cli.command, Command::Completions { shell: s } if s == shell));
+        }
+        for bad in [&["completions"][..], &["completions", "tcsh"]] {
+            let err = Cli::try_parse_from(std::iter::once("herarxctl").chain(bad.iter().copied()))
+                .unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

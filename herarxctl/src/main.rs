@@ -64,5 +64,6 @@ fn run(ctx: &Context, command: &Command) -> Result<(), CliError> {
             command: TotpCommand::Add { name },
         } => commands::totp::add(ctx, name.as_deref()),
         Command::Remove { id, yes } => commands::remove::run(ctx, id, *yes),
+        Command::Completions { shell } => commands::completions::run(*shell),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand. Each connects when it needs to, talks to herarxd and prints.
 
+pub mod completions;
 pub mod remove;
 pub mod status;
 pub mod totp;
