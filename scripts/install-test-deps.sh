@@ -3,7 +3,14 @@
 # Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
 needed=(dbus-daemon dbus-bin pamtester oathtool libpam0g-dev libpam-google-authenticator
-        libpam-modules passwd util-linux pkg-config gcc)
+        libpam-modules passwd util-linux pkg-config gcc
+        # The packaging test: build the .deb (dpkg-deb, dpkg-shlibdeps, strip, readelf), check it,
+        # and install it with D-Bus activation (dbus: system.conf and the launch helper) and
+        # pam-auth-update (libpam-runtime).
+        dpkg-dev binutils lintian dbus libpam-runtime
+        # The man page tests (man --warnings, groff -ww), `rpmspec -P` on the RPM spec, and the
+        # unit tests: systemd-analyze, and the sandbox test's seccomp filter (python3, libseccomp).
+        man-db groff-base rpm systemd python3 libseccomp2)
 missing=()
 for p in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

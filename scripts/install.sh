@@ -1,50 +1,67 @@
 #!/usr/bin/env bash
 # Builds Herarx from this checkout, installs it, and starts the daemon. It switches NO PAM service
 # to two-factor: that is a deliberate step of yours (README: "Protecting a PAM service").
-#   sudo ./scripts/install.sh
+#   sudo ./scripts/install.sh          (undo: sudo ./scripts/uninstall.sh [--purge])
+# It installs the same files in the same places as the Debian package (scripts/build-deb.sh):
+# both take the list from scripts/lib/layout.sh. Running it again upgrades in place and keeps
+# /etc/herarx/herarx.toml and the factor store. The daemon runs through systemd where systemd
+# runs; else directly (pid in /run/herarxd.pid), with the system bus started if none runs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+HERARX_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export HERARX_ROOT
+cd "$HERARX_ROOT"
+# shellcheck source=scripts/lib/layout.sh
+. scripts/lib/layout.sh
 if [ "$(id -u)" != 0 ]; then echo "run as root: sudo $0" >&2; exit 1; fi
+if herarx_package_installed; then
+  echo "the herarx Debian package is installed: upgrade it with apt/dpkg instead" >&2
+  exit 1
+fi
 
-# Build needs: a C compiler (bundled SQLite), libpam headers, the bus daemon.
-need=(gcc pkg-config libpam0g-dev dbus-daemon dbus-bin)
+# Build needs: a C compiler (bundled SQLite), libpam headers, strip, dpkg-architecture, the bus.
+need=(gcc pkg-config libpam0g-dev binutils dpkg-dev dbus-daemon dbus-bin)
 miss=(); for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || miss+=("$p"); done
 if [ ${#miss[@]} -gt 0 ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${miss[@]}" >/dev/null; fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://rustup.rs) first" >&2; exit 1; }
 
 cargo build --release --workspace --quiet
+herarx_check_sources >&2 || [ "${HERARX_ALLOW_MISSING:-}" = 1 ] || { echo "nothing was installed" >&2; exit 1; }
 
-# The directory where this system's PAM modules live (pam_unix.so is always there).
-pamdir=$(dirname "$(find /lib /usr/lib /lib64 /usr/lib64 -name pam_unix.so -path '*security*' 2>/dev/null | head -n1)")
-[ -d "$pamdir" ] || { echo "cannot find the PAM module directory (pam_unix.so)" >&2; exit 1; }
+umask 022
+systemd=no
+[ -d /run/systemd/system ] && systemd=yes
+# The running daemon goes first: it is restarted on the new binary below.
+if [ $systemd = yes ]; then
+  systemctl stop herarxd.service 2>/dev/null || true
+else
+  herarx_stop_direct
+fi
 
-install -m 0755 target/release/herarxd /usr/sbin/herarxd
-install -m 0755 target/release/herarxctl /usr/bin/herarxctl
-install -m 0644 target/release/libpam_herarx.so "$pamdir/pam_herarx.so"
-install -D -m 0644 packaging/dbus/org.herarx.Herarx1.conf /usr/share/dbus-1/system.d/org.herarx.Herarx1.conf
-install -d -m 0755 /etc/herarx
-# Never overwrite an admin's config.
-[ -e /etc/herarx/herarx.toml ] || install -m 0644 packaging/herarx.toml /etc/herarx/herarx.toml
+herarx_stage / system
 install -d -m 0700 /var/lib/herarx
+pamdir=/usr/lib/$(herarx_multiarch)/security
 
-if [ -d /run/systemd/system ]; then
-  install -m 0644 packaging/systemd/herarxd.service /etc/systemd/system/herarxd.service
+if [ $systemd = yes ]; then
+  if [ -f /etc/systemd/system/herarxd.service ]; then
+    # An earlier install.sh put the unit there; it would hide the one installed now.
+    echo "note: /etc/systemd/system/herarxd.service overrides /lib/systemd/system/herarxd.service; remove it unless you mean it (use 'systemctl edit herarxd' for local changes)" >&2
+  fi
   systemctl daemon-reload
-  systemctl reload dbus 2>/dev/null || true
-  systemctl enable --now herarxd.service
-  systemctl restart herarxd.service
+  herarx_reload_bus
+  systemctl enable herarxd.service
+  systemctl start herarxd.service
 else
   # No systemd (containers, minimal hosts): run the system bus and the daemon directly.
-  if [ ! -S /run/dbus/system_bus_socket ]; then
-    mkdir -p /run/dbus
-    dbus-daemon --system --fork
+  if herarx_bus_runs; then
+    herarx_reload_bus
   else
-    dbus-send --system --type=method_call --dest=org.freedesktop.DBus / org.freedesktop.DBus.ReloadConfig || true
+    # A bus killed earlier leaves its socket and pid file behind; dbus-daemon refuses to start
+    # over a pid file.
+    rm -f /run/dbus/system_bus_socket /run/dbus/pid
+    mkdir -p /run/dbus
+    dbus-daemon --system --fork  # writes /run/dbus/pid
   fi
-  if [ -f /run/herarxd.pid ] && kill -0 "$(cat /run/herarxd.pid)" 2>/dev/null; then
-    kill "$(cat /run/herarxd.pid)"; sleep 0.5
-  fi
-  nohup /usr/sbin/herarxd --config /etc/herarx/herarx.toml >>/var/log/herarxd.log 2>&1 &
+  nohup /usr/sbin/herarxd --config /etc/herarx/herarx.toml >>/var/log/herarxd.log 2>&1 </dev/null &
   echo $! > /run/herarxd.pid
 fi
 

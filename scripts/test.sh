@@ -4,6 +4,7 @@
 # (with the shipped policy), real libpam, pamtester, oathtool and real users.
 # Needs root: the end-to-end tests create users and a uniquely named /etc/pam.d file, and remove
 # them afterwards. It never edits the machine's own PAM files.
+# The packaging test installs and purges the herarx .deb (use a disposable machine, as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -14,6 +15,8 @@ scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --all-targets --quiet
+# The Debian package, for tests/tests/packaging.rs (which installs, checks and purges it).
+scripts/build-deb.sh >/dev/null
 # cargo prints one summary per test binary; the last one is often a crate's empty doc-tests, so
 # close with the whole count, in the plain form CI reads.
 log=$(mktemp)
