@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ const CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bu
   <type>system</type>
   <listen>unix:path=@SOCKET@</listen>
   <auth>EXTERNAL</auth>
+  @SERVICEDIR@
   <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
@@ -45,6 +46,19 @@ const CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bu
 
 impl Bus {
     pub fn start() -> Bus {
+        Self::launch(None)
+    }
+
+    /// A bus that also activates services from `servicedir`, listening on `socket` (an
+    /// activation file must name the bus address before the bus starts). It runs as root and
+    /// forks `Exec=` itself: no `<servicehelper>` (dbus-daemon-launch-helper is for the real
+    /// system bus, which runs as `messagebus`), and `SystemdService=` is ignored without
+    /// systemd.
+    pub fn start_activating(servicedir: &Path, socket: &Path) -> Bus {
+        Self::launch(Some((servicedir, socket)))
+    }
+
+    fn launch(activation: Option<(&Path, &Path)>) -> Bus {
         let dir = tempfile::Builder::new()
             .prefix("hx-bus-")
             .tempdir()
@@ -52,20 +66,29 @@ impl Bus {
         // Other users (the test users) must reach the socket.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
             .expect("chmod bus dir");
-        let socket = dir.path().join("system_bus_socket");
+        let (servicedir, socket) = match activation {
+            Some((services, socket)) => (
+                format!("<servicedir>{}</servicedir>", services.display()),
+                socket.to_path_buf(),
+            ),
+            None => (String::new(), dir.path().join("system_bus_socket")),
+        };
         let conf = dir.path().join("bus.conf");
         let text = CONFIG
             .replace("@SOCKET@", &socket.display().to_string())
+            .replace("@SERVICEDIR@", &servicedir)
             .replace(
                 "@POLICYDIR@",
                 &crate::paths::dbus_policy_dir().display().to_string(),
             );
         std::fs::write(&conf, text).expect("write bus config");
+        let log = std::fs::File::create(dir.path().join("bus.log")).expect("bus log");
         let mut child = Command::new("dbus-daemon")
             .arg(format!("--config-file={}", conf.display()))
             .args(["--nofork", "--nopidfile", "--print-address=1"])
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("dbus-daemon must be installed (apt-get install dbus-daemon)");
         let mut out = child.stdout.take().expect("bus stdout");
@@ -87,6 +110,11 @@ impl Bus {
             socket,
             _dir: dir,
         }
+    }
+
+    /// What dbus-daemon wrote on stderr (activation failures land here).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("bus.log")).unwrap_or_default()
     }
 
     /// `dbus-send` as that user (None: as root); returns (success, stdout+stderr).

@@ -3,13 +3,13 @@
 //! private system-type `dbus-daemon` that activates the real `herarxd` from the shipped
 //! activation file, and `rpmspec -P`.
 
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use herarx_proto::{BUS_NAME, OBJECT_PATH};
+use herarx_tests::Bus;
 use herarx_tests::paths::workspace_root;
 
 const UNIT: &str = "herarxd.service";
@@ -243,86 +243,26 @@ fn the_unit_keeps_the_hardening_issue_6_asks_for() {
     );
 }
 
-/// A private system-type bus that activates services from its own service directory and
-/// applies the shipped policy. This bus runs as root and forks `Exec=` itself: no
-/// `<servicehelper>` (dbus-daemon-launch-helper is for the real system bus, which runs as
-/// `messagebus`), and no systemd activation (`SystemdService=` is used only when the bus runs
-/// under systemd).
-const BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=@SOCKET@</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>@SERVICEDIR@</servicedir>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <includedir>@POLICYDIR@</includedir>
-</busconfig>
-"#;
-
 /// The bus and whatever it activated; both stopped on drop (by pid, checked to be herarxd).
 struct ActivationBus {
-    bus: Child,
+    bus: Bus,
     address: String,
-    log: PathBuf,
     activated: Option<u32>,
 }
 
 impl ActivationBus {
-    fn start(dir: &Path, servicedir: &Path, socket: &Path) -> ActivationBus {
-        let conf = dir.join("bus.conf");
-        let text = BUS_CONFIG
-            .replace("@SOCKET@", &socket.display().to_string())
-            .replace("@SERVICEDIR@", &servicedir.display().to_string())
-            .replace(
-                "@POLICYDIR@",
-                &herarx_tests::paths::dbus_policy_dir().display().to_string(),
-            );
-        std::fs::write(&conf, text).unwrap();
-        let log = dir.join("bus.log");
-        let mut bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", conf.display()))
-            .args(["--nofork", "--nopidfile", "--print-address=1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("dbus-daemon must be installed (apt-get install dbus-daemon)");
-        let mut out = bus.stdout.take().unwrap();
-        let mut address = String::new();
-        let mut buf = [0u8; 512];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !address.contains('\n') && Instant::now() < deadline {
-            match out.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => address.push_str(&String::from_utf8_lossy(&buf[..n])),
-            }
-        }
-        let address = address.trim().to_string();
-        assert!(address.starts_with("unix:"), "dbus-daemon gave no address");
+    /// The shipped policy applies; services are activated from `servicedir`.
+    fn start(servicedir: &Path, socket: &Path) -> ActivationBus {
+        let bus = Bus::start_activating(servicedir, socket);
         ActivationBus {
+            address: bus.address.clone(),
             bus,
-            address,
-            log,
             activated: None,
         }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.bus.log()
     }
 
     /// SIGTERM to the activated daemon (only if that pid still runs `herarxd`), then waits for
@@ -345,9 +285,8 @@ impl ActivationBus {
 
 impl Drop for ActivationBus {
     fn drop(&mut self) {
+        // The bus itself is stopped by its own drop.
         self.stop_activated();
-        let _ = self.bus.kill();
-        let _ = self.bus.wait();
     }
 }
 
@@ -457,7 +396,7 @@ impl Activatable {
             })
             .collect();
         std::fs::write(servicedir.join(format!("{BUS_NAME}.service")), file).unwrap();
-        let bus = ActivationBus::start(dir.path(), &servicedir, &socket);
+        let bus = ActivationBus::start(&servicedir, &socket);
         Activatable {
             bus,
             logs,
