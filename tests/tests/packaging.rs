@@ -460,6 +460,74 @@ fn snapshot(dirs: &[&str]) -> BTreeSet<String> {
     all
 }
 
+/// A from-source installation (`scripts/install.sh`, the README's first command) found on the
+/// machine: uninstalled for the test with its configuration and factor store renamed aside,
+/// and put back afterwards (also when the test fails), so that a newcomer can run the README's
+/// two commands in order and no factor store is ever purged.
+struct SourceInstall {
+    saved: Vec<(PathBuf, PathBuf)>,
+}
+
+impl SourceInstall {
+    const KEPT: [&str; 2] = ["/etc/herarx", "/var/lib/herarx"];
+
+    fn set_aside() -> Option<SourceInstall> {
+        let present = Path::new(SBIN).exists() || Self::KEPT.iter().any(|p| Path::new(p).exists());
+        if !present {
+            return None;
+        }
+        // uninstall.sh stops the daemon and removes the files but keeps the configuration and
+        // the store; it refuses (changing nothing) while a PAM file loads the module.
+        if Path::new(SBIN).exists() {
+            let out = Command::new(paths::workspace_root().join("scripts/uninstall.sh"))
+                .output()
+                .expect("run scripts/uninstall.sh");
+            assert!(
+                out.status.success(),
+                "Herarx is installed here and could not be set aside for the packaging test:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let saved = Self::KEPT
+            .iter()
+            .filter(|p| Path::new(p).exists())
+            .map(|p| {
+                let (from, to) = (
+                    PathBuf::from(p),
+                    PathBuf::from(format!("{p}.herarx-test-saved")),
+                );
+                std::fs::rename(&from, &to).expect("set the installed store aside");
+                (from, to)
+            })
+            .collect();
+        eprintln!("packaging: the installed Herarx is set aside and will be put back");
+        Some(SourceInstall { saved })
+    }
+}
+
+impl Drop for SourceInstall {
+    fn drop(&mut self) {
+        for (original, saved) in &self.saved {
+            let _ = std::fs::remove_dir_all(original);
+            if let Err(e) = std::fs::rename(saved, original) {
+                eprintln!(
+                    "packaging: could not put {} back from {}: {e}",
+                    original.display(),
+                    saved.display()
+                );
+            }
+        }
+        let reinstalled = Command::new(paths::workspace_root().join("scripts/install.sh"))
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !reinstalled {
+            eprintln!("packaging: could not reinstall Herarx: run scripts/install.sh");
+        }
+    }
+}
+
 #[test]
 fn debian_package_and_source_install() {
     let started = Instant::now();
@@ -467,17 +535,14 @@ fn debian_package_and_source_install() {
         unsafe { libc::geteuid() } == 0,
         "the packaging test installs a package: run it as root (scripts/test.sh)"
     );
-    let present: Vec<&str> = [SBIN, "/etc/herarx", "/var/lib/herarx"]
-        .into_iter()
-        .filter(|p| Path::new(p).exists())
-        .collect();
     assert!(
-        !package_installed() && present.is_empty(),
-        "Herarx is installed on this machine ({present:?}; package or scripts/install.sh): the \
-         packaging test installs and purges the package, which would delete that configuration \
-         and factor store. Run it on a disposable machine (CI), or remove Herarx first \
-         (apt purge herarx, or scripts/uninstall.sh --purge)."
+        !package_installed(),
+        "the herarx package is installed on this machine: the packaging test installs and purges \
+         it, which would delete its configuration and factor store. Run it on a disposable \
+         machine (CI), or remove the package first (apt purge herarx)."
     );
+    // A source install (the README's first command) is set aside and put back afterwards.
+    let _set_aside = SourceInstall::set_aside();
     let deb = find_deb();
     let pam_before = pam_checksums();
     let ma = multiarch();
