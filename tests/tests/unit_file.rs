@@ -683,7 +683,9 @@ fn files_section(expanded: &str) -> Vec<String> {
             in_files = first == "%files";
             continue;
         }
-        if in_files && !line.is_empty() && !line.starts_with('#') {
+        // %license and %doc name files of the source tree (rpm installs them itself).
+        let source_relative = first == "%license" || first == "%doc";
+        if in_files && !line.is_empty() && !line.starts_with('#') && !source_relative {
             out.push(line.rsplit(' ').next().unwrap_or(line).to_string());
         }
     }
@@ -709,6 +711,17 @@ fn the_rpm_spec_parses_and_ships_what_the_issue_lists() {
     );
     for want in ["BuildRequires:  cargo", "BuildRequires:  pam-devel"] {
         assert!(expanded.contains(want), "{want} missing");
+    }
+    let license = expanded
+        .lines()
+        .find(|l| l.trim_start().starts_with("%license"))
+        .expect("%license in %files");
+    for name in ["LICENSE-MIT", "LICENSE-APACHE"] {
+        assert!(license.split_whitespace().any(|w| w == name), "{license}");
+        assert!(
+            workspace_root().join(name).is_file(),
+            "{name} missing from the tree"
+        );
     }
     let files = files_section(&expanded);
     for f in &files {
