@@ -131,6 +131,18 @@ pub fn pending_count(conn: &Connection, user: &str) -> rusqlite::Result<u32> {
 
 const STEP_UP_MISSING: &str = "step-up code required";
 
+/// Every self-service decision ends here: its audit row goes into the same transaction as the
+/// change it describes, so both land or neither does.
+fn commit_audited<O>(
+    tx: rusqlite::Transaction<'_>,
+    entry: AuditEntry,
+    outcome: O,
+) -> Result<(O, AuditEntry), StoreError> {
+    audit::insert(&tx, &entry)?;
+    tx.commit()?;
+    Ok((outcome, entry))
+}
+
 /// The result of the step-up that every change to an account with factors needs.
 enum StepUp {
     Passed,
@@ -180,11 +192,8 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx: rusqlite::Transaction<'_>, outcome, result, reason: String| {
-            let entry = ctx.entry(now, METHOD, result, reason);
-            audit::insert(&tx, &entry)?;
-            tx.commit()?;
-            Ok::<_, StoreError>((outcome, entry))
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
         };
         let existing = factors::count(&tx, user)?;
         if existing >= FACTORS_PER_USER_MAX {
@@ -276,11 +285,8 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx: rusqlite::Transaction<'_>, outcome, result, reason: String| {
-            let entry = ctx.entry(now, METHOD, result, reason);
-            audit::insert(&tx, &entry)?;
-            tx.commit()?;
-            Ok::<_, StoreError>((outcome, entry))
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
         };
         let Some(pending) = get_pending(&tx, user, id, now)? else {
             return finish(
@@ -362,11 +368,8 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx: rusqlite::Transaction<'_>, outcome, result, reason: String| {
-            let entry = ctx.entry(now, METHOD, result, reason);
-            audit::insert(&tx, &entry)?;
-            tx.commit()?;
-            Ok::<_, StoreError>((outcome, entry))
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
         };
         if factors::get(&tx, user, id)?.is_none() {
             return finish(
