@@ -10,7 +10,10 @@ needed=(dbus-daemon dbus-bin pamtester oathtool libpam0g-dev libpam-google-authe
         dpkg-dev binutils lintian dbus libpam-runtime
         # The man page tests (man --warnings, groff -ww), `rpmspec -P` on the RPM spec, and the
         # unit tests: systemd-analyze, and the sandbox test's seccomp filter (python3, libseccomp).
-        man-db groff-base rpm systemd python3 libseccomp2)
+        man-db groff-base rpm systemd python3 libseccomp2
+        # The SSH tests: OpenSSH's own server under a private PAM service, and two real clients
+        # (the stock ssh, and paramiko run by Debian's /usr/bin/python3).
+        openssh-server openssh-client python3-paramiko)
 missing=()
 for p in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,7 +21,21 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
   apt-get update -qq
+  # Start no service while installing (openssh-server would start the machine's own sshd on
+  # port 22 where no systemd runs): Debian's policy-rc.d convention, only if none is in place.
+  policy=/usr/sbin/policy-rc.d
+  ours=no
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 0755 "$policy"
+    ours=yes
+    trap 'rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [ "$ours" = yes ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install a Rust toolchain (https://rustup.rs) and run this again" >&2

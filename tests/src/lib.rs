@@ -15,6 +15,7 @@ pub mod pam_client;
 pub mod pamconf;
 pub mod paths;
 pub mod seed;
+pub mod sshd;
 pub mod totp;
 pub mod users;
 
