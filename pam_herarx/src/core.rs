@@ -177,6 +177,11 @@ pub fn authenticate(
     }
 }
 
+/// Shown when the module fails closed because nobody could check the answer. Names what is
+/// wrong and what to do; no detail an attacker could use (that goes to the log).
+pub const UNAVAILABLE: &str = "The two-factor service is not answering, so this login cannot be \
+completed. Try again in a moment; if it keeps failing, tell your administrator (herarxd is down).";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Begin,
@@ -191,10 +196,13 @@ fn daemon_failed(
 ) -> Outcome {
     match error {
         DaemonError::Unreachable(why) => match (phase, opts.failmode) {
-            (Phase::Begin, FailMode::Closed) => Outcome::new(
-                Verdict::AuthinfoUnavail,
-                format!("daemon unreachable ({why}); failmode=closed: refusing"),
-            ),
+            (Phase::Begin, FailMode::Closed) => {
+                show_error(conv, opts, UNAVAILABLE);
+                Outcome::new(
+                    Verdict::AuthinfoUnavail,
+                    format!("daemon unreachable ({why}); failmode=closed: refusing"),
+                )
+            }
             (Phase::Begin, FailMode::Open) => Outcome {
                 failed_open: true,
                 ..Outcome::new(
@@ -204,10 +212,13 @@ fn daemon_failed(
             },
             // The daemon already said a factor is needed: losing it now must not open the door,
             // or slowing the daemon down would be a way around the second factor.
-            (Phase::Answer, _) => Outcome::new(
-                Verdict::AuthinfoUnavail,
-                format!("daemon lost during the transaction ({why}): refusing"),
-            ),
+            (Phase::Answer, _) => {
+                show_error(conv, opts, UNAVAILABLE);
+                Outcome::new(
+                    Verdict::AuthinfoUnavail,
+                    format!("daemon lost during the transaction ({why}): refusing"),
+                )
+            }
         },
         DaemonError::Daemon(e) => match e {
             HerarxError::PermissionDenied(m) => Outcome::new(
@@ -222,10 +233,13 @@ fn daemon_failed(
                 show_error(conv, opts, &m);
                 Outcome::new(Verdict::AuthErr, "wrong answer (daemon error)")
             }
-            other => Outcome::new(
-                Verdict::AuthinfoUnavail,
-                format!("daemon error: {}; refusing", describe(&other)),
-            ),
+            other => {
+                show_error(conv, opts, UNAVAILABLE);
+                Outcome::new(
+                    Verdict::AuthinfoUnavail,
+                    format!("daemon error: {}; refusing", describe(&other)),
+                )
+            }
         },
     }
 }

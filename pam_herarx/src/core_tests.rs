@@ -331,7 +331,7 @@ fn success_message_is_info() {
 #[test]
 fn unreachable_daemon_fails_closed_by_default() {
     let out = run(
-        [],
+        [Shown::Error(UNAVAILABLE.into())],
         [Call::Begin(Err(DaemonError::Unreachable(
             "connection refused".into(),
         )))],
@@ -339,6 +339,18 @@ fn unreachable_daemon_fails_closed_by_default() {
     assert_eq!(out.verdict, Verdict::AuthinfoUnavail);
     assert!(out.reason.contains("connection refused"), "{}", out.reason);
     assert!(out.reason.contains("failmode=closed"), "{}", out.reason);
+}
+
+#[test]
+fn unreachable_daemon_says_nothing_when_the_application_asked_for_silence() {
+    let out = run_with(
+        [],
+        [Call::Begin(Err(DaemonError::Unreachable(
+            "connection refused".into(),
+        )))],
+        silent(),
+    );
+    assert_eq!(out.verdict, Verdict::AuthinfoUnavail);
 }
 
 #[test]
@@ -358,7 +370,7 @@ fn unreachable_daemon_with_failmode_open_is_ignore() {
 #[test]
 fn daemon_lost_after_it_asked_for_a_code_fails_closed_even_with_failmode_open() {
     let out = run_with(
-        [hidden(PROMPT, GOOD)],
+        [hidden(PROMPT, GOOD), Shown::Error(UNAVAILABLE.into())],
         [
             begin_with(prompt()),
             Call::Answer(GOOD, Err(DaemonError::Unreachable("timed out".into()))),
@@ -382,7 +394,7 @@ fn permission_denied_is_cred_insufficient() {
 #[test]
 fn internal_error_fails_closed_even_with_failmode_open() {
     let out = run_with(
-        [],
+        [Shown::Error(UNAVAILABLE.into())],
         [Call::Begin(Err(DaemonError::Daemon(
             HerarxError::Internal("store unreadable".into()),
         )))],
@@ -400,7 +412,7 @@ fn other_daemon_errors_fail_closed() {
         HerarxError::ZBus(zbus::Error::InvalidReply),
     ] {
         let out = run_with(
-            [hidden(PROMPT, GOOD)],
+            [hidden(PROMPT, GOOD), Shown::Error(UNAVAILABLE.into())],
             [begin_with(prompt()), Call::Answer(GOOD, error(e))],
             open(),
         );

@@ -170,6 +170,14 @@ fn daemon_down_fails_closed_within_the_timeout_or_is_ignored_with_failmode_open(
         "no prompt when nobody can check the answer"
     );
     assert!(
+        r.transcript
+            .errors()
+            .iter()
+            .any(|m| m.contains("not answering")),
+        "the user is told why: {:?}",
+        r.transcript
+    );
+    assert!(
         started.elapsed().as_secs_f64() < 2.5,
         "within timeout=2: {:?}",
         started.elapsed()
