@@ -221,6 +221,19 @@ impl Logins {
                     .into(),
             ));
         }
+        // A login from a trusted network (PAM_RHOST an IP address inside one of the service's
+        // trusted networks; host names never match) asks for nothing, before any lockout or
+        // factor is looked at.
+        if let Some(net) = self.state.config.trusted_network_of(service, rhost) {
+            let entry = ctx.entry(
+                now,
+                "none",
+                AuditResult::Skip,
+                format!("trusted network {net} (service {service})"),
+            );
+            self.record(&entry);
+            return Ok((String::new(), Step::terminal(Action::Skip, "")));
+        }
         let login = {
             let mut store = self.state.store();
             store.login_state(user, scope, now)
@@ -860,5 +873,120 @@ pub(crate) mod tests {
                 "{l}"
             );
         }
+    }
+
+    fn trusted_harness() -> Harness {
+        let config = Config::parse(
+            "[network]\ntrusted = [\"10.20.0.0/16\", \"2001:db8::/32\"]\n\
+             [services.sshd]\ntrusted_networks = [\"192.0.2.0/24\"]\n\
+             [services.su]\ntrusted_networks = []\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let h = harness_with(config);
+        h.enrol("alice");
+        h
+    }
+
+    fn begin_service(h: &Harness, service: &str, rhost: &str) -> (String, Step) {
+        h.logins
+            .begin(&root(), "alice", service, rhost, "", NOW)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_login_from_a_trusted_network_asks_nothing_and_is_audited() {
+        let h = trusted_harness();
+        let (id, step) = begin_service(&h, "sudo", "10.20.3.4");
+        assert_eq!(
+            (id.as_str(), &step),
+            ("", &Step::terminal(Action::Skip, ""))
+        );
+        assert_eq!(h.logins.live(), 0);
+        let a = &h.audit()[0];
+        assert_eq!(
+            (a.result, a.method.as_str(), a.reason.as_str()),
+            (
+                AuditResult::Skip,
+                "none",
+                "trusted network 10.20.0.0/16 (service sudo)"
+            )
+        );
+        assert!(
+            h.log
+                .lines()
+                .iter()
+                .any(|l| l.contains("trusted network 10.20.0.0/16 (service sudo)")),
+            "{:?}",
+            h.log.lines()
+        );
+        for rhost in ["2001:db8:7::1", "::ffff:10.20.0.9", "[2001:db8::1]"] {
+            let (_, step) = begin_service(&h, "login", rhost);
+            assert_eq!(step.action, Action::Skip, "{rhost}");
+        }
+        let (_, step) = begin_service(&h, "sshd", "192.0.2.5");
+        assert_eq!(step.action, Action::Skip);
+        assert_eq!(
+            h.audit()[0].reason,
+            "trusted network 192.0.2.0/24 (service sshd)"
+        );
+    }
+
+    #[test]
+    fn untrusted_hosts_names_and_overridden_services_are_asked() {
+        let h = trusted_harness();
+        for (service, rhost) in [
+            ("sudo", "10.21.0.1"),
+            ("sudo", ""),
+            ("sudo", "127.0.0.1"),
+            ("sudo", "office.example.com"),
+            ("sudo", "10.20.3.4.nip.io"),
+            ("sudo", "2001:db9::1"),
+            // The service's own list replaces the global one; an empty one trusts nothing.
+            ("sshd", "10.20.3.4"),
+            ("su", "10.20.3.4"),
+            ("su", "2001:db8::1"),
+        ] {
+            let (id, step) = begin_service(&h, service, rhost);
+            assert_eq!(step, Step::prompt(PROMPT), "{service} {rhost}");
+            h.logins.cancel(":1.7", &id).unwrap();
+        }
+        assert!(h.audit().iter().all(|a| a.result != AuditResult::Skip));
+    }
+
+    #[test]
+    fn a_trusted_network_neither_lets_others_in_nor_is_locked() {
+        let h = trusted_harness();
+        let bob = Caller {
+            bus_name: ":1.9".into(),
+            uid: 1001,
+        };
+        let e = h
+            .logins
+            .begin(&bob, "alice", "xscreensaver", "10.20.3.4", ":0", NOW)
+            .unwrap_err();
+        assert!(matches!(e, HerarxError::PermissionDenied(_)), "{e:?}");
+        assert_eq!(h.audit()[0].result, AuditResult::Refused);
+        // The user's own screen locker from a trusted address is let through.
+        let (_, step) = h
+            .logins
+            .begin(&bob, "bob", "xscreensaver", "10.20.3.4", ":0", NOW)
+            .unwrap();
+        assert_eq!(step.action, Action::Skip);
+        // Trusted logins skip before the lockout is looked at: a lockout from elsewhere does
+        // not bar the trusted network (its failures are the remote scope's).
+        for _ in 0..2 {
+            let (id, _) = begin_service(&h, "sudo", "192.0.2.1");
+            for _ in 0..3 {
+                h.logins.answer(":1.7", &id, &wrong(NOW), NOW).unwrap();
+                if h.logins.live() == 0 {
+                    break;
+                }
+            }
+        }
+        let (_, step) = begin_service(&h, "sudo", "192.0.2.1");
+        assert_eq!(step.action, Action::Locked);
+        let (_, step) = begin_service(&h, "sudo", "10.20.3.4");
+        assert_eq!(step.action, Action::Skip);
     }
 }

@@ -4,8 +4,12 @@
 //! are an error so a typo is reported instead of silently ignored, and [`Config::validate`] names
 //! the key and the fix for every value it refuses.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
 
 use serde::Deserialize;
 
@@ -25,6 +29,9 @@ pub struct Config {
     pub totp: TotpConfig,
     pub lockout: LockoutConfig,
     pub login: LoginConfig,
+    pub network: NetworkConfig,
+    /// Per PAM service settings, `[services.<service>]`.
+    pub services: BTreeMap<String, ServiceConfig>,
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -61,6 +68,43 @@ pub struct LoginConfig {
     pub timeout_seconds: u64,
 }
 
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Networks (CIDR, or a bare address) whose logins skip the second factor.
+    pub trusted: Vec<String>,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// Replaces `network.trusted` for this service when present (an empty list trusts nothing).
+    pub trusted_networks: Option<Vec<String>>,
+}
+
+/// A trusted network entry: `10.20.0.0/16`, `2001:db8::/32`, or a bare address (/32 or /128).
+pub fn parse_network(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+/// The address of a PAM_RHOST that is an IP address (brackets allowed; an IPv4-mapped IPv6
+/// address is its IPv4 address). Host names are never resolved: they give `None`.
+pub fn rhost_address(rhost: &str) -> Option<IpAddr> {
+    let h = rhost.trim();
+    let h = h
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(h);
+    match h.parse::<IpAddr>().ok()? {
+        IpAddr::V6(v6) => Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)),
+        v4 => Some(v4),
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -69,6 +113,8 @@ impl Default for Config {
             totp: TotpConfig::default(),
             lockout: LockoutConfig::default(),
             login: LoginConfig::default(),
+            network: NetworkConfig::default(),
+            services: BTreeMap::new(),
         }
     }
 }
@@ -296,6 +342,23 @@ impl Config {
                 self.login.timeout_seconds
             ));
         }
+        check_networks("network.trusted", &self.network.trusted, &mut problems);
+        for (name, service) in &self.services {
+            if !valid_service_name(name) {
+                problems.push(format!(
+                    "[services.{name:?}]: a PAM service name must be 1 to {} printable \
+                     characters without '/' (the file name in /etc/pam.d, e.g. \"sshd\")",
+                    herarx_proto::limits::SERVICE_MAX
+                ));
+            }
+            if let Some(list) = &service.trusted_networks {
+                check_networks(
+                    &format!("services.{name}.trusted_networks"),
+                    list,
+                    &mut problems,
+                );
+            }
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -317,12 +380,50 @@ impl Config {
         }
     }
 
+    /// The trusted networks of `service`: its `trusted_networks` when set, else
+    /// `network.trusted`. Entries that do not parse are left out (never after validation).
+    pub fn trusted_networks(&self, service: &str) -> Vec<IpNet> {
+        let list = self
+            .services
+            .get(service)
+            .and_then(|s| s.trusted_networks.as_ref())
+            .unwrap_or(&self.network.trusted);
+        list.iter().filter_map(|e| parse_network(e)).collect()
+    }
+
+    /// The trusted network of `service` that contains `rhost`, when `rhost` is an IP address
+    /// (host names never match: nothing is resolved).
+    pub fn trusted_network_of(&self, service: &str, rhost: &str) -> Option<IpNet> {
+        let addr = rhost_address(rhost)?;
+        self.trusted_networks(service)
+            .into_iter()
+            .find(|net| net.contains(&addr))
+    }
+
     /// The master key file: `store.key_file`, or `<state_dir>/store.key` when empty.
     pub fn key_file(&self) -> PathBuf {
         if self.store.key_file.as_os_str().is_empty() {
             self.store.state_dir.join("store.key")
         } else {
             self.store.key_file.clone()
+        }
+    }
+}
+
+fn valid_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= herarx_proto::limits::SERVICE_MAX
+        && !name.contains('/')
+        && !name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+fn check_networks(key: &str, list: &[String], problems: &mut Vec<String>) {
+    for (i, entry) in list.iter().enumerate() {
+        if parse_network(entry).is_none() {
+            problems.push(format!(
+                "{key}[{i}] = {entry:?}: not an IPv4/IPv6 network in CIDR form, \
+                 e.g. \"10.20.0.0/16\", \"2001:db8::/32\" or a single address \"192.0.2.7\""
+            ));
         }
     }
 }
@@ -443,5 +544,94 @@ mod tests {
         assert_eq!(c.key_file(), PathBuf::from("/var/lib/herarx/store.key"));
         c.store.key_file = PathBuf::from("/etc/herarx/key");
         assert_eq!(c.key_file(), PathBuf::from("/etc/herarx/key"));
+    }
+
+    #[test]
+    fn trusted_networks_parse_and_bad_ones_are_named() {
+        let c = Config::parse(
+            "[network]\ntrusted = [\"10.20.0.0/16\", \"192.0.2.7\", \"2001:db8::/32\"]\n\
+             [services.sshd]\ntrusted_networks = []\n\
+             [services.sudo]\ntrusted_networks = [\"::1\"]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.services["sshd"].trusted_networks, Some(vec![]));
+        assert_eq!(
+            c.trusted_networks("login")
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.20.0.0/16", "192.0.2.7/32", "2001:db8::/32"]
+        );
+        assert!(c.trusted_networks("sshd").is_empty());
+        assert_eq!(c.trusted_networks("sudo")[0].to_string(), "::1/128");
+
+        let problems = problems_of("[network]\ntrusted = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "network.trusted[1] = \"10.0.0.0/33\": not an IPv4/IPv6 network in CIDR form, e.g. \"10.20.0.0/16\""
+            ),
+            "{problems:?}"
+        );
+        for bad in ["office", "", "10.0.0/8", "10.0.0.0/", "fe80::1%eth0"] {
+            let text = format!("[services.sudo]\ntrusted_networks = [{bad:?}]\n");
+            let problems = problems_of(&text);
+            assert_eq!(problems.len(), 1, "{text}: {problems:?}");
+            assert!(
+                problems[0].starts_with(&format!("services.sudo.trusted_networks[0] = {bad:?}:")),
+                "{problems:?}"
+            );
+        }
+        let problems = problems_of("[services.\"a/b\"]\ntrusted_networks = []\n");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("PAM service name"), "{problems:?}");
+        let problems = problems_of("[services.\"\"]\n");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let e = Config::parse("[services.sshd]\ntrusted = []\n").unwrap_err();
+        assert!(e.contains("trusted"), "{e}");
+        let e = Config::parse("[network]\ntrusted = \"10.0.0.0/8\"\n").unwrap_err();
+        assert!(e.contains("trusted"), "{e}");
+    }
+
+    #[test]
+    fn only_ip_addresses_match_trusted_networks() {
+        let c = Config::parse(
+            "[network]\ntrusted = [\"10.20.0.0/16\", \"2001:db8::/32\", \"127.0.0.2/32\"]\n\
+             [services.sshd]\ntrusted_networks = [\"192.0.2.0/24\"]\n\
+             [services.su]\ntrusted_networks = []\n",
+        )
+        .unwrap();
+        let m = |service: &str, rhost: &str| {
+            c.trusted_network_of(service, rhost).map(|n| n.to_string())
+        };
+        assert_eq!(m("sudo", "10.20.3.4").as_deref(), Some("10.20.0.0/16"));
+        assert_eq!(
+            m("sudo", "::ffff:10.20.3.4").as_deref(),
+            Some("10.20.0.0/16")
+        );
+        assert_eq!(m("sudo", "2001:db8:1::5").as_deref(), Some("2001:db8::/32"));
+        assert_eq!(m("sudo", "[2001:db8::5]").as_deref(), Some("2001:db8::/32"));
+        assert_eq!(m("sudo", "127.0.0.2").as_deref(), Some("127.0.0.2/32"));
+        for untrusted in [
+            "10.21.0.1",
+            "127.0.0.1",
+            "127.0.0.3",
+            "2001:db9::1",
+            "",
+            "localhost",
+            "office.example.com",
+            "10.20.3.4.nip.io",
+        ] {
+            assert_eq!(m("sudo", untrusted), None, "{untrusted}");
+        }
+        // A service's own list replaces the global one.
+        assert_eq!(m("sshd", "10.20.3.4"), None);
+        assert_eq!(m("sshd", "192.0.2.9").as_deref(), Some("192.0.2.0/24"));
+        assert_eq!(m("su", "10.20.3.4"), None);
+        assert_eq!(
+            Config::default().trusted_network_of("sshd", "10.20.3.4"),
+            None
+        );
     }
 }

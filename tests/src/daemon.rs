@@ -14,6 +14,8 @@ pub struct DaemonConfig {
     pub max_failures: u32,
     pub lockout_seconds: u64,
     pub skew: u32,
+    /// TOML tables appended after the rest, e.g. `[network]` and `[services.NAME]`.
+    pub extra_tables: Option<String>,
 }
 
 impl Default for DaemonConfig {
@@ -24,16 +26,21 @@ impl Default for DaemonConfig {
             max_failures: 5,
             lockout_seconds: 900,
             skew: 1,
+            extra_tables: None,
         }
     }
 }
 
 impl DaemonConfig {
     fn to_toml(&self) -> String {
-        format!(
+        let mut text = format!(
             "version = 1\n[totp]\nissuer = \"Herarx Test\"\nskew = {}\n[lockout]\nmax_failures = {}\nwindow_seconds = 900\nlockout_seconds = {}\n[login]\nno_factor = \"{}\"\nmax_tries = {}\n",
             self.skew, self.max_failures, self.lockout_seconds, self.no_factor, self.max_tries
-        )
+        );
+        if let Some(extra) = &self.extra_tables {
+            text.push_str(extra);
+        }
+        text
     }
 }
 

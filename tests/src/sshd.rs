@@ -260,6 +260,9 @@ impl Sshd {
             ])
             .arg("-o")
             .arg(format!("PreferredAuthentications={preferred}"));
+        if let Some(source) = &login.source {
+            cmd.arg("-b").arg(source);
+        }
         if login.with_key {
             cmd.arg("-i").arg(&self.client_key);
         } else {
@@ -319,6 +322,8 @@ pub struct ClientLogin {
     pub with_key: bool,
     /// false: stop after publickey (paramiko only).
     pub keyboard_interactive: bool,
+    /// The client's source address (`ssh -b`, stock client only), e.g. "127.0.0.2".
+    pub source: Option<String>,
 }
 
 impl ClientLogin {
@@ -330,6 +335,7 @@ impl ClientLogin {
             codes: codes.iter().map(|c| c.to_string()).collect(),
             with_key: false,
             keyboard_interactive: true,
+            source: None,
         }
     }
 
@@ -341,6 +347,7 @@ impl ClientLogin {
             codes: codes.iter().map(|c| c.to_string()).collect(),
             with_key: true,
             keyboard_interactive: true,
+            source: None,
         }
     }
 }
