@@ -400,11 +400,11 @@ fn file_list(deb: &Path) {
     }
 }
 
-/// pam-auth-update with the profile enabled and then removed, inside a private mount namespace
-/// over copies of /etc/pam.d, /var/lib/pam and debconf's database: common-auth gets the module
-/// after pam_unix, then is byte-identical to before.
-fn pam_auth_update_in_namespace() {
-    let script = r#"
+/// Shell prelude for the pam-auth-update checks: the machine's PAM state (/etc/pam.d,
+/// /var/lib/pam, debconf's database) is copied and bind-mounted over itself in the private
+/// mount namespace the script runs in, so the real files are never touched; then the profile
+/// is enabled there, with the previous common-auth kept in "$t/before".
+const PRIVATE_PAM_ENABLED: &str = r#"
 set -e
 t=$(mktemp -d)
 for d in /etc/pam.d /var/lib/pam /var/cache/debconf; do
@@ -412,7 +412,14 @@ for d in /etc/pam.d /var/lib/pam /var/cache/debconf; do
 done
 cp /etc/pam.d/common-auth "$t/before"
 pam-auth-update --enable herarx >/dev/null
-echo "--- enabled"
+"#;
+
+/// pam-auth-update with the profile enabled and then removed, inside a private mount namespace
+/// over copies of /etc/pam.d, /var/lib/pam and debconf's database: common-auth gets the module
+/// after pam_unix, then is byte-identical to before.
+fn pam_auth_update_in_namespace() {
+    let script = PRIVATE_PAM_ENABLED.to_string()
+        + r#"echo "--- enabled"
 grep -v '^#' /etc/pam.d/common-auth
 pam-auth-update --package --remove herarx >/dev/null
 echo "--- removed"
@@ -421,7 +428,7 @@ umount /etc/pam.d /var/lib/pam /var/cache/debconf
 rm -rf "$t"
 "#;
     let out =
-        ok(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", script]));
+        ok(Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]));
     let enabled = out
         .split("--- enabled")
         .nth(1)
@@ -737,23 +744,16 @@ fn debian_package_and_source_install() {
 
         // With the profile enabled (in a private mount namespace, as above), uninstall.sh takes
         // it out of common-auth first; without --purge it keeps the configuration and store.
-        let script = format!(
-            r#"
-set -e
-t=$(mktemp -d)
-for d in /etc/pam.d /var/lib/pam /var/cache/debconf; do
-  mkdir -p "$t$d"; cp -a "$d/." "$t$d/"; mount --bind "$t$d" "$d"
-done
-cp /etc/pam.d/common-auth "$t/before"
-pam-auth-update --enable herarx >/dev/null
-grep -q pam_herarx.so /etc/pam.d/common-auth
+        let script = PRIVATE_PAM_ENABLED.to_string()
+            + &format!(
+                r#"grep -q pam_herarx.so /etc/pam.d/common-auth
 {uninstall} >/dev/null
 if cmp -s "$t/before" /etc/pam.d/common-auth; then echo IDENTICAL; else diff "$t/before" /etc/pam.d/common-auth || true; fi
 umount /etc/pam.d /var/lib/pam /var/cache/debconf
 rm -rf "$t"
 "#,
-            uninstall = scripts.join("uninstall.sh").display()
-        );
+                uninstall = scripts.join("uninstall.sh").display()
+            );
         let out = ok(Command::new("unshare").args([
             "-m",
             "--propagation",

@@ -143,33 +143,63 @@ fn commit_audited<O>(
     Ok((outcome, entry))
 }
 
-/// The result of the step-up that every change to an account with factors needs.
-enum StepUp {
-    Passed,
+/// Why the step-up that every change to an account with factors needs was refused.
+enum StepUpRefusal {
     /// No code was given.
     Missing,
     /// The code did not verify (wrong, replayed, or the account is locked).
     Failed(VerifyOutcome),
 }
 
+impl StepUpRefusal {
+    fn audit(&self) -> (AuditResult, String) {
+        match self {
+            StepUpRefusal::Missing => (AuditResult::Refused, STEP_UP_MISSING.into()),
+            StepUpRefusal::Failed(outcome) => {
+                let (result, reason) = outcome.audit();
+                (result, format!("step-up: {reason}"))
+            }
+        }
+    }
+}
+
+impl From<StepUpRefusal> for BeginOutcome {
+    fn from(r: StepUpRefusal) -> Self {
+        match r {
+            StepUpRefusal::Missing => BeginOutcome::StepUpRequired,
+            StepUpRefusal::Failed(o) => BeginOutcome::StepUpFailed(o),
+        }
+    }
+}
+
+impl From<StepUpRefusal> for RemoveOutcome {
+    fn from(r: StepUpRefusal) -> Self {
+        match r {
+            StepUpRefusal::Missing => RemoveOutcome::StepUpRequired,
+            StepUpRefusal::Failed(o) => RemoveOutcome::StepUpFailed(o),
+        }
+    }
+}
+
 /// A fresh code from one of `user`'s factors, checked inside the caller's transaction and
-/// consumed, counted and locked out exactly like a login's.
-fn verify_step_up(
+/// consumed, counted and locked out exactly like a login's. `None`: passed.
+fn refuse_step_up(
     tx: &rusqlite::Transaction<'_>,
     key: &crate::keys::MasterKey,
     policy: &super::StorePolicy,
     user: &str,
     step_up: &str,
     now: u64,
-) -> Result<StepUp, StoreError> {
+) -> Result<Option<StepUpRefusal>, StoreError> {
     let Some(code) = step_up_code(step_up) else {
-        return Ok(StepUp::Missing);
+        return Ok(Some(StepUpRefusal::Missing));
     };
-    let outcome = verify_in(tx, key, policy, user, code, now, STEP_UP_SCOPE)?;
-    Ok(match outcome {
-        VerifyOutcome::Accepted { .. } => StepUp::Passed,
-        failed => StepUp::Failed(failed),
-    })
+    Ok(
+        match verify_in(tx, key, policy, user, code, now, STEP_UP_SCOPE)? {
+            VerifyOutcome::Accepted { .. } => None,
+            failed => Some(StepUpRefusal::Failed(failed)),
+        },
+    )
 }
 
 fn step_up_code(code: &str) -> Option<&str> {
@@ -204,23 +234,11 @@ impl Store {
                 format!("already {existing} factors"),
             );
         }
-        if existing > 0 {
-            match verify_step_up(&tx, &self.key, &self.policy, user, step_up, now)? {
-                StepUp::Passed => {}
-                StepUp::Missing => {
-                    return finish(
-                        tx,
-                        BeginOutcome::StepUpRequired,
-                        AuditResult::Refused,
-                        STEP_UP_MISSING.into(),
-                    );
-                }
-                StepUp::Failed(outcome) => {
-                    let (result, reason) = outcome.audit();
-                    let reason = format!("step-up: {reason}");
-                    return finish(tx, BeginOutcome::StepUpFailed(outcome), result, reason);
-                }
-            }
+        if existing > 0
+            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
+        {
+            let (result, reason) = refusal.audit();
+            return finish(tx, BeginOutcome::from(refusal), result, reason);
         }
         // Keep at most PENDING_PER_USER_MAX, this one included: drop expired, then the oldest.
         tx.prepare_cached("DELETE FROM pending_enrollments WHERE user = ?1 AND expires <= ?2")?
@@ -379,21 +397,9 @@ impl Store {
                 "no such factor".into(),
             );
         }
-        match verify_step_up(&tx, &self.key, &self.policy, user, step_up, now)? {
-            StepUp::Passed => {}
-            StepUp::Missing => {
-                return finish(
-                    tx,
-                    RemoveOutcome::StepUpRequired,
-                    AuditResult::Refused,
-                    STEP_UP_MISSING.into(),
-                );
-            }
-            StepUp::Failed(outcome) => {
-                let (result, reason) = outcome.audit();
-                let reason = format!("step-up: {reason}");
-                return finish(tx, RemoveOutcome::StepUpFailed(outcome), result, reason);
-            }
+        if let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)? {
+            let (result, reason) = refusal.audit();
+            return finish(tx, RemoveOutcome::from(refusal), result, reason);
         }
         factors::delete(&tx, user, id)?;
         finish(
