@@ -86,9 +86,13 @@ impl Daemon {
         &self,
         name: &str,
         step_up_code: &str,
+        replace: &str,
     ) -> Result<PendingEnrollment, CliError> {
         self.runtime
-            .block_on(self.factors.begin_totp_enrollment(name, step_up_code))
+            .block_on(
+                self.factors
+                    .begin_totp_enrollment(name, step_up_code, replace),
+            )
             .map_err(|e| CliError::from_call(e, &self.address))
     }
 

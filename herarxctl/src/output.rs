@@ -239,6 +239,7 @@ mod tests {
                     name: "phone".into(),
                     created: 1_704_067_200, // 2024-01-01 00:00
                     last_used: NOW - 60,
+                    primary: false,
                 },
                 FactorInfo {
                     id: "77b1".into(),
@@ -246,10 +247,14 @@ mod tests {
                     name: "spare tablet".into(),
                     created: 1_709_294_400, // 2024-03-01 12:00
                     last_used: 0,
+                    primary: false,
                 },
             ],
+            backup_codes_left: 0,
             failures: 2,
             locked_until: 0,
+            remote_locked_until: 0,
+            required: true,
             no_factor_policy: "ignore".into(),
         }
     }

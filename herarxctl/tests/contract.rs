@@ -43,8 +43,11 @@ impl Fake {
         Ok(UserStatus {
             user: "tester".into(),
             factors: self.factors.clone(),
+            backup_codes_left: 0,
             failures: 0,
             locked_until: 0,
+            remote_locked_until: 0,
+            required: true,
             no_factor_policy: "ignore".into(),
         })
     }
@@ -53,6 +56,7 @@ impl Fake {
         &mut self,
         _name: &str,
         step_up_code: &str,
+        _replace: &str,
     ) -> Result<PendingEnrollment, HerarxError> {
         self.step_up(step_up_code)?;
         self.pending = true;
@@ -83,6 +87,7 @@ impl Fake {
             name: "phone".into(),
             created: 1_700_000_000,
             last_used: 0,
+            primary: false,
         };
         self.factors.push(factor.clone());
         Ok(factor)
@@ -180,6 +185,7 @@ impl Bus {
                         name: format!("device {i}"),
                         created: 1_700_000_000,
                         last_used: 0,
+                        primary: false,
                     })
                     .collect(),
                 pending: false,

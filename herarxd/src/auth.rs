@@ -159,7 +159,11 @@ impl Logins {
         now: u64,
     ) -> Result<(String, Step), HerarxError> {
         let remote = is_remote(rhost);
-        let scope = if remote { Scope::Remote } else { Scope::Local };
+        let scope = if remote {
+            Scope::Remote(rhost.trim().to_owned())
+        } else {
+            Scope::Local
+        };
         let ctx = AuditCtx {
             user: printable(user),
             caller_uid: caller.uid,
@@ -224,7 +228,7 @@ impl Logins {
         // A login from a trusted network (PAM_RHOST an IP address inside one of the service's
         // trusted networks; host names never match) asks for nothing, before any lockout or
         // factor is looked at.
-        if let Some(net) = self.state.config.trusted_network_of(service, rhost) {
+        if let Some(net) = self.state.config().trusted_network_of(service, rhost) {
             let entry = ctx.entry(
                 now,
                 "none",
@@ -236,7 +240,7 @@ impl Logins {
         }
         let login = {
             let mut store = self.state.store();
-            store.login_state(user, scope, now)
+            store.login_state(user, &scope, now)
         }
         .map_err(|e| self.state.internal("reading the login state", &e))?;
 
@@ -255,10 +259,10 @@ impl Logins {
         }
         let policy = self
             .state
-            .config
+            .config()
             .no_factor_policy()
-            .unwrap_or(NoFactorPolicy::Ignore);
-        if login.totp_factors == 0 && policy == NoFactorPolicy::Ignore {
+            .unwrap_or(NoFactorPolicy::Allow);
+        if login.totp_factors == 0 && policy == NoFactorPolicy::Allow {
             let entry = ctx.entry(
                 now,
                 "none",
@@ -271,7 +275,7 @@ impl Logins {
         // With no factor and policy "deny", the transaction runs like any other: every answer
         // is checked against no factor, counted and refused like a wrong code.
         let id = random_hex(16).map_err(|e| self.state.internal("making a transaction id", &e))?;
-        let deadline = now.saturating_add(self.state.config.login.timeout_seconds);
+        let deadline = now.saturating_add(self.state.config().login.timeout_seconds);
         {
             let mut table = self.table();
             if now > table.last_prune {
@@ -315,7 +319,7 @@ impl Logins {
         response: &str,
         now: u64,
     ) -> Result<Step, HerarxError> {
-        let max_tries = self.state.config.login.max_tries;
+        let max_tries = self.state.config().login.max_tries;
         let (ctx, scope) = {
             let mut table = self.table();
             let Some(txn) = table.by_id.get_mut(id).filter(|t| t.owner == bus_name) else {
@@ -355,7 +359,7 @@ impl Logins {
             }
             txn.checking = true;
             txn.steps += 1;
-            (txn.ctx.clone(), txn.scope)
+            (txn.ctx.clone(), txn.scope.clone())
         };
         // An overlong answer is no code: checked (and counted) as a malformed one.
         let response = if response.len() <= limits::ANSWER_MAX {
@@ -365,7 +369,7 @@ impl Logins {
         };
         let verified = {
             let mut store = self.state.store();
-            store.verify_and_consume(&ctx, response, now, scope, "totp")
+            store.verify_and_consume(&ctx, response, now, &scope, "totp")
         };
         let (outcome, entry) = match verified {
             Ok(x) => x,
@@ -476,17 +480,17 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store_with(dir.path(), StorePolicy::from_config(&config));
         let log = Arc::new(MemoryLog::default());
-        let state = Arc::new(State {
-            store: Arc::new(Mutex::new(store)),
-            config: Arc::new(config),
-            users: Arc::new(FixedUsers::new(&[
+        let state = Arc::new(State::new(
+            Arc::new(Mutex::new(store)),
+            Arc::new(config),
+            Arc::new(FixedUsers::new(&[
                 ("root", 0),
                 ("alice", 1000),
                 ("bob", 1001),
             ])),
-            log: log.clone(),
-            hostname: "host.example".into(),
-        });
+            log.clone(),
+            "host.example".into(),
+        ));
         Harness {
             logins: Logins::new(state.clone()),
             state,
@@ -668,7 +672,7 @@ pub(crate) mod tests {
     #[test]
     fn without_a_factor_deny_prompts_and_refuses_like_wrong_codes() {
         let h = harness();
-        assert_eq!(h.state.config.login.no_factor, "deny", "the default");
+        assert_eq!(h.state.config().login.no_factor, "deny", "the default");
         for user in ["bob", "nosuchuser"] {
             let (id, step) = begin(&h, user, "");
             assert_eq!(step, Step::prompt(PROMPT), "{user}");
@@ -680,7 +684,7 @@ pub(crate) mod tests {
             assert_eq!(
                 h.state
                     .store()
-                    .failures(user, Scope::Local, NOW)
+                    .failures(user, &Scope::Local, NOW)
                     .unwrap()
                     .count,
                 3,

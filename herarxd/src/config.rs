@@ -30,6 +30,7 @@ pub struct Config {
     pub lockout: LockoutConfig,
     pub login: LoginConfig,
     pub network: NetworkConfig,
+    pub admin: AdminConfig,
     /// Per PAM service settings, `[services.<service>]`.
     pub services: BTreeMap<String, ServiceConfig>,
 }
@@ -55,17 +56,45 @@ pub struct TotpConfig {
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LockoutConfig {
+    /// Failures within the window that lock one remote address (or local logins).
     pub max_failures: u32,
+    /// Failures within the window from all remote addresses together that lock remote logins.
+    pub remote_max_failures: u32,
     pub window_seconds: u64,
+    /// The first lock's length; each further lock doubles it, up to `max_lockout_seconds`.
     pub lockout_seconds: u64,
+    pub max_lockout_seconds: u64,
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginConfig {
+    /// What a user who must have a factor but has none gets: `enroll`, `deny` or `allow`
+    /// (`ignore` is the old name of `allow`).
     pub no_factor: String,
+    /// Who must have a second factor: `everyone`, or `groups` (members of `required_groups`).
+    pub required: String,
+    pub required_groups: Vec<String>,
+    /// Members of these groups never must (they are still asked once enrolled).
+    pub exempt_groups: Vec<String>,
+    /// With `no_factor = "allow"`: a date (`2027-01-31`, UTC) from which `deny` applies
+    /// instead. Empty: no deadline.
+    pub allow_until: String,
+    /// With `no_factor = "enroll"`: how long after Herarx first sees an account (or an admin
+    /// resets it) enrolment inside the login is offered (`7d`, `36h`; `0`: no limit).
+    pub enroll_window: String,
+    /// With `no_factor = "enroll"`: from where: `local`, `trusted` (local or a trusted
+    /// network) or `anywhere`.
+    pub enroll_from: String,
     pub max_tries: u32,
     pub timeout_seconds: u64,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Members of this group may run `herarxctl admin`; root always may. Empty: root only.
+    pub group: String,
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq, Default)]
@@ -114,6 +143,7 @@ impl Default for Config {
             lockout: LockoutConfig::default(),
             login: LoginConfig::default(),
             network: NetworkConfig::default(),
+            admin: AdminConfig::default(),
             services: BTreeMap::new(),
         }
     }
@@ -144,8 +174,10 @@ impl Default for LockoutConfig {
     fn default() -> Self {
         LockoutConfig {
             max_failures: 5,
+            remote_max_failures: 20,
             window_seconds: 900,
             lockout_seconds: 900,
+            max_lockout_seconds: 86_400,
         }
     }
 }
@@ -154,28 +186,85 @@ impl Default for LoginConfig {
     fn default() -> Self {
         LoginConfig {
             no_factor: "deny".into(),
+            required: "everyone".into(),
+            required_groups: Vec::new(),
+            exempt_groups: Vec::new(),
+            allow_until: String::new(),
+            enroll_window: "7d".into(),
+            enroll_from: "local".into(),
             max_tries: 3,
             timeout_seconds: 180,
         }
     }
 }
 
-/// What happens at login for a user without any factor.
+/// What happens at login for a user who must have a factor but has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoFactorPolicy {
-    /// `PAM_IGNORE`: the rest of the stack decides (like `nullok`).
-    Ignore,
-    /// Prompt for a code, then refuse, exactly like a wrong code.
+    /// Enrol inside the login conversation (within the window, from where policy allows).
+    Enroll,
+    /// Refused, with a message saying how to enrol.
     Deny,
+    /// `PAM_IGNORE`: the rest of the stack decides (like `nullok`).
+    Allow,
 }
 
 impl NoFactorPolicy {
     pub fn as_str(self) -> &'static str {
         match self {
-            NoFactorPolicy::Ignore => "ignore",
+            NoFactorPolicy::Enroll => "enroll",
             NoFactorPolicy::Deny => "deny",
+            NoFactorPolicy::Allow => "allow",
         }
     }
+}
+
+/// Who must have a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Required {
+    Everyone,
+    Groups,
+}
+
+/// Where enrolment inside the login is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollFrom {
+    Local,
+    /// Local logins and logins from a trusted network of the service.
+    Trusted,
+    Anywhere,
+}
+
+/// `30s`, `15m`, `36h`, `7d`, `2w` (or combined: `1d 12h`), or `0`.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t == "0" {
+        return Some(0);
+    }
+    humantime::parse_duration(t).ok().map(|d| d.as_secs())
+}
+
+/// `YYYY-MM-DD` as the unix time of that day's start, UTC.
+pub fn parse_date(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t.len() != 10 {
+        return None;
+    }
+    let at = humantime::parse_rfc3339(&format!("{t}T00:00:00Z")).ok()?;
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+/// A POSIX group name as `groupadd` accepts it: `[a-z_][a-z0-9_-]*[$]?`, at most 32 bytes.
+pub fn valid_group_name(name: &str) -> bool {
+    let body = name.strip_suffix('$').unwrap_or(name);
+    let mut chars = body.chars();
+    name.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 /// A configuration that could not be read or is not acceptable.
@@ -322,10 +411,39 @@ impl Config {
                 self.lockout.lockout_seconds
             ));
         }
-        if self.no_factor_policy().is_none() {
+        if !(1..=100_000).contains(&self.lockout.remote_max_failures) {
             problems.push(format!(
-                "login.no_factor = {:?}: must be \"ignore\" or \"deny\"",
-                self.login.no_factor
+                "lockout.remote_max_failures = {}: must be 1 to 100000",
+                self.lockout.remote_max_failures
+            ));
+        }
+        if !(1..=31_536_000).contains(&self.lockout.max_lockout_seconds) {
+            problems.push(format!(
+                "lockout.max_lockout_seconds = {}: must be 1 to 31536000 (one year)",
+                self.lockout.max_lockout_seconds
+            ));
+        } else if self.lockout.max_lockout_seconds < self.lockout.lockout_seconds {
+            problems.push(format!(
+                "lockout.max_lockout_seconds = {} is shorter than lockout.lockout_seconds = {}: \
+                 the cap on a lock must be at least the first lock; raise it or lower lockout_seconds",
+                self.lockout.max_lockout_seconds, self.lockout.lockout_seconds
+            ));
+        }
+        if self.lockout.remote_max_failures < self.lockout.max_failures {
+            problems.push(format!(
+                "lockout.remote_max_failures = {} is below lockout.max_failures = {}: one \
+                 remote address would lock every remote login before its own lock; set it to \
+                 at least max_failures (a few times it is usual)",
+                self.lockout.remote_max_failures, self.lockout.max_failures
+            ));
+        }
+        self.validate_policy(&mut problems);
+        if !self.admin.group.is_empty() && !valid_group_name(&self.admin.group) {
+            problems.push(format!(
+                "admin.group = {:?}: not a group name (lowercase letters, digits, '_' and '-', \
+                 starting with a letter or '_', at most 32 bytes), e.g. \"herarx-admin\"; \
+                 empty means root only",
+                self.admin.group
             ));
         }
         // Each wrong answer takes a step; leave room under the module's step cap.
@@ -372,12 +490,128 @@ impl Config {
         Algorithm::from_config(&self.totp.algorithm).unwrap_or(Algorithm::Sha1)
     }
 
+    fn validate_policy(&self, problems: &mut Vec<String>) {
+        let login = &self.login;
+        let no_factor = self.no_factor_policy();
+        if no_factor.is_none() {
+            problems.push(format!(
+                "login.no_factor = {:?}: must be \"enroll\", \"deny\" or \"allow\"",
+                login.no_factor
+            ));
+        }
+        let required = self.required();
+        if required.is_none() {
+            problems.push(format!(
+                "login.required = {:?}: must be \"everyone\" or \"groups\" (then list them in \
+                 login.required_groups)",
+                login.required
+            ));
+        }
+        for (key, list) in [
+            ("login.required_groups", &login.required_groups),
+            ("login.exempt_groups", &login.exempt_groups),
+        ] {
+            for (i, g) in list.iter().enumerate() {
+                if !valid_group_name(g) {
+                    problems.push(format!(
+                        "{key}[{i}] = {g:?}: not a group name (lowercase letters, digits, '_' \
+                         and '-', starting with a letter or '_', at most 32 bytes), e.g. \"wheel\""
+                    ));
+                }
+            }
+        }
+        if required == Some(Required::Groups) && login.required_groups.is_empty() {
+            problems.push(
+                "login.required = \"groups\" with an empty login.required_groups: nobody would \
+                 have to use a second factor; list the groups, or set required = \"everyone\""
+                    .into(),
+            );
+        }
+        if required == Some(Required::Everyone) && !login.required_groups.is_empty() {
+            problems.push(
+                "login.required_groups is set but login.required = \"everyone\": the list would \
+                 be ignored; set required = \"groups\", or empty the list"
+                    .into(),
+            );
+        }
+        for g in &login.exempt_groups {
+            if login.required_groups.contains(g) {
+                problems.push(format!(
+                    "group {g:?} is both in login.required_groups and login.exempt_groups: \
+                     exempt wins, so it would never be required; remove it from one list"
+                ));
+            }
+        }
+        if !login.allow_until.is_empty() {
+            if parse_date(&login.allow_until).is_none() {
+                problems.push(format!(
+                    "login.allow_until = {:?}: not a date; write it as YYYY-MM-DD (UTC), e.g. \
+                     \"2027-01-31\", or empty for no deadline",
+                    login.allow_until
+                ));
+            } else if no_factor.is_some_and(|p| p != NoFactorPolicy::Allow) {
+                problems.push(format!(
+                    "login.allow_until = {:?} only applies with login.no_factor = \"allow\" \
+                     (it is {:?}); remove it, or set no_factor = \"allow\"",
+                    login.allow_until, login.no_factor
+                ));
+            }
+        }
+        match parse_duration(&login.enroll_window) {
+            None => problems.push(format!(
+                "login.enroll_window = {:?}: not a duration; write e.g. \"7d\", \"36h\", \
+                 \"2w\", or \"0\" for no limit",
+                login.enroll_window
+            )),
+            Some(s) if s > 31_536_000 => problems.push(format!(
+                "login.enroll_window = {:?}: at most one year (\"365d\"); \"0\" means no limit",
+                login.enroll_window
+            )),
+            Some(_) => {}
+        }
+        if self.enroll_from().is_none() {
+            problems.push(format!(
+                "login.enroll_from = {:?}: must be \"local\", \"trusted\" (local or a trusted \
+                 network) or \"anywhere\"",
+                login.enroll_from
+            ));
+        }
+    }
+
     pub fn no_factor_policy(&self) -> Option<NoFactorPolicy> {
         match self.login.no_factor.as_str() {
-            "ignore" => Some(NoFactorPolicy::Ignore),
+            "enroll" => Some(NoFactorPolicy::Enroll),
             "deny" => Some(NoFactorPolicy::Deny),
+            "allow" | "ignore" => Some(NoFactorPolicy::Allow),
             _ => None,
         }
+    }
+
+    pub fn required(&self) -> Option<Required> {
+        match self.login.required.as_str() {
+            "everyone" => Some(Required::Everyone),
+            "groups" => Some(Required::Groups),
+            _ => None,
+        }
+    }
+
+    pub fn enroll_from(&self) -> Option<EnrollFrom> {
+        match self.login.enroll_from.as_str() {
+            "local" => Some(EnrollFrom::Local),
+            "trusted" => Some(EnrollFrom::Trusted),
+            "anywhere" => Some(EnrollFrom::Anywhere),
+            _ => None,
+        }
+    }
+
+    /// Seconds of the enrolment window; 0 for no limit.
+    pub fn enroll_window_seconds(&self) -> u64 {
+        parse_duration(&self.login.enroll_window).unwrap_or(0)
+    }
+
+    /// The start of the `allow_until` day, when set.
+    pub fn allow_until(&self) -> Option<u64> {
+        parse_date(&self.login.allow_until)
     }
 
     /// The trusted networks of `service`: its `trusted_networks` when set, else
@@ -487,8 +721,56 @@ mod tests {
                 "lockout.lockout_seconds = 0",
             ),
             (
-                "[login]\nno_factor = \"allow\"\n",
-                "login.no_factor = \"allow\": must be \"ignore\" or \"deny\"",
+                "[login]\nno_factor = \"maybe\"\n",
+                "login.no_factor = \"maybe\": must be \"enroll\", \"deny\" or \"allow\"",
+            ),
+            (
+                "[login]\nrequired = \"some\"\n",
+                "login.required = \"some\"",
+            ),
+            (
+                "[login]\nrequired = \"groups\"\n",
+                "with an empty login.required_groups",
+            ),
+            (
+                "[login]\nrequired_groups = [\"wheel\"]\n",
+                "login.required_groups is set but login.required = \"everyone\"",
+            ),
+            (
+                "[login]\nexempt_groups = [\"Bad Group\"]\n",
+                "login.exempt_groups[0] = \"Bad Group\": not a group name",
+            ),
+            (
+                "[login]\nrequired = \"groups\"\nrequired_groups = [\"ops\"]\nexempt_groups = [\"ops\"]\n",
+                "group \"ops\" is both in login.required_groups and login.exempt_groups",
+            ),
+            (
+                "[login]\nno_factor = \"allow\"\nallow_until = \"31/01/2027\"\n",
+                "login.allow_until = \"31/01/2027\": not a date",
+            ),
+            (
+                "[login]\nallow_until = \"2027-01-31\"\n",
+                "only applies with login.no_factor = \"allow\"",
+            ),
+            (
+                "[login]\nenroll_window = \"a week\"\n",
+                "login.enroll_window = \"a week\": not a duration",
+            ),
+            (
+                "[login]\nenroll_from = \"lan\"\n",
+                "login.enroll_from = \"lan\"",
+            ),
+            (
+                "[lockout]\nmax_lockout_seconds = 60\n",
+                "lockout.max_lockout_seconds = 60 is shorter than lockout.lockout_seconds = 900",
+            ),
+            (
+                "[lockout]\nremote_max_failures = 2\n",
+                "lockout.remote_max_failures = 2 is below lockout.max_failures = 5",
+            ),
+            (
+                "[admin]\ngroup = \"-x\"\n",
+                "admin.group = \"-x\": not a group name",
             ),
             ("[login]\nmax_tries = 0\n", "login.max_tries = 0"),
             (
@@ -536,6 +818,29 @@ mod tests {
         std::fs::write(&path, "[totp\n").unwrap();
         let e = Config::load(&path).unwrap_err().to_string();
         assert!(e.contains(&path.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn durations_dates_and_group_names() {
+        assert_eq!(parse_duration("7d"), Some(7 * 86_400));
+        assert_eq!(parse_duration("1d 12h"), Some(36 * 3600));
+        assert_eq!(parse_duration("0"), Some(0));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_date("1970-01-02"), Some(86_400));
+        assert_eq!(parse_date("2027-02-30"), None);
+        assert_eq!(parse_date("2027-1-3"), None);
+        for ok in ["wheel", "_x", "herarx-admin", "a1$"] {
+            assert!(valid_group_name(ok), "{ok}");
+        }
+        for bad in ["", "Wheel", "1x", "-x", "a b", &"a".repeat(33)] {
+            assert!(!valid_group_name(bad), "{bad}");
+        }
+        let c = Config::parse("[login]\nno_factor = \"ignore\"\n").unwrap();
+        assert_eq!(
+            c.no_factor_policy(),
+            Some(NoFactorPolicy::Allow),
+            "old name"
+        );
     }
 
     #[test]

@@ -175,13 +175,13 @@ fn prepare(args: &Args, log: Arc<Syslog>) -> Result<Prepared, String> {
             state_dir.display()
         ),
     );
-    let state = Arc::new(State {
-        store: Arc::new(Mutex::new(store)),
-        config: Arc::new(config),
-        users: Arc::new(SystemUsers),
+    let state = Arc::new(State::new(
+        Arc::new(Mutex::new(store)),
+        Arc::new(config),
+        Arc::new(SystemUsers),
         log,
         hostname,
-    });
+    ));
     Ok(Prepared { state, lock })
 }
 

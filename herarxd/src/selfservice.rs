@@ -100,15 +100,18 @@ impl SelfService {
             let mut store = self.state.store();
             store
                 .factor_infos(&ctx.user)
-                .and_then(|f| Ok((f, store.failures(&ctx.user, Scope::Local, now)?)))
+                .and_then(|f| Ok((f, store.failures(&ctx.user, &Scope::Local, now)?)))
         };
         let (factors, failures) = read.map_err(|e| self.state.internal("reading a status", &e))?;
         Ok(UserStatus {
             user: ctx.user,
             factors,
+            backup_codes_left: 0,
             failures: failures.count,
             locked_until: failures.locked_at(now).unwrap_or(0),
-            no_factor_policy: self.state.config.login.no_factor.clone(),
+            remote_locked_until: 0,
+            required: true,
+            no_factor_policy: self.state.config().login.no_factor.clone(),
         })
     }
 
@@ -117,10 +120,16 @@ impl SelfService {
         uid: u32,
         name: &str,
         step_up_code: &str,
+        replace: &str,
         now: u64,
     ) -> Result<PendingEnrollment, HerarxError> {
         const METHOD: &str = "totp-enroll";
         let ctx = self.account(uid, METHOD, now)?;
+        if !replace.is_empty() {
+            return Err(HerarxError::InvalidArgument(
+                "Replacing a factor is not available in this herarxd.".into(),
+            ));
+        }
         let name = if name.is_empty() {
             DEFAULT_FACTOR_NAME
         } else {
@@ -144,7 +153,7 @@ impl SelfService {
                 "The step-up code is too long: give the code your authenticator shows.".into(),
             ));
         }
-        let config = &self.state.config;
+        let config = self.state.config();
         let params = Params {
             algorithm: config.totp_algorithm(),
             digits: u8::try_from(config.totp.digits).unwrap_or(6),
@@ -292,7 +301,7 @@ mod tests {
         assert_eq!((st.user.as_str(), st.factors.len()), ("alice", 0));
         assert_eq!(st.no_factor_policy, "deny");
 
-        let p = svc.begin_totp_enrollment(1000, "", "", NOW).unwrap();
+        let p = svc.begin_totp_enrollment(1000, "", "", "", NOW).unwrap();
         assert!(
             p.uri
                 .starts_with("otpauth://totp/Herarx:alice@host.example?secret="),
@@ -330,7 +339,7 @@ mod tests {
         assert_eq!(st.factors, vec![info.clone()]);
 
         let e = svc
-            .begin_totp_enrollment(1000, "second", "", NOW)
+            .begin_totp_enrollment(1000, "second", "", "", NOW)
             .unwrap_err();
         assert_eq!(
             e,
@@ -371,16 +380,16 @@ mod tests {
         let svc = SelfService::new(h.state.clone());
         for _ in 0..4 {
             let e = svc
-                .begin_totp_enrollment(1000, "x", "000000", NOW)
+                .begin_totp_enrollment(1000, "x", "000000", "", NOW)
                 .unwrap_err();
             assert!(matches!(e, HerarxError::WrongCode(_)), "{e:?}");
         }
         let e = svc
-            .begin_totp_enrollment(1000, "x", "000000", NOW)
+            .begin_totp_enrollment(1000, "x", "000000", "", NOW)
             .unwrap_err();
         assert!(matches!(e, HerarxError::Locked(_)), "{e:?}");
         let e = svc
-            .begin_totp_enrollment(1000, "x", &crate::auth::tests::code(NOW), NOW)
+            .begin_totp_enrollment(1000, "x", &crate::auth::tests::code(NOW), "", NOW)
             .unwrap_err();
         assert!(
             matches!(e, HerarxError::Locked(ref m) if m.contains("15 more minutes")),
@@ -396,7 +405,9 @@ mod tests {
         let svc = SelfService::new(h.state.clone());
         let long = "n".repeat(limits::FACTOR_NAME_MAX + 1);
         for bad in [long.as_str(), "a\tb", "   "] {
-            let e = svc.begin_totp_enrollment(1000, bad, "", NOW).unwrap_err();
+            let e = svc
+                .begin_totp_enrollment(1000, bad, "", "", NOW)
+                .unwrap_err();
             assert!(matches!(e, HerarxError::InvalidArgument(_)), "{bad:?}");
         }
         let e = svc.status(4242, NOW).unwrap_err();

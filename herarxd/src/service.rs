@@ -162,11 +162,15 @@ impl FactorsInterface {
         #[zbus(connection)] conn: &Connection,
         name: String,
         step_up_code: String,
+        replace: String,
     ) -> Result<PendingEnrollment, HerarxError> {
         let uid = self.caller_uid(&hdr, conn).await?;
         let step_up_code = Zeroizing::new(step_up_code);
         let service = self.service.clone();
-        blocking(move || service.begin_totp_enrollment(uid, &name, &step_up_code, unix_now())).await
+        blocking(move || {
+            service.begin_totp_enrollment(uid, &name, &step_up_code, &replace, unix_now())
+        })
+        .await
     }
 
     /// Completes an enrolment with a code from the new authenticator.

@@ -1,7 +1,7 @@
 //! What every part of the daemon shares: the store, the configuration, the account database
 //! and the log.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use herarx_proto::HerarxError;
 
@@ -12,7 +12,8 @@ use crate::users::UserDb;
 
 pub struct State {
     pub store: Arc<Mutex<Store>>,
-    pub config: Arc<Config>,
+    /// Swapped whole on SIGHUP; each request takes the `Arc` once and uses that version.
+    config: RwLock<Arc<Config>>,
     pub users: Arc<dyn UserDb>,
     pub log: Arc<dyn LogSink>,
     /// This host's name, for the account label of otpauth URIs.
@@ -20,6 +21,42 @@ pub struct State {
 }
 
 impl State {
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        config: Arc<Config>,
+        users: Arc<dyn UserDb>,
+        log: Arc<dyn LogSink>,
+        hostname: String,
+    ) -> Self {
+        State {
+            store,
+            config: RwLock::new(config),
+            users,
+            log,
+            hostname,
+        }
+    }
+
+    /// The configuration in force now. Taken once per request, so a reload in the middle of
+    /// one does not mix two versions.
+    pub fn config(&self) -> Arc<Config> {
+        match self.config.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts a new, already validated configuration in force, store policy included. Live
+    /// transactions carry on under it.
+    pub fn replace_config(&self, config: Arc<Config>) {
+        self.store()
+            .set_policy(crate::store::StorePolicy::from_config(&config));
+        match self.config.write() {
+            Ok(mut g) => *g = config,
+            Err(poisoned) => *poisoned.into_inner() = config,
+        }
+    }
+
     /// Locks the store. A poisoned lock only means another thread panicked while holding it;
     /// SQLite's own transaction rolled back, so the store is consistent and can be used.
     pub fn store(&self) -> MutexGuard<'_, Store> {

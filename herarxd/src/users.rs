@@ -9,6 +9,9 @@ pub trait UserDb: Send + Sync {
     fn uid_of(&self, name: &str) -> Option<u32>;
     /// The name of `uid`; `None` when there is no such account.
     fn name_of(&self, uid: u32) -> Option<String>;
+    /// The names of the groups `name` belongs to (its primary group included); `None` when
+    /// there is no such account.
+    fn groups_of(&self, name: &str) -> Option<Vec<String>>;
 }
 
 /// The system's accounts. NSS may block (LDAP, SSSD): call it from a blocking thread.
@@ -32,15 +35,42 @@ impl UserDb for SystemUsers {
             .flatten()
             .map(|u| u.name)
     }
+
+    fn groups_of(&self, name: &str) -> Option<Vec<String>> {
+        if name.is_empty() || name.contains('\0') {
+            return None;
+        }
+        let user = nix::unistd::User::from_name(name).ok().flatten()?;
+        let cname = std::ffi::CString::new(name).ok()?;
+        let gids = nix::unistd::getgrouplist(&cname, user.gid).ok()?;
+        Some(
+            gids.into_iter()
+                .filter_map(|g| nix::unistd::Group::from_gid(g).ok().flatten())
+                .map(|g| g.name)
+                .collect(),
+        )
+    }
 }
 
 /// A fixed table, for tests.
 #[derive(Debug, Default, Clone)]
-pub struct FixedUsers(pub HashMap<String, u32>);
+pub struct FixedUsers(pub HashMap<String, u32>, pub HashMap<String, Vec<String>>);
 
 impl FixedUsers {
     pub fn new(entries: &[(&str, u32)]) -> Self {
-        FixedUsers(entries.iter().map(|(n, u)| ((*n).to_owned(), *u)).collect())
+        FixedUsers(
+            entries.iter().map(|(n, u)| ((*n).to_owned(), *u)).collect(),
+            HashMap::new(),
+        )
+    }
+
+    /// The same table with `user` a member of `groups`.
+    pub fn with_groups(mut self, user: &str, groups: &[&str]) -> Self {
+        self.1.insert(
+            user.to_owned(),
+            groups.iter().map(|g| (*g).to_owned()).collect(),
+        );
+        self
     }
 }
 
@@ -55,6 +85,11 @@ impl UserDb for FixedUsers {
             .find(|(_, u)| **u == uid)
             .map(|(n, _)| n.clone())
     }
+
+    fn groups_of(&self, name: &str) -> Option<Vec<String>> {
+        self.0.get(name)?;
+        Some(self.1.get(name).cloned().unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +100,13 @@ mod tests {
     fn root_resolves_both_ways() {
         assert_eq!(SystemUsers.uid_of("root"), Some(0));
         assert_eq!(SystemUsers.name_of(0).as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn root_is_in_its_own_group() {
+        let groups = SystemUsers.groups_of("root").unwrap();
+        assert!(groups.iter().any(|g| g == "root"), "{groups:?}");
+        assert_eq!(SystemUsers.groups_of("no-such-user-hx-7f3a"), None);
     }
 
     #[test]

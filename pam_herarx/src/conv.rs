@@ -2,7 +2,9 @@
 //! call, which is what sshd's keyboard-interactive handles (one prompt per round).
 
 use crate::core::{ConvError, Conversation};
-use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO, PamMessageStyle};
+use pam::constants::{
+    PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO, PamMessageStyle,
+};
 use pam::conv::Conv;
 use zeroize::Zeroizing;
 
@@ -45,6 +47,11 @@ impl<'a> PamConversation<'a> {
 impl Conversation for PamConversation<'_> {
     fn ask_hidden(&mut self, prompt: &str) -> Result<Zeroizing<String>, ConvError> {
         self.send(PAM_PROMPT_ECHO_OFF, prompt)?
+            .ok_or_else(|| ConvError("the application returned no response".into()))
+    }
+
+    fn ask_visible(&mut self, prompt: &str) -> Result<Zeroizing<String>, ConvError> {
+        self.send(PAM_PROMPT_ECHO_ON, prompt)?
             .ok_or_else(|| ConvError("the application returned no response".into()))
     }
 

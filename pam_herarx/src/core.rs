@@ -84,6 +84,8 @@ pub struct ConvError(pub String);
 pub trait Conversation {
     /// Shows `prompt` and reads a reply without echo.
     fn ask_hidden(&mut self, prompt: &str) -> Result<Zeroizing<String>, ConvError>;
+    /// Shows `prompt` and reads a reply with echo (a menu choice: nothing secret).
+    fn ask_visible(&mut self, prompt: &str) -> Result<Zeroizing<String>, ConvError>;
     /// Shows an error message. Failing to show it does not change the result.
     fn error(&mut self, text: &str);
     /// Shows an informational message. Failing to show it does not change the result.
@@ -145,7 +147,7 @@ pub fn authenticate(
                 show_error(conv, opts, &step.message);
                 return Outcome::new(Verdict::MaxTries, "locked out by the daemon");
             }
-            Action::Prompt => {
+            Action::Prompt | Action::PromptVisible => {
                 // Whatever the daemon says, a login is not an endless conversation.
                 if answered >= limits::STEPS_MAX {
                     daemon.cancel(&transaction);
@@ -157,7 +159,17 @@ pub fn authenticate(
                         ),
                     );
                 }
-                let response = match conv.ask_hidden(&step.prompt) {
+                // Text to read before answering (a QR code to scan, backup codes to write
+                // down, a menu) is part of the question: shown even under PAM_SILENT.
+                if !step.message.is_empty() {
+                    conv.info(&step.message);
+                }
+                let asked = if step.action == Action::PromptVisible {
+                    conv.ask_visible(&step.prompt)
+                } else {
+                    conv.ask_hidden(&step.prompt)
+                };
+                let response = match asked {
                     Ok(response) => response,
                     Err(ConvError(how)) => {
                         daemon.cancel(&transaction);

@@ -16,6 +16,8 @@ const BAD: &str = "654321";
 enum Shown {
     /// An echo-off prompt, and what the user types (`None`: the conversation fails).
     Hidden(String, Option<String>),
+    /// An echo-on prompt, and what the user types.
+    Visible(String, Option<String>),
     Error(String),
     Info(String),
 }
@@ -48,6 +50,18 @@ impl Conversation for ScriptedConversation {
                     .ok_or_else(|| ConvError("scripted failure".into()))
             }
             other => panic!("asked {prompt:?} with echo off, script wanted {other:?}"),
+        }
+    }
+
+    fn ask_visible(&mut self, prompt: &str) -> Result<Zeroizing<String>, ConvError> {
+        match self.next(&format!("ask_visible({prompt:?})")) {
+            Shown::Visible(expected, reply) => {
+                assert_eq!(prompt, expected, "prompt text");
+                reply
+                    .map(Zeroizing::new)
+                    .ok_or_else(|| ConvError("scripted failure".into()))
+            }
+            other => panic!("asked {prompt:?} with echo on, script wanted {other:?}"),
         }
     }
 
@@ -237,6 +251,46 @@ fn right_code_is_success_after_exactly_one_hidden_prompt() {
         ],
     );
     assert_eq!(out.verdict, Verdict::Success);
+}
+
+#[test]
+fn a_prompt_with_a_message_shows_it_first_even_when_silent() {
+    let qr = "Scan this QR code with your authenticator app:\n\u{2588}\u{2580}\u{2584}";
+    let menu = "1. Authenticator app\n2. Backup code";
+    for opts in [Options::default(), silent()] {
+        let out = run_with(
+            [
+                Shown::Info(qr.into()),
+                hidden("Code from the app: ", GOOD),
+                Shown::Info(menu.into()),
+                Shown::Visible("Choose 1-2: ".into(), Some("2".into())),
+                hidden(PROMPT, GOOD),
+            ],
+            [
+                begin_with(Step::prompt("Code from the app: ").with_message(qr)),
+                Call::Answer(
+                    GOOD,
+                    Ok(Step::prompt_visible("Choose 1-2: ").with_message(menu)),
+                ),
+                Call::Answer("2", Ok(prompt())),
+                Call::Answer(GOOD, Ok(Step::terminal(Action::Success, ""))),
+            ],
+            opts,
+        );
+        assert_eq!(out.verdict, Verdict::Success);
+    }
+}
+
+#[test]
+fn a_visible_prompt_that_fails_cancels_like_a_hidden_one() {
+    let out = run(
+        [Shown::Visible("Choose 1-2: ".into(), None)],
+        [
+            begin_with(Step::prompt_visible("Choose 1-2: ")),
+            Call::Cancel,
+        ],
+    );
+    assert_eq!(out.verdict, Verdict::ConvErr);
 }
 
 #[test]

@@ -25,10 +25,10 @@ pub fn add(ctx: &Context, name: Option<&str>) -> Result<(), CliError> {
     // a stolen password alone cannot plant an attacker's authenticator.
     let status = daemon.status()?;
     let pending = if status.factors.is_empty() {
-        daemon.begin_totp_enrollment(name, "")?
+        daemon.begin_totp_enrollment(name, "", "")?
     } else {
         with_code(&mut answers, STEP_UP_PROMPT, "the step-up code", |code| {
-            daemon.begin_totp_enrollment(name, code)
+            daemon.begin_totp_enrollment(name, code, "")
         })?
     };
     let PendingEnrollment { id, uri, expires } = pending;

@@ -17,6 +17,7 @@ pub const BUS_NAME: &str = "org.herarx.Herarx1";
 pub const OBJECT_PATH: &str = "/org/herarx/Herarx1";
 pub const AUTH_INTERFACE: &str = "org.herarx.Herarx1.Auth";
 pub const FACTORS_INTERFACE: &str = "org.herarx.Herarx1.Factors";
+pub const ADMIN_INTERFACE: &str = "org.herarx.Herarx1.Admin";
 pub const ERROR_PREFIX: &str = "org.herarx.Herarx1.Error";
 
 /// The system bus socket. The PAM module uses this fixed path (or its `bus=` argument) and never
@@ -34,6 +35,10 @@ pub mod limits {
     pub const ID_MAX: usize = 64;
     /// A module never runs more steps than this in one transaction, whatever the daemon says.
     pub const STEPS_MAX: u32 = 16;
+    /// Rows one `Admin.List` or `Admin.Log` call returns at most.
+    pub const PAGE_MAX: u32 = 1000;
+    /// Bytes of a step's `message` (a QR code in block characters fits with room to spare).
+    pub const MESSAGE_MAX: usize = 16 * 1024;
 }
 
 /// What the module must do next in a login transaction.
@@ -44,6 +49,8 @@ pub enum Action {
     Skip,
     /// Ask the user, with echo off, the step's `prompt`; send the reply with `Answer`.
     Prompt,
+    /// Ask with echo on (a menu choice, "press Enter"): nothing secret is typed here.
+    PromptVisible,
     /// Verified: `PAM_SUCCESS`.
     Success,
     /// Refused (wrong answers, no usable factor): `PAM_AUTH_ERR`.
@@ -55,16 +62,20 @@ pub enum Action {
 impl Action {
     /// Whether the transaction is over after this step.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Action::Prompt)
+        !matches!(self, Action::Prompt | Action::PromptVisible)
     }
 }
 
 /// One step of a login transaction.
 ///
-/// For [`Action::Prompt`], `prompt` is the whole text to show: the daemon folds any message
-/// ("Wrong code.") into it, because under sshd informational text only appears with the next
-/// prompt. For a terminal action, `message` is a sentence for the user (shown as an error
-/// message unless the application asked for silence); it never contains a secret.
+/// For [`Action::Prompt`] and [`Action::PromptVisible`], `prompt` is the whole question: the
+/// daemon folds any short hint ("Wrong code.") into it, because under sshd informational text
+/// only appears with the next prompt. A non-empty `message` is longer text to read first (an
+/// enrolment QR code, backup codes, a method menu): the module shows it as an informational
+/// message right before the prompt, so under sshd both arrive in one keyboard-interactive
+/// round. For a terminal action, `message` is a sentence for the user (shown as an error
+/// message for Denied/Locked, informational otherwise, unless the application asked for
+/// silence).
 #[derive(Serialize, Deserialize, Type, Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub action: Action,
@@ -78,6 +89,23 @@ impl Step {
             action: Action::Prompt,
             prompt: prompt.into(),
             message: String::new(),
+        }
+    }
+
+    /// A prompt with echo on (nothing secret is typed).
+    pub fn prompt_visible(prompt: impl Into<String>) -> Self {
+        Step {
+            action: Action::PromptVisible,
+            prompt: prompt.into(),
+            message: String::new(),
+        }
+    }
+
+    /// The same step with `message` to read before the prompt.
+    pub fn with_message(self, message: impl Into<String>) -> Self {
+        Step {
+            message: message.into(),
+            ..self
         }
     }
 
@@ -95,13 +123,16 @@ impl Step {
 pub struct FactorInfo {
     /// Stable identifier, used by `remove`.
     pub id: String,
-    /// `totp` (later: `fido2`, `backup-codes`).
+    /// `totp` (later: `fido2`, `email`, `sms`). Backup codes are not factors: see
+    /// `backup_codes_left`.
     pub kind: String,
     pub name: String,
     /// Unix seconds.
     pub created: u64,
     /// Unix seconds of the last accepted use, 0 when never used.
     pub last_used: u64,
+    /// The method the login offers first.
+    pub primary: bool,
 }
 
 /// The caller's own state, for `herarxctl status`.
@@ -109,12 +140,80 @@ pub struct FactorInfo {
 pub struct UserStatus {
     pub user: String,
     pub factors: Vec<FactorInfo>,
-    /// Failed attempts counted in the current window.
+    /// Unused backup codes.
+    pub backup_codes_left: u32,
+    /// Failed attempts counted in the current window (local logins).
     pub failures: u32,
-    /// Unix seconds until which logins are refused; 0 when not locked.
+    /// Unix seconds until which local logins are refused; 0 when not locked.
     pub locked_until: u64,
-    /// What happens at login for a user without any factor: `ignore` or `deny`.
+    /// Unix seconds until which remote logins are refused (from every address); 0 when not.
+    pub remote_locked_until: u64,
+    /// Whether policy requires this user to have a second factor.
+    pub required: bool,
+    /// What happens at login while this user has no factor: `enroll`, `deny` or `allow`.
     pub no_factor_policy: String,
+}
+
+/// One counter of failed attempts, as an admin sees it.
+#[derive(Serialize, Deserialize, Type, Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// `local`, `remote` (every remote address together) or `remote:<address>`.
+    pub scope: String,
+    pub failures: u32,
+    /// Unix seconds; 0 when not locked.
+    pub locked_until: u64,
+}
+
+/// A user's whole state, for `herarxctl admin status USER`. Never carries secret material.
+#[derive(Serialize, Deserialize, Type, Debug, Clone, PartialEq, Eq)]
+pub struct AdminUserStatus {
+    pub user: String,
+    /// Whether the name is an account on this host.
+    pub exists: bool,
+    pub factors: Vec<FactorInfo>,
+    pub backup_codes_left: u32,
+    /// Counters that still count (ended ones are left out).
+    pub locks: Vec<LockInfo>,
+    /// Whether policy requires a second factor of this user.
+    pub required: bool,
+    /// What a login of this user without a factor gets: `enroll`, `deny` or `allow`.
+    pub no_factor_policy: String,
+    /// One sentence saying why (`member of group wheel`, `everyone`, `exempt: group ci`).
+    pub policy_reason: String,
+}
+
+/// One line of `herarxctl admin list`.
+#[derive(Serialize, Deserialize, Type, Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub user: String,
+    /// Number of factors (backup codes not counted).
+    pub factors: u32,
+    /// Kinds of those factors, comma-separated (`totp,fido2`).
+    pub kinds: String,
+    pub backup_codes_left: u32,
+    /// Whether any scope is locked now.
+    pub locked: bool,
+    /// Unix seconds of the last accepted use of any factor; 0 when never.
+    pub last_used: u64,
+}
+
+/// One row of the audit trail.
+#[derive(Serialize, Deserialize, Type, Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Row number, increasing: `Admin.Log` pages backwards from `before`.
+    pub id: u64,
+    /// Unix seconds.
+    pub time: u64,
+    pub user: String,
+    /// The uid that made the call (root for sshd, the user for self-service).
+    pub caller_uid: u32,
+    pub service: String,
+    pub rhost: String,
+    pub remote: bool,
+    pub method: String,
+    /// `success`, `denied`, `locked`, `skip`, `refused`, `enrolled`, ...
+    pub result: String,
+    pub reason: String,
 }
 
 /// A TOTP enrolment that waits for its confirmation code.
@@ -202,11 +301,14 @@ pub trait Factors {
     fn status(&self) -> Result<UserStatus, HerarxError>;
 
     /// Starts a TOTP enrolment named `name` (empty: a default name). When the caller already
-    /// has a factor, `step_up_code` must be a fresh code from one of them (empty otherwise).
+    /// has a factor, `step_up_code` must be a fresh code from one of them or a backup code
+    /// (empty otherwise). `replace` is empty to add a factor, or the id of a factor that the
+    /// confirmation removes in the same transaction (moving to a new phone).
     fn begin_totp_enrollment(
         &self,
         name: &str,
         step_up_code: &str,
+        replace: &str,
     ) -> Result<PendingEnrollment, HerarxError>;
 
     /// Completes an enrolment with a code from the new authenticator. The code is consumed:
@@ -215,6 +317,49 @@ pub trait Factors {
 
     /// Removes one of the caller's factors; `step_up_code` is a fresh code from any of them.
     fn remove_factor(&self, id: &str, step_up_code: &str) -> Result<(), HerarxError>;
+
+    /// Makes a new set of backup codes (the old set stops working) and returns it, once.
+    /// `step_up_code` as for enrolment.
+    fn generate_backup_codes(&self, step_up_code: &str) -> Result<Vec<String>, HerarxError>;
+
+    /// Makes factor `id` the method the login offers first.
+    fn set_primary(&self, id: &str) -> Result<(), HerarxError>;
+
+    /// Renames factor `id`.
+    fn rename_factor(&self, id: &str, name: &str) -> Result<FactorInfo, HerarxError>;
+}
+
+/// Admin actions: the caller must be root or a member of the configured admin group, checked
+/// from the caller's uid at each call. An admin can see and clear, never enrol.
+#[zbus::proxy(
+    interface = "org.herarx.Herarx1.Admin",
+    default_service = "org.herarx.Herarx1",
+    default_path = "/org/herarx/Herarx1"
+)]
+pub trait Admin {
+    /// Everything about `user` except secrets.
+    fn user_status(&self, user: &str) -> Result<AdminUserStatus, HerarxError>;
+
+    /// Removes all of `user`'s factors, backup codes, remembered state and lockouts. Returns
+    /// how many factors were removed. The no-factor policy applies at the next login.
+    fn reset(&self, user: &str) -> Result<u32, HerarxError>;
+
+    /// Clears `user`'s failure counters and lockouts. Returns how many counters were cleared.
+    fn unlock(&self, user: &str) -> Result<u32, HerarxError>;
+
+    /// Users with any state, by name, after `after` (empty: from the start), at most `limit`
+    /// (capped at `limits::PAGE_MAX`).
+    fn list(&self, after: &str, limit: u32) -> Result<Vec<UserSummary>, HerarxError>;
+
+    /// Audit rows, newest first: of `user` (empty: everyone), at or after `since` (unix
+    /// seconds), with an id below `before` (0: no bound), at most `limit`.
+    fn log(
+        &self,
+        user: &str,
+        since: u64,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, HerarxError>;
 }
 
 #[cfg(test)]
@@ -257,6 +402,7 @@ mod tests {
     #[test]
     fn only_prompt_continues_a_transaction() {
         assert!(!Action::Prompt.is_terminal());
+        assert!(!Action::PromptVisible.is_terminal());
         for a in [
             Action::Skip,
             Action::Success,

@@ -195,7 +195,7 @@ fn refuse_step_up(
         return Ok(Some(StepUpRefusal::Missing));
     };
     Ok(
-        match verify_in(tx, key, policy, user, code, now, STEP_UP_SCOPE)? {
+        match verify_in(tx, key, policy, user, code, now, &STEP_UP_SCOPE)? {
             VerifyOutcome::Accepted { .. } => None,
             failed => Some(StepUpRefusal::Failed(failed)),
         },
@@ -345,9 +345,12 @@ impl Store {
                 };
                 factors::insert(&tx, &row)?;
                 delete_pending(&tx, id)?;
+                let mut info = row.info();
+                // The first factor is the primary one (until the user picks another).
+                info.primary = factors::count(&tx, user)? == 1;
                 finish(
                     tx,
-                    ConfirmOutcome::Enrolled(row.info()),
+                    ConfirmOutcome::Enrolled(info),
                     AuditResult::Success,
                     format!("factor {factor_id} enrolled"),
                 )
@@ -488,7 +491,7 @@ mod tests {
         assert_eq!(pending_count(s.conn(), "alice").unwrap(), 0);
 
         let (o, _) = s
-            .verify_and_consume(&ctx("alice"), &c, NOW + 5, Scope::Local, "totp")
+            .verify_and_consume(&ctx("alice"), &c, NOW + 5, &Scope::Local, "totp")
             .unwrap();
         assert!(
             matches!(
@@ -502,7 +505,7 @@ mod tests {
         );
         let next = code(&n.secret, NOW + 30);
         let (o, _) = s
-            .verify_and_consume(&ctx("alice"), &next, NOW + 30, Scope::Local, "totp")
+            .verify_and_consume(&ctx("alice"), &next, NOW + 30, &Scope::Local, "totp")
             .unwrap();
         assert!(matches!(o, VerifyOutcome::Accepted { .. }), "{o:?}");
     }
@@ -531,7 +534,7 @@ mod tests {
             BeginOutcome::StepUpFailed(VerifyOutcome::Rejected { .. })
         ));
         assert_eq!(
-            s.failures("alice", Scope::Local, NOW + 30).unwrap().count,
+            s.failures("alice", &Scope::Local, NOW + 30).unwrap().count,
             1
         );
         // The enrolment code itself was consumed: not good for a step-up.
@@ -621,7 +624,7 @@ mod tests {
             .unwrap();
         assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
         assert_eq!(
-            s.failures("alice", Scope::Local, NOW).unwrap().count,
+            s.failures("alice", &Scope::Local, NOW).unwrap().count,
             0,
             "not login failures"
         );

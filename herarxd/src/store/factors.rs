@@ -10,6 +10,8 @@ use crate::seal::{self, Kind};
 use crate::totp::{self, Algorithm, Params, Rejection};
 
 pub const KIND_TOTP: &str = "totp";
+/// What the audit trail names as the "factor" of a login that used a backup code.
+pub const BACKUP_CODE: &str = "backup-code";
 
 /// At most this many factors per user: each login tries every one of them.
 pub const FACTORS_PER_USER_MAX: usize = 16;
@@ -36,6 +38,7 @@ impl FactorRow {
             name: self.name.clone(),
             created: self.created,
             last_used: self.last_used,
+            primary: false,
         }
     }
 }
@@ -141,8 +144,14 @@ pub fn new_id(conn: &Connection) -> Result<String, StoreError> {
 /// What a code check came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyOutcome {
-    /// Accepted and consumed: the factor's last step is now `step`.
-    Accepted { factor_id: String, step: u64 },
+    /// Accepted and consumed: the factor's last step is now `step`; or, when
+    /// `backup_codes_left` is set, a backup code was used up (`factor_id` is then
+    /// [`BACKUP_CODE`] and `step` 0).
+    Accepted {
+        factor_id: String,
+        step: u64,
+        backup_codes_left: Option<u32>,
+    },
     /// Not accepted; counted as a failure. `locked_until` is set when this failure locked the
     /// scope. `no_factor` tells the audit log the user has nothing enrolled.
     Rejected {
@@ -159,6 +168,13 @@ impl VerifyOutcome {
     /// The audit result and reason for this outcome.
     pub fn audit(&self) -> (AuditResult, String) {
         match self {
+            VerifyOutcome::Accepted {
+                backup_codes_left: Some(left),
+                ..
+            } => (
+                AuditResult::Success,
+                format!("backup code accepted ({left} left)"),
+            ),
             VerifyOutcome::Accepted { factor_id, .. } => (
                 AuditResult::Success,
                 format!("code accepted (factor {factor_id})"),
@@ -204,31 +220,46 @@ impl Store {
     pub fn login_state(
         &mut self,
         user: &str,
-        scope: Scope,
+        scope: &Scope,
         now: u64,
     ) -> Result<LoginState, StoreError> {
-        let f = lockout::load(&self.conn, user, scope)?;
+        let locked_until = lockout::locked_until(&self.conn, user, scope, now)?;
         let mut stmt = self
             .conn
             .prepare_cached("SELECT count(*) FROM factors WHERE user = ?1 AND kind = ?2")?;
         let n: i64 = stmt.query_row((user, KIND_TOTP), |r| r.get(0))?;
         Ok(LoginState {
-            locked_until: f.locked_at(now),
+            locked_until,
             totp_factors: usize::try_from(n).unwrap_or(0),
         })
     }
 
-    /// The failures of the local scope as they count at `now`.
-    pub fn failures(&mut self, user: &str, scope: Scope, now: u64) -> Result<Failures, StoreError> {
+    /// The failures of the attempt's own counter (local, or its source) as they count at `now`.
+    pub fn failures(
+        &mut self,
+        user: &str,
+        scope: &Scope,
+        now: u64,
+    ) -> Result<Failures, StoreError> {
         Ok(lockout::load(&self.conn, user, scope)?.current(now, &self.policy.lockout))
     }
 
-    /// The user's factors, as the owner sees them.
+    /// The user's factors, as the owner sees them, the primary one marked (the chosen one,
+    /// else the oldest).
     pub fn factor_infos(&mut self, user: &str) -> Result<Vec<FactorInfo>, StoreError> {
-        Ok(list_all(&self.conn, user)?
+        let mut infos: Vec<FactorInfo> = list_all(&self.conn, user)?
             .iter()
             .map(FactorRow::info)
-            .collect())
+            .collect();
+        let chosen = super::accounts::load(&self.conn, user)?.primary_factor;
+        let primary = chosen
+            .as_deref()
+            .and_then(|id| infos.iter().position(|f| f.id == id))
+            .unwrap_or(0);
+        if let Some(f) = infos.get_mut(primary) {
+            f.primary = true;
+        }
+        Ok(infos)
     }
 
     /// Checks `code` against the user's TOTP factors and consumes it, in one IMMEDIATE
@@ -240,7 +271,7 @@ impl Store {
         ctx: &AuditCtx,
         code: &str,
         now: u64,
-        scope: Scope,
+        scope: &Scope,
         method: &str,
     ) -> Result<(VerifyOutcome, AuditEntry), StoreError> {
         let tx = self
@@ -264,10 +295,9 @@ pub(crate) fn verify_in(
     user: &str,
     code: &str,
     now: u64,
-    scope: Scope,
+    scope: &Scope,
 ) -> Result<VerifyOutcome, StoreError> {
-    let failures = lockout::load(tx, user, scope)?;
-    if let Some(until) = failures.locked_at(now) {
+    if let Some(until) = lockout::locked_until(tx, user, scope, now)? {
         return Ok(VerifyOutcome::Locked { until });
     }
     let factors = list(tx, user, KIND_TOTP)?;
@@ -286,6 +316,7 @@ pub(crate) fn verify_in(
                 return Ok(VerifyOutcome::Accepted {
                     factor_id: f.id.clone(),
                     step,
+                    backup_codes_left: None,
                 });
             }
             // Keep the most telling reason across factors: replayed > wrong > malformed.
@@ -299,15 +330,28 @@ pub(crate) fn verify_in(
             Err(_) => {}
         }
     }
+    // Not a TOTP code: a backup code, typed at the same prompt?
+    if let Some(left) = super::backup_codes::consume(tx, key, user, code, now)? {
+        lockout::clear(tx, user, scope)?;
+        return Ok(VerifyOutcome::Accepted {
+            factor_id: BACKUP_CODE.into(),
+            step: 0,
+            backup_codes_left: Some(left),
+        });
+    }
+    if super::backup_codes::normalize(code).is_some() && rejection == Rejection::Malformed {
+        rejection = Rejection::Wrong;
+    }
     if factors.is_empty() {
-        rejection = if totp::normalize_code(code, 6).is_ok() {
+        rejection = if totp::normalize_code(code, 6).is_ok()
+            || super::backup_codes::normalize(code).is_some()
+        {
             Rejection::Wrong
         } else {
             Rejection::Malformed
         };
     }
-    let after = failures.after_failure(now, &policy.lockout);
-    lockout::save(tx, user, scope, &after)?;
+    let after = lockout::record_failure(tx, user, scope, now, &policy.lockout)?;
     Ok(VerifyOutcome::Rejected {
         reason: rejection,
         no_factor: factors.is_empty(),
@@ -374,13 +418,14 @@ pub(crate) mod tests {
         let id = enrol(&mut s, "alice", SEED);
         let c = code(SEED, NOW);
         let (o, entry) = s
-            .verify_and_consume(&ctx("alice"), &c, NOW, Scope::Local, "totp")
+            .verify_and_consume(&ctx("alice"), &c, NOW, &Scope::Local, "totp")
             .unwrap();
         assert_eq!(
             o,
             VerifyOutcome::Accepted {
                 factor_id: id.clone(),
-                step: NOW / 30
+                step: NOW / 30,
+                backup_codes_left: None,
             }
         );
         assert_eq!(entry.result, AuditResult::Success);
@@ -389,7 +434,7 @@ pub(crate) mod tests {
         assert_eq!(row.last_used, NOW);
 
         let (o, _) = s
-            .verify_and_consume(&ctx("alice"), &c, NOW + 1, Scope::Local, "totp")
+            .verify_and_consume(&ctx("alice"), &c, NOW + 1, &Scope::Local, "totp")
             .unwrap();
         assert!(matches!(
             o,
@@ -412,14 +457,19 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open_store(dir.path());
         enrol(&mut s, "alice", SEED);
-        for scope in [Scope::Local, Scope::Remote] {
-            s.verify_and_consume(&ctx("alice"), &wrong(SEED, NOW), NOW, scope, "totp")
+        for scope in [Scope::Local, Scope::Remote("192.0.2.1".into())] {
+            s.verify_and_consume(&ctx("alice"), &wrong(SEED, NOW), NOW, &scope, "totp")
                 .unwrap();
         }
-        s.verify_and_consume(&ctx("alice"), &code(SEED, NOW), NOW, Scope::Local, "totp")
+        s.verify_and_consume(&ctx("alice"), &code(SEED, NOW), NOW, &Scope::Local, "totp")
             .unwrap();
-        assert_eq!(s.failures("alice", Scope::Local, NOW).unwrap().count, 0);
-        assert_eq!(s.failures("alice", Scope::Remote, NOW).unwrap().count, 1);
+        assert_eq!(s.failures("alice", &Scope::Local, NOW).unwrap().count, 0);
+        assert_eq!(
+            s.failures("alice", &Scope::Remote("192.0.2.1".into()), NOW)
+                .unwrap()
+                .count,
+            1
+        );
     }
 
     #[test]
@@ -434,7 +484,7 @@ pub(crate) mod tests {
                     &ctx("alice"),
                     &wrong(SEED, NOW),
                     NOW + i,
-                    Scope::Remote,
+                    &Scope::Remote("192.0.2.1".into()),
                     "totp",
                 )
                 .unwrap();
@@ -455,7 +505,7 @@ pub(crate) mod tests {
                 &ctx("alice"),
                 &code(SEED, NOW + 10),
                 NOW + 10,
-                Scope::Remote,
+                &Scope::Remote("192.0.2.1".into()),
                 "totp",
             )
             .unwrap();
@@ -467,7 +517,7 @@ pub(crate) mod tests {
                 &ctx("alice"),
                 &code(SEED, NOW + 10),
                 NOW + 10,
-                Scope::Local,
+                &Scope::Local,
                 "totp",
             )
             .unwrap();
@@ -475,7 +525,13 @@ pub(crate) mod tests {
         // After the lock, remote logins work again.
         let t = NOW + 904 + 30;
         let (o, _) = s
-            .verify_and_consume(&ctx("alice"), &code(SEED, t), t, Scope::Remote, "totp")
+            .verify_and_consume(
+                &ctx("alice"),
+                &code(SEED, t),
+                t,
+                &Scope::Remote("192.0.2.1".into()),
+                "totp",
+            )
             .unwrap();
         assert!(matches!(o, VerifyOutcome::Accepted { .. }));
     }
@@ -487,12 +543,15 @@ pub(crate) mod tests {
             let mut s = open_store(dir.path());
             enrol(&mut s, "alice", SEED);
             for i in 0..3 {
-                s.verify_and_consume(&ctx("alice"), "000000", NOW + i, Scope::Local, "totp")
+                s.verify_and_consume(&ctx("alice"), "000000", NOW + i, &Scope::Local, "totp")
                     .unwrap();
             }
         }
         let mut s = open_store(dir.path());
-        assert_eq!(s.failures("alice", Scope::Local, NOW + 5).unwrap().count, 3);
+        assert_eq!(
+            s.failures("alice", &Scope::Local, NOW + 5).unwrap().count,
+            3
+        );
     }
 
     #[test]
@@ -500,7 +559,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open_store(dir.path());
         let (o, e) = s
-            .verify_and_consume(&ctx("nobody"), "123456", NOW, Scope::Local, "totp")
+            .verify_and_consume(&ctx("nobody"), "123456", NOW, &Scope::Local, "totp")
             .unwrap();
         assert_eq!(
             o,
@@ -523,7 +582,13 @@ pub(crate) mod tests {
             .execute("UPDATE factors SET user = 'mallory' WHERE id = ?1", [&id])
             .unwrap();
         let (o, _) = s
-            .verify_and_consume(&ctx("mallory"), &code(SEED, NOW), NOW, Scope::Local, "totp")
+            .verify_and_consume(
+                &ctx("mallory"),
+                &code(SEED, NOW),
+                NOW,
+                &Scope::Local,
+                "totp",
+            )
             .unwrap();
         assert!(matches!(
             o,
@@ -543,7 +608,7 @@ pub(crate) mod tests {
             let mut s = open_store(dir.path());
             enrol(&mut s, "alice", seed);
             let (o, _) = s
-                .verify_and_consume(&ctx("alice"), &code(seed, NOW), NOW, Scope::Local, "totp")
+                .verify_and_consume(&ctx("alice"), &code(seed, NOW), NOW, &Scope::Local, "totp")
                 .unwrap();
             assert!(matches!(o, VerifyOutcome::Accepted { .. }));
             // Inspect while the WAL still holds the writes.

@@ -1,33 +1,92 @@
-//! Failure counting and lockout, per user and per scope (local or remote), with time passed in.
+//! Failure counting and lockout, per user and per source, with time passed in.
 //!
-//! Remote and local failures are counted apart, so a network attacker who guesses codes can
-//! lock the user out of remote logins only, never out of the console.
+//! A local failure counts against the user's `local` counter. A remote failure counts against
+//! the counter of its source address (`remote:<address>`) and against `remote`, all remote
+//! sources together: guessing from one address locks that address out after `max_failures`;
+//! guessing spread over many addresses locks the remote path after `remote_max_failures`. No
+//! remote failure ever touches `local`, so nobody on the network can lock a user out of the
+//! console. Each lock of a counter lasts twice as long as its previous one (up to
+//! `max_lockout_seconds`), and the count of past locks is kept until the counter has been
+//! quiet for that long.
 
 use rusqlite::{Connection, OptionalExtension};
 
 use super::{from_sql, to_sql};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where an attempt comes from, as the daemon decided it (never as the caller claimed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     Local,
-    Remote,
+    /// A remote login; the source is PAM_RHOST as given (an address, or a host name).
+    Remote(String),
 }
 
+/// The counter of every remote source together.
+pub const REMOTE_PATH: &str = "remote";
+
 impl Scope {
-    pub fn as_str(self) -> &'static str {
+    /// `local` or `remote`: the path, for logs and the audit trail.
+    pub fn as_str(&self) -> &'static str {
         match self {
             Scope::Local => "local",
-            Scope::Remote => "remote",
+            Scope::Remote(_) => "remote",
+        }
+    }
+
+    /// The counter this attempt's own failures go to.
+    pub fn key(&self) -> String {
+        match self {
+            Scope::Local => "local".into(),
+            Scope::Remote(source) => format!("remote:{}", source.trim().to_ascii_lowercase()),
+        }
+    }
+
+    /// Every counter that can bar this attempt.
+    fn keys(&self) -> Vec<(String, Limit)> {
+        match self {
+            Scope::Local => vec![("local".into(), Limit::PerSource)],
+            Scope::Remote(_) => vec![
+                (self.key(), Limit::PerSource),
+                (REMOTE_PATH.into(), Limit::RemotePath),
+            ],
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limit {
+    PerSource,
+    RemotePath,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
-    /// Failures within the window that lock the scope.
+    /// Failures within the window that lock one source (or local logins).
     pub max_failures: u32,
+    /// Failures within the window, from all remote sources together, that lock remote logins.
+    pub remote_max_failures: u32,
     pub window_seconds: u64,
+    /// The first lock's length; each further lock of the same counter doubles it.
     pub lockout_seconds: u64,
+    /// The longest a lock lasts.
+    pub max_lockout_seconds: u64,
+}
+
+impl LockoutPolicy {
+    fn max_for(&self, limit: Limit) -> u32 {
+        match limit {
+            Limit::PerSource => self.max_failures,
+            Limit::RemotePath => self.remote_max_failures,
+        }
+    }
+
+    /// The length of the lock that follows `previous_locks` earlier ones.
+    pub fn lock_length(&self, previous_locks: u32) -> u64 {
+        let factor = 1u64.checked_shl(previous_locks.min(32)).unwrap_or(u64::MAX);
+        self.lockout_seconds
+            .saturating_mul(factor)
+            .min(self.max_lockout_seconds.max(self.lockout_seconds))
+    }
 }
 
 /// One row of the `failures` table.
@@ -39,6 +98,8 @@ pub struct Failures {
     pub window_start: u64,
     /// Unix time until which logins are refused; 0 when never locked.
     pub locked_until: u64,
+    /// Locks so far (for the back-off); forgotten after a quiet `max_lockout_seconds`.
+    pub lockouts: u32,
 }
 
 impl Failures {
@@ -48,22 +109,31 @@ impl Failures {
     }
 
     /// What still counts at `now`: a lock that has ended, or a window that has passed, starts
-    /// afresh.
+    /// the count afresh (the number of past locks stays for the back-off).
     pub fn current(self, now: u64, policy: &LockoutPolicy) -> Failures {
         if self.locked_until > now {
             return self;
         }
         let lock_ended = self.locked_until != 0;
         let window_ended = now >= self.window_start.saturating_add(policy.window_seconds);
+        let quiet_since = self.locked_until.max(self.window_start);
+        let lockouts = if now >= quiet_since.saturating_add(policy.max_lockout_seconds) {
+            0
+        } else {
+            self.lockouts
+        };
         if lock_ended || window_ended || self.count == 0 {
-            Failures::default()
+            Failures {
+                lockouts,
+                ..Failures::default()
+            }
         } else {
             self
         }
     }
 
-    /// The state after one more failure at `now`.
-    pub fn after_failure(self, now: u64, policy: &LockoutPolicy) -> Failures {
+    /// The state after one more failure at `now`, locking at `max` failures.
+    fn after_failure_max(self, now: u64, policy: &LockoutPolicy, max: u32) -> Failures {
         let mut f = self.current(now, policy);
         if f.locked_until > now {
             // Already locked (answers are refused before counting): leave it as it is.
@@ -73,63 +143,155 @@ impl Failures {
             f.window_start = now;
         }
         f.count = f.count.saturating_add(1);
-        if f.count >= policy.max_failures {
-            f.locked_until = now.saturating_add(policy.lockout_seconds);
+        if f.count >= max {
+            f.locked_until = now.saturating_add(policy.lock_length(f.lockouts));
+            f.lockouts = f.lockouts.saturating_add(1);
         }
         f
     }
+
+    /// The state after one more failure at `now` on a per-source (or local) counter.
+    pub fn after_failure(self, now: u64, policy: &LockoutPolicy) -> Failures {
+        self.after_failure_max(now, policy, policy.max_failures)
+    }
 }
 
-/// The stored row as it is (not yet aged with [`Failures::current`]).
-pub fn load(conn: &Connection, user: &str, scope: Scope) -> rusqlite::Result<Failures> {
+/// The stored row of counter `key` as it is (not yet aged with [`Failures::current`]).
+pub fn load_key(conn: &Connection, user: &str, key: &str) -> rusqlite::Result<Failures> {
     let mut stmt = conn.prepare_cached(
-        "SELECT count, window_start, locked_until FROM failures WHERE user = ?1 AND scope = ?2",
+        "SELECT count, window_start, locked_until, lockouts FROM failures
+         WHERE user = ?1 AND scope = ?2",
     )?;
     Ok(stmt
-        .query_row((user, scope.as_str()), |r| {
+        .query_row((user, key), |r| {
             Ok(Failures {
                 count: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(u32::MAX),
                 window_start: from_sql(r.get(1)?),
                 locked_until: from_sql(r.get(2)?),
+                lockouts: u32::try_from(r.get::<_, i64>(3)?).unwrap_or(u32::MAX),
             })
         })
         .optional()?
         .unwrap_or_default())
 }
 
-pub fn save(conn: &Connection, user: &str, scope: Scope, f: &Failures) -> rusqlite::Result<()> {
+/// The stored row of the attempt's own counter (local, or its source).
+pub fn load(conn: &Connection, user: &str, scope: &Scope) -> rusqlite::Result<Failures> {
+    load_key(conn, user, &scope.key())
+}
+
+pub fn save_key(conn: &Connection, user: &str, key: &str, f: &Failures) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO failures (user, scope, count, window_start, locked_until)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO failures (user, scope, count, window_start, locked_until, lockouts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (user, scope) DO UPDATE SET
             count = excluded.count,
             window_start = excluded.window_start,
-            locked_until = excluded.locked_until",
+            locked_until = excluded.locked_until,
+            lockouts = excluded.lockouts",
     )?;
     stmt.execute((
         user,
-        scope.as_str(),
+        key,
         f.count,
         to_sql(f.window_start),
         to_sql(f.locked_until),
+        f.lockouts,
     ))?;
     Ok(())
 }
 
-/// A success resets the scope's counter.
-pub fn clear(conn: &Connection, user: &str, scope: Scope) -> rusqlite::Result<()> {
+/// Until when this attempt is barred (its source, or the remote path, or local), if it is.
+pub fn locked_until(
+    conn: &Connection,
+    user: &str,
+    scope: &Scope,
+    now: u64,
+) -> rusqlite::Result<Option<u64>> {
+    let mut until = None;
+    for (key, _) in scope.keys() {
+        if let Some(t) = load_key(conn, user, &key)?.locked_at(now) {
+            until = Some(until.map_or(t, |u: u64| u.max(t)));
+        }
+    }
+    Ok(until)
+}
+
+/// Counts one failure against every counter of the attempt. Returns the attempt's own counter
+/// (local, or its source), with `locked_until` the latest lock now barring the attempt.
+pub fn record_failure(
+    conn: &Connection,
+    user: &str,
+    scope: &Scope,
+    now: u64,
+    policy: &LockoutPolicy,
+) -> rusqlite::Result<Failures> {
+    let mut own = Failures::default();
+    let mut until = 0;
+    for (i, (key, limit)) in scope.keys().into_iter().enumerate() {
+        let f = load_key(conn, user, &key)?.after_failure_max(now, policy, policy.max_for(limit));
+        save_key(conn, user, &key, &f)?;
+        if f.locked_until > now {
+            until = until.max(f.locked_until);
+        }
+        if i == 0 {
+            own = f;
+        }
+    }
+    own.locked_until = until;
+    Ok(own)
+}
+
+/// A success clears the counters of the attempt (its source and the remote path, or local).
+pub fn clear(conn: &Connection, user: &str, scope: &Scope) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached("DELETE FROM failures WHERE user = ?1 AND scope = ?2")?;
-    stmt.execute((user, scope.as_str()))?;
+    for (key, _) in scope.keys() {
+        stmt.execute((user, key))?;
+    }
     Ok(())
 }
 
-/// Drops rows that no longer count (ended locks, passed windows), so names that only ever
+/// Clears every counter of the user (admin unlock, admin reset). Returns how many there were.
+pub fn clear_user(conn: &Connection, user: &str) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare_cached("DELETE FROM failures WHERE user = ?1")?;
+    stmt.execute([user])
+}
+
+/// The user's counters that still count at `now`, by key.
+pub fn list_user(
+    conn: &Connection,
+    user: &str,
+    now: u64,
+    policy: &LockoutPolicy,
+) -> rusqlite::Result<Vec<(String, Failures)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT scope FROM failures WHERE user = ?1 ORDER BY scope")?;
+    let keys: Vec<String> = stmt
+        .query_map([user], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for key in keys {
+        let f = load_key(conn, user, &key)?.current(now, policy);
+        if f.count > 0 || f.locked_until > now {
+            out.push((key, f));
+        }
+    }
+    Ok(out)
+}
+
+/// Drops rows that no longer count: no lock running, the window passed, and quiet for
+/// `max_lockout_seconds` (so the back-off is remembered that long), so names that only ever
 /// failed do not pile up.
 pub fn purge_stale(conn: &Connection, now: u64, policy: &LockoutPolicy) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "DELETE FROM failures WHERE locked_until <= ?1 AND (locked_until != 0 OR window_start + ?2 <= ?1)",
+        "DELETE FROM failures WHERE locked_until <= ?1 AND window_start + ?2 <= ?1
+            AND max(locked_until, window_start) + ?3 <= ?1",
     )?;
-    stmt.execute((to_sql(now), to_sql(policy.window_seconds)))?;
+    stmt.execute((
+        to_sql(now),
+        to_sql(policy.window_seconds),
+        to_sql(policy.max_lockout_seconds),
+    ))?;
     Ok(())
 }
 
@@ -139,8 +301,10 @@ mod tests {
 
     const P: LockoutPolicy = LockoutPolicy {
         max_failures: 5,
+        remote_max_failures: 8,
         window_seconds: 900,
         lockout_seconds: 600,
+        max_lockout_seconds: 3000,
     };
 
     fn fail_n(mut f: Failures, n: u32, start: u64, gap: u64) -> Failures {
@@ -148,6 +312,10 @@ mod tests {
             f = f.after_failure(start + i * gap, &P);
         }
         f
+    }
+
+    fn remote(a: &str) -> Scope {
+        Scope::Remote(a.into())
     }
 
     #[test]
@@ -182,12 +350,29 @@ mod tests {
     }
 
     #[test]
-    fn after_a_lock_ends_counting_starts_afresh() {
+    fn after_a_lock_ends_counting_starts_afresh_but_the_lock_is_remembered() {
         let f = fail_n(Failures::default(), 5, 1000, 1);
-        assert_eq!(f.locked_until, 1604);
-        assert_eq!(f.current(1604, &P), Failures::default());
+        assert_eq!((f.locked_until, f.lockouts), (1604, 1));
+        let c = f.current(1604, &P);
+        assert_eq!((c.count, c.locked_until, c.lockouts), (0, 0, 1));
         let f = f.after_failure(1700, &P);
         assert_eq!((f.count, f.window_start, f.locked_until), (1, 1700, 0));
+    }
+
+    #[test]
+    fn each_further_lock_lasts_twice_as_long_up_to_the_cap() {
+        let mut f = Failures::default();
+        let mut t = 1000;
+        let mut lengths = Vec::new();
+        for _ in 0..4 {
+            f = fail_n(f, 5, t, 1);
+            lengths.push(f.locked_until - (t + 4));
+            t = f.locked_until + 1;
+        }
+        assert_eq!(lengths, vec![600, 1200, 2400, 3000]);
+        // Quiet for max_lockout_seconds after the last lock: the back-off is forgotten.
+        let g = fail_n(f, 5, f.locked_until + 3000, 1);
+        assert_eq!(g.locked_until - (f.locked_until + 3004), 600);
     }
 
     #[test]
@@ -197,49 +382,104 @@ mod tests {
         assert_eq!(g, f);
     }
 
-    #[test]
-    fn scopes_are_counted_apart_and_survive_in_the_table() {
+    fn store() -> (tempfile::TempDir, crate::store::Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = crate::store::testing::open_store(dir.path());
+        (dir, s)
+    }
+
+    #[test]
+    fn one_remote_source_locks_itself_out_not_other_sources_nor_the_console() {
+        let (_d, s) = store();
         let conn = s.conn();
-        let locked = fail_n(Failures::default(), 5, 1000, 1);
-        save(conn, "alice", Scope::Remote, &locked).unwrap();
-        assert_eq!(load(conn, "alice", Scope::Remote).unwrap(), locked);
+        let a = remote("192.0.2.1");
+        let mut last = Failures::default();
+        for i in 0..5 {
+            last = record_failure(conn, "alice", &a, 1000 + i, &P).unwrap();
+        }
+        assert_eq!((last.count, last.locked_until), (5, 1004 + 600));
+        assert_eq!(locked_until(conn, "alice", &a, 1010).unwrap(), Some(1604));
         assert_eq!(
-            load(conn, "alice", Scope::Local).unwrap(),
-            Failures::default()
+            locked_until(conn, "alice", &remote("192.0.2.2"), 1010).unwrap(),
+            None
         );
         assert_eq!(
-            load(conn, "bob", Scope::Remote).unwrap(),
-            Failures::default()
+            locked_until(conn, "alice", &Scope::Local, 1010).unwrap(),
+            None
         );
-        clear(conn, "alice", Scope::Remote).unwrap();
+        assert_eq!(locked_until(conn, "bob", &a, 1010).unwrap(), None);
         assert_eq!(
-            load(conn, "alice", Scope::Remote).unwrap(),
+            load(conn, "alice", &Scope::Local).unwrap(),
             Failures::default()
         );
     }
 
     #[test]
-    fn purge_keeps_only_rows_that_still_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = crate::store::testing::open_store(dir.path());
+    fn guessing_spread_over_sources_locks_the_remote_path_but_not_the_console() {
+        let (_d, s) = store();
+        let conn = s.conn();
+        for i in 0..8u64 {
+            let src = remote(&format!("198.51.100.{i}"));
+            record_failure(conn, "alice", &src, 1000 + i, &P).unwrap();
+        }
+        let fresh = remote("203.0.113.9");
+        assert_eq!(
+            locked_until(conn, "alice", &fresh, 1010).unwrap(),
+            Some(1007 + 600)
+        );
+        assert_eq!(
+            locked_until(conn, "alice", &Scope::Local, 1010).unwrap(),
+            None
+        );
+        assert_eq!(clear_user(conn, "alice").unwrap(), 9);
+        assert_eq!(locked_until(conn, "alice", &fresh, 1010).unwrap(), None);
+    }
+
+    #[test]
+    fn a_success_clears_its_source_and_the_path_but_not_other_sources() {
+        let (_d, s) = store();
+        let conn = s.conn();
+        let a = remote("192.0.2.1");
+        let b = remote("192.0.2.2");
+        record_failure(conn, "alice", &a, 1000, &P).unwrap();
+        record_failure(conn, "alice", &b, 1000, &P).unwrap();
+        record_failure(conn, "alice", &Scope::Local, 1000, &P).unwrap();
+        clear(conn, "alice", &a).unwrap();
+        let keys: Vec<String> = list_user(conn, "alice", 1001, &P)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec!["local", "remote:192.0.2.2"]);
+    }
+
+    #[test]
+    fn source_keys_ignore_case_and_spaces() {
+        assert_eq!(remote(" Host.Example ").key(), "remote:host.example");
+        assert_eq!(Scope::Local.key(), "local");
+        assert_eq!(remote("x").as_str(), "remote");
+    }
+
+    #[test]
+    fn purge_keeps_rows_that_still_count_or_remember_a_lock() {
+        let (_d, s) = store();
         let conn = s.conn();
         let counting = fail_n(Failures::default(), 2, 1000, 1);
         let locked = fail_n(Failures::default(), 5, 1000, 1);
-        save(conn, "counting", Scope::Local, &counting).unwrap();
-        save(conn, "locked", Scope::Local, &locked).unwrap();
+        save_key(conn, "counting", "local", &counting).unwrap();
+        save_key(conn, "locked", "local", &locked).unwrap();
         purge_stale(conn, 1500, &P).unwrap();
-        assert_eq!(load(conn, "counting", Scope::Local).unwrap(), counting);
-        assert_eq!(load(conn, "locked", Scope::Local).unwrap(), locked);
+        assert_eq!(load_key(conn, "counting", "local").unwrap(), counting);
+        assert_eq!(load_key(conn, "locked", "local").unwrap(), locked);
         purge_stale(conn, 1900, &P).unwrap();
         assert_eq!(
-            load(conn, "counting", Scope::Local).unwrap(),
-            Failures::default()
+            load_key(conn, "locked", "local").unwrap(),
+            locked,
+            "back-off kept"
         );
-        assert_eq!(
-            load(conn, "locked", Scope::Local).unwrap(),
-            Failures::default()
-        );
+        purge_stale(conn, 1604 + 3000, &P).unwrap();
+        for user in ["counting", "locked"] {
+            assert_eq!(load_key(conn, user, "local").unwrap(), Failures::default());
+        }
     }
 }

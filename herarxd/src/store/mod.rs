@@ -6,7 +6,9 @@
 //! transaction with its audit row inside, so two concurrent logins with one code cannot both
 //! pass, and counters survive restarts.
 
+pub mod accounts;
 pub mod audit;
+pub mod backup_codes;
 pub mod enrollments;
 pub mod factors;
 pub mod lockout;
@@ -42,8 +44,10 @@ impl StorePolicy {
             skew: config.totp.skew,
             lockout: LockoutPolicy {
                 max_failures: config.lockout.max_failures,
+                remote_max_failures: config.lockout.remote_max_failures,
                 window_seconds: config.lockout.window_seconds,
                 lockout_seconds: config.lockout.lockout_seconds,
+                max_lockout_seconds: config.lockout.max_lockout_seconds,
             },
         }
     }
@@ -216,6 +220,11 @@ impl Store {
         &self.policy
     }
 
+    /// A reloaded configuration's policy; takes effect from the next operation.
+    pub fn set_policy(&mut self, policy: StorePolicy) {
+        self.policy = policy;
+    }
+
     #[cfg(test)]
     pub(crate) fn key(&self) -> &MasterKey {
         &self.key
@@ -259,8 +268,10 @@ pub(crate) mod testing {
         skew: 1,
         lockout: LockoutPolicy {
             max_failures: 5,
+            remote_max_failures: 20,
             window_seconds: 900,
             lockout_seconds: 900,
+            max_lockout_seconds: 86_400,
         },
     };
 

@@ -68,6 +68,41 @@ const MIGRATIONS: &[&str] = &[
         reason     TEXT NOT NULL
     );
     "#,
+    // 2: backup codes, per-account settings, failure counters per source with back-off, and
+    //    audit indexes for `herarxctl admin log`.
+    r#"
+    CREATE TABLE backup_codes (
+        user    TEXT NOT NULL,
+        hash    BLOB NOT NULL,
+        created INTEGER NOT NULL,
+        used    INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user, hash)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE accounts (
+        user           TEXT PRIMARY KEY,
+        primary_factor TEXT NULL,
+        first_seen     INTEGER NOT NULL,
+        reset_at       INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+
+    CREATE TABLE failures_v2 (
+        user         TEXT NOT NULL,
+        scope        TEXT NOT NULL,
+        count        INTEGER NOT NULL,
+        window_start INTEGER NOT NULL,
+        locked_until INTEGER NOT NULL DEFAULT 0,
+        lockouts     INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (user, scope)
+    ) WITHOUT ROWID;
+    INSERT INTO failures_v2 (user, scope, count, window_start, locked_until)
+        SELECT user, scope, count, window_start, locked_until FROM failures;
+    DROP TABLE failures;
+    ALTER TABLE failures_v2 RENAME TO failures;
+
+    CREATE INDEX audit_by_user ON audit (user, id);
+    CREATE INDEX audit_by_time ON audit (time);
+    "#,
 ];
 
 /// The schema version this daemon writes.
@@ -115,6 +150,8 @@ mod tests {
             "failures",
             "audit",
             "meta",
+            "backup_codes",
+            "accounts",
         ] {
             let n: i64 = conn
                 .query_row(
