@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod keys;
 pub mod logger;
 pub mod otpauth;
+pub mod policy;
 pub mod seal;
 pub mod selfservice;
 pub mod service;
