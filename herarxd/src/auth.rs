@@ -4,28 +4,52 @@
 //! name and, for `Begin`, its uid as the bus reports it). The module's own claims (user,
 //! service, rhost, tty) are used for nothing but choosing the account, the audit record, and
 //! the local/remote scope, which the daemon derives itself from rhost.
+//!
+//! A transaction is in one [`Stage`] at a time: asking for a code (TOTP or backup code: both
+//! are accepted at any code prompt), showing the method menu (an empty answer or `?` opens
+//! it), enrolling a first factor inside the login, or showing the new backup codes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use herarx_proto::{Action, HerarxError, Step, limits};
+use zeroize::Zeroizing;
 
-use crate::config::NoFactorPolicy;
+use crate::enrol_text;
 use crate::logger::Severity;
+use crate::otpauth;
+use crate::policy::{self, NoFactor, Origin};
 use crate::state::{State, printable, valid_text};
+use crate::store::backup_codes::FEW_LEFT;
+use crate::store::enrollments::{BeginOutcome, ConfirmOutcome};
 use crate::store::factors::VerifyOutcome;
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
-use crate::totp::Rejection;
+use crate::totp::{Params, Rejection};
 
 pub const PROMPT: &str = "Verification code: ";
 pub const PROMPT_AFTER_WRONG: &str = "Wrong code. Verification code: ";
 pub const PROMPT_AFTER_REPLAY: &str =
     "That code was already used; wait for the next one. Verification code: ";
+/// The first prompt of a user who has another method besides the app.
+pub const PROMPT_WITH_MENU: &str = "Verification code (Enter for other ways): ";
+pub const BACKUP_PROMPT: &str = "Backup code: ";
+pub const BACKUP_PROMPT_AFTER_WRONG: &str = "Wrong code. Backup code: ";
+pub const MENU_PROMPT: &str = "Choose a number (Enter to go back): ";
+pub const ENROL_PROMPT: &str = "Code from the app, to finish setting up: ";
+pub const ENROL_PROMPT_AFTER_WRONG: &str = "Wrong code. Code from the app, to finish setting up: ";
+pub const SAVED_PROMPT: &str = "Press Enter once you have saved them: ";
 pub const WRONG_CODE: &str = "Wrong code.";
 pub const REPLAYED_CODE: &str = "That code was already used.";
 pub const TIMED_OUT: &str = "The login timed out.";
 pub const TOO_MANY_STEPS: &str = "Too many steps in this login.";
+/// A user who must have a second factor and has none, under `deny` (or `enroll` where it is
+/// not offered). Says how to get one; the same for an unknown account.
+pub const NO_FACTOR_DENIED: &str = "Two-factor authentication is required for this account, \
+and none is set up. Set it up with `herarxctl totp add` from a session that does not need it \
+(for example the console, if allowed), or ask your administrator.";
+pub const ENROL_FAILED: &str =
+    "Setting up the authenticator failed: too many wrong codes. Log in again to start over.";
 
 /// Live transactions one bus connection may hold.
 pub const TXNS_PER_CONNECTION_MAX: usize = 16;
@@ -40,6 +64,59 @@ pub struct Caller {
     pub uid: u32,
 }
 
+/// What a user can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Methods {
+    totp: bool,
+    backup_codes: u32,
+}
+
+impl Methods {
+    fn any(self) -> bool {
+        self.totp || self.backup_codes > 0
+    }
+
+    /// The menu: `(choice, what it leads to, line)`.
+    fn menu(self) -> Vec<(Stage, String)> {
+        let mut items = Vec::new();
+        if self.totp {
+            items.push((Stage::Code, "Authenticator app".to_owned()));
+        }
+        if self.backup_codes > 0 {
+            items.push((
+                Stage::BackupCode,
+                format!("Backup code ({} left)", self.backup_codes),
+            ));
+        }
+        items
+    }
+
+    fn first_prompt(self) -> Step {
+        if !self.totp {
+            Step::prompt(BACKUP_PROMPT)
+        } else if self.backup_codes > 0 {
+            Step::prompt(PROMPT_WITH_MENU)
+        } else {
+            Step::prompt(PROMPT)
+        }
+    }
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    /// Asking for a code from the app (a backup code is accepted too).
+    Code,
+    /// Asking for a backup code (a code from the app is accepted too).
+    BackupCode,
+    /// The method menu is shown.
+    Menu,
+    /// Enrolling inside the login: waiting for the first code of the new app.
+    Enrol { pending_id: String },
+    /// Enrolled; the backup codes are shown; any answer finishes.
+    ShowCodes,
+}
+
 struct Txn {
     owner: String,
     ctx: AuditCtx,
@@ -51,6 +128,8 @@ struct Txn {
     tries: u32,
     /// An answer is being checked; a second one waits its turn (refused as Busy).
     checking: bool,
+    stage: Stage,
+    methods: Methods,
 }
 
 #[derive(Default)]
@@ -105,6 +184,18 @@ pub fn is_remote(rhost: &str) -> bool {
     }
 }
 
+/// The scope of a login from `rhost`: local, or remote from its address (an IPv4-mapped IPv6
+/// address counts as its IPv4 address, so one client is one source), or its host name.
+pub fn scope_of(rhost: &str) -> Scope {
+    if !is_remote(rhost) {
+        return Scope::Local;
+    }
+    match crate::config::rhost_address(rhost) {
+        Some(addr) => Scope::Remote(addr.to_string()),
+        None => Scope::Remote(rhost.trim().to_ascii_lowercase()),
+    }
+}
+
 /// "Too many failed attempts: logins for this account are locked for 14 more minutes."
 pub fn locked_message(until: u64, now: u64) -> String {
     let minutes = until.saturating_sub(now).div_ceil(60).max(1);
@@ -112,6 +203,51 @@ pub fn locked_message(until: u64, now: u64) -> String {
     format!(
         "Too many failed attempts: logins for this account are locked for {minutes} more {unit}."
     )
+}
+
+/// The success message after a backup code: a warning when few are left.
+fn backup_code_message(left: u32) -> String {
+    match left {
+        0 => "That was your last backup code: make new ones now with \
+              `herarxctl backup-codes generate`."
+            .into(),
+        n if n <= FEW_LEFT => format!(
+            "Backup code accepted. Only {n} left: make new ones with \
+             `herarxctl backup-codes generate`."
+        ),
+        _ => String::new(),
+    }
+}
+
+/// What an answer leads to.
+enum Next {
+    /// The transaction ends with this step.
+    Done(Step),
+    /// It goes on in this stage, with this prompt.
+    Continue(Stage, Step),
+}
+
+/// The prompt of a code stage.
+fn prompt_of(stage: &Stage, methods: Methods) -> Step {
+    match stage {
+        Stage::BackupCode => Step::prompt(BACKUP_PROMPT),
+        _ if methods.backup_codes > 0 => Step::prompt(PROMPT_WITH_MENU),
+        _ => Step::prompt(PROMPT),
+    }
+}
+
+/// The menu step: the choices as a message, a visible prompt.
+fn menu_step(items: &[(Stage, String)], note: Option<&str>) -> Step {
+    let mut text = String::new();
+    if let Some(note) = note {
+        text.push_str(note);
+        text.push('\n');
+    }
+    text.push_str("Other ways to sign in:");
+    for (i, (_, line)) in items.iter().enumerate() {
+        text.push_str(&format!("\n  {}. {line}", i + 1));
+    }
+    Step::prompt_visible(MENU_PROMPT).with_message(text)
 }
 
 pub struct Logins {
@@ -125,6 +261,14 @@ fn no_such_transaction() -> HerarxError {
          start the login again."
             .into(),
     )
+}
+
+/// What `begin` decided before a transaction exists.
+enum Start {
+    /// A terminal first step.
+    Done(Step),
+    /// A transaction in this stage, with this first step.
+    Run(Stage, Methods, Step),
 }
 
 impl Logins {
@@ -147,6 +291,16 @@ impl Logins {
         self.table().by_id.len()
     }
 
+    /// Whether `begin` may look up accounts or groups (NSS, which may block on LDAP or SSSD):
+    /// the D-Bus layer then runs it on the blocking pool. Under the default policy it does not,
+    /// and the login path stays on the runtime's thread.
+    pub fn may_block(&self) -> bool {
+        let config = self.state.config();
+        !config.login.exempt_groups.is_empty()
+            || !config.login.required_groups.is_empty()
+            || config.no_factor_policy() == Some(crate::config::NoFactorPolicy::Enroll)
+    }
+
     /// Starts a login for `user`. Returns the transaction id (empty for a terminal first
     /// step: nothing to answer) and the first step.
     pub fn begin(
@@ -159,11 +313,6 @@ impl Logins {
         now: u64,
     ) -> Result<(String, Step), HerarxError> {
         let remote = is_remote(rhost);
-        let scope = if remote {
-            Scope::Remote(rhost.trim().to_owned())
-        } else {
-            Scope::Local
-        };
         let ctx = AuditCtx {
             user: printable(user),
             caller_uid: caller.uid,
@@ -225,55 +374,12 @@ impl Logins {
                     .into(),
             ));
         }
-        // A login from a trusted network (PAM_RHOST an IP address inside one of the service's
-        // trusted networks; host names never match) asks for nothing, before any lockout or
-        // factor is looked at.
-        if let Some(net) = self.state.config().trusted_network_of(service, rhost) {
-            let entry = ctx.entry(
-                now,
-                "none",
-                AuditResult::Skip,
-                format!("trusted network {net} (service {service})"),
-            );
-            self.record(&entry);
-            return Ok((String::new(), Step::terminal(Action::Skip, "")));
-        }
-        let login = {
-            let mut store = self.state.store();
-            store.login_state(user, &scope, now)
-        }
-        .map_err(|e| self.state.internal("reading the login state", &e))?;
-
-        if let Some(until) = login.locked_until {
-            let entry = ctx.entry(
-                now,
-                "begin",
-                AuditResult::Locked,
-                format!("{} logins locked until {until}", scope.as_str()),
-            );
-            self.record(&entry);
-            return Ok((
-                String::new(),
-                Step::terminal(Action::Locked, locked_message(until, now)),
-            ));
-        }
-        let policy = self
-            .state
-            .config()
-            .no_factor_policy()
-            .unwrap_or(NoFactorPolicy::Allow);
-        if login.totp_factors == 0 && policy == NoFactorPolicy::Allow {
-            let entry = ctx.entry(
-                now,
-                "none",
-                AuditResult::Skip,
-                "no factor enrolled; login.no_factor = ignore",
-            );
-            self.record(&entry);
-            return Ok((String::new(), Step::terminal(Action::Skip, "")));
-        }
-        // With no factor and policy "deny", the transaction runs like any other: every answer
-        // is checked against no factor, counted and refused like a wrong code.
+        let scope = scope_of(rhost);
+        let start = self.decide(&ctx, &scope, now)?;
+        let (stage, methods, first) = match start {
+            Start::Done(step) => return Ok((String::new(), step)),
+            Start::Run(stage, methods, step) => (stage, methods, step),
+        };
         let id = random_hex(16).map_err(|e| self.state.internal("making a transaction id", &e))?;
         let deadline = now.saturating_add(self.state.config().login.timeout_seconds);
         {
@@ -305,10 +411,138 @@ impl Logins {
                     steps: 1,
                     tries: 0,
                     checking: false,
+                    stage,
+                    methods,
                 },
             );
         }
-        Ok((id, Step::prompt(PROMPT)))
+        Ok((id, first))
+    }
+
+    /// What this login needs, from policy and the store: the heart of `begin`.
+    fn decide(&self, ctx: &AuditCtx, scope: &Scope, now: u64) -> Result<Start, HerarxError> {
+        let config = self.state.config();
+        let user = ctx.user.as_str();
+        let skip = |reason: String| {
+            self.record(&ctx.entry(now, "none", AuditResult::Skip, reason));
+            Ok(Start::Done(Step::terminal(Action::Skip, "")))
+        };
+        // A login from a trusted network (PAM_RHOST an IP address inside one of the service's
+        // trusted networks; host names never match) asks for nothing, before any lockout is
+        // looked at; except that a user who must enrol is offered it there when policy allows.
+        let trusted = config.trusted_network_of(&ctx.service, &ctx.rhost);
+        let login = {
+            let mut store = self.state.store();
+            store.login_state(user, scope, now)
+        }
+        .map_err(|e| self.state.internal("reading the login state", &e))?;
+        let methods = Methods {
+            totp: login.totp_factors > 0,
+            backup_codes: login.backup_codes_left,
+        };
+        let trusted_skip = |net: ipnet::IpNet| {
+            skip(format!("trusted network {net} (service {})", ctx.service))
+        };
+        if methods.any()
+            && let Some(net) = trusted
+        {
+            return trusted_skip(net);
+        }
+        if let Some(until) = login.locked_until.filter(|_| trusted.is_none()) {
+            self.record(&ctx.entry(
+                now,
+                "begin",
+                AuditResult::Locked,
+                format!("{} logins locked until {until}", scope.as_str()),
+            ));
+            return Ok(Start::Done(Step::terminal(
+                Action::Locked,
+                locked_message(until, now),
+            )));
+        }
+        if methods.any() {
+            return Ok(Start::Run(
+                if methods.totp {
+                    Stage::Code
+                } else {
+                    Stage::BackupCode
+                },
+                methods,
+                methods.first_prompt(),
+            ));
+        }
+        // No factor: what policy says for this user, here, now.
+        let requirement = policy::requirement(&config, self.state.users.as_ref(), user);
+        // Only enrolment needs to know whether the account exists (NSS: see `may_block`).
+        let enrolling = config.no_factor_policy() == Some(crate::config::NoFactorPolicy::Enroll);
+        let known = enrolling && self.state.users.uid_of(user).is_some();
+        let window_start = if known && requirement.required {
+            self.state
+                .store()
+                .touch_account(user, now)
+                .map_err(|e| self.state.internal("recording an account", &e))?
+                .window_start()
+        } else {
+            now
+        };
+        let origin = match (trusted.is_some(), ctx.remote) {
+            (true, _) => Origin::Trusted,
+            (false, true) => Origin::Remote,
+            (false, false) => Origin::Local,
+        };
+        match (
+            policy::no_factor(&config, &requirement, known, window_start, origin, now),
+            trusted,
+        ) {
+            (NoFactor::Enroll, _) => self.start_enrolment(ctx, now),
+            (_, Some(net)) => trusted_skip(net),
+            (NoFactor::Allow(reason), None) => skip(reason),
+            (NoFactor::Deny(reason), None) => {
+                self.record(&ctx.entry(now, "none", AuditResult::Denied, reason));
+                Ok(Start::Done(Step::terminal(Action::Denied, NO_FACTOR_DENIED)))
+            }
+        }
+    }
+
+    /// Starts enrolling a first TOTP factor inside the login: the secret is made and sealed
+    /// by the store, shown once in the first step's message.
+    fn start_enrolment(&self, ctx: &AuditCtx, now: u64) -> Result<Start, HerarxError> {
+        let config = self.state.config();
+        let params = Params {
+            algorithm: config.totp_algorithm(),
+            digits: u8::try_from(config.totp.digits).unwrap_or(6),
+            period: u64::from(config.totp.period),
+        };
+        let started = {
+            let mut store = self.state.store();
+            store.begin_totp_enrollment(ctx, "authenticator", "", params, now)
+        };
+        let (outcome, entry) =
+            started.map_err(|e| self.state.internal("starting an enrolment in a login", &e))?;
+        self.state.log.audit(&entry);
+        let BeginOutcome::Started(n) = outcome else {
+            // A user without factors needs no step-up and has room: never reached.
+            return Ok(Start::Done(Step::terminal(Action::Denied, NO_FACTOR_DENIED)));
+        };
+        let uri = otpauth::totp_uri(
+            &config.totp.issuer,
+            &ctx.user,
+            &self.state.hostname,
+            &n.secret,
+            &n.params,
+        );
+        let secret = Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&n.secret));
+        let text = enrol_text::enrolment(&uri, &secret);
+        Ok(Start::Run(
+            Stage::Enrol {
+                pending_id: n.id.clone(),
+            },
+            Methods {
+                totp: false,
+                backup_codes: 0,
+            },
+            Step::prompt(ENROL_PROMPT).with_message(text.as_str()),
+        ))
     }
 
     /// Answers the current prompt of transaction `id`, begun by `bus_name`.
@@ -319,8 +553,7 @@ impl Logins {
         response: &str,
         now: u64,
     ) -> Result<Step, HerarxError> {
-        let max_tries = self.state.config().login.max_tries;
-        let (ctx, scope) = {
+        let (ctx, scope, stage, methods) = {
             let mut table = self.table();
             let Some(txn) = table.by_id.get_mut(id).filter(|t| t.owner == bus_name) else {
                 drop(table);
@@ -359,7 +592,12 @@ impl Logins {
             }
             txn.checking = true;
             txn.steps += 1;
-            (txn.ctx.clone(), txn.scope.clone())
+            (
+                txn.ctx.clone(),
+                txn.scope.clone(),
+                txn.stage.clone(),
+                txn.methods,
+            )
         };
         // An overlong answer is no code: checked (and counted) as a malformed one.
         let response = if response.len() <= limits::ANSWER_MAX {
@@ -367,53 +605,191 @@ impl Logins {
         } else {
             "-"
         };
-        let verified = {
-            let mut store = self.state.store();
-            store.verify_and_consume(&ctx, response, now, &scope, "totp")
+        let next = match stage {
+            Stage::Code | Stage::BackupCode => {
+                self.answer_code(id, &ctx, &scope, &stage, methods, response, now)
+            }
+            Stage::Menu => Ok(self.answer_menu(methods, response)),
+            Stage::Enrol { pending_id } => self.answer_enrolment(&ctx, &pending_id, response, now),
+            Stage::ShowCodes => Ok(Next::Done(Step::terminal(Action::Success, ""))),
         };
-        let (outcome, entry) = match verified {
-            Ok(x) => x,
+        let mut table = self.table();
+        let next = match next {
+            Ok(next) => next,
             Err(e) => {
-                self.table().remove(id);
-                return Err(self.state.internal("checking a code", &e));
+                table.remove(id);
+                return Err(e);
             }
         };
-        self.state.log.audit(&entry);
+        match next {
+            Next::Done(step) => {
+                table.remove(id);
+                Ok(step)
+            }
+            Next::Continue(stage, step) => match table.by_id.get_mut(id) {
+                Some(txn) => {
+                    txn.checking = false;
+                    txn.stage = stage;
+                    Ok(step)
+                }
+                // Cancelled or its connection left meanwhile: nothing to continue.
+                None => Ok(Step::terminal(Action::Denied, "")),
+            },
+        }
+    }
 
-        let mut table = self.table();
-        let step = match outcome {
-            VerifyOutcome::Accepted { .. } => Step::terminal(Action::Success, ""),
+    /// A code (from the app, or a backup code) at a code prompt.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_code(
+        &self,
+        id: &str,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        stage: &Stage,
+        methods: Methods,
+        response: &str,
+        now: u64,
+    ) -> Result<Next, HerarxError> {
+        // An empty answer (or `?`) asks for the other ways in, when there are any; it is no
+        // attempt at a code, so it is not counted.
+        let wants_menu = response.trim().is_empty() || response.trim() == "?";
+        if wants_menu {
+            let items = methods.menu();
+            if items.len() > 1 {
+                return Ok(Next::Continue(Stage::Menu, menu_step(&items, None)));
+            }
+            return Ok(Next::Continue(stage.clone(), prompt_of(stage, methods)));
+        }
+        let verified = {
+            let mut store = self.state.store();
+            store.verify_and_consume(ctx, response, now, scope, "totp")
+        };
+        let (outcome, entry) = verified.map_err(|e| self.state.internal("checking a code", &e))?;
+        self.state.log.audit(&entry);
+        Ok(match outcome {
+            VerifyOutcome::Accepted {
+                backup_codes_left, ..
+            } => Next::Done(Step::terminal(
+                Action::Success,
+                backup_codes_left.map(backup_code_message).unwrap_or_default(),
+            )),
             VerifyOutcome::Locked { until }
             | VerifyOutcome::Rejected {
                 locked_until: Some(until),
                 ..
-            } => Step::terminal(Action::Locked, locked_message(until, now)),
+            } => Next::Done(Step::terminal(Action::Locked, locked_message(until, now))),
             VerifyOutcome::Rejected { reason, .. } => {
-                let tries = match table.by_id.get_mut(id) {
-                    Some(txn) => {
-                        txn.tries += 1;
-                        txn.checking = false;
-                        txn.tries
+                let max_tries = self.state.config().login.max_tries;
+                let tries = {
+                    let mut table = self.table();
+                    match table.by_id.get_mut(id) {
+                        Some(txn) => {
+                            txn.tries += 1;
+                            txn.tries
+                        }
+                        None => max_tries,
                     }
-                    // Cancelled or its connection left meanwhile: nothing to continue.
-                    None => max_tries,
                 };
                 let replayed = reason == Rejection::Replayed;
                 if tries < max_tries {
-                    return Ok(Step::prompt(if replayed {
-                        PROMPT_AFTER_REPLAY
-                    } else {
-                        PROMPT_AFTER_WRONG
-                    }));
+                    let again = match (stage, replayed) {
+                        (_, true) => Step::prompt(PROMPT_AFTER_REPLAY),
+                        (Stage::BackupCode, false) => Step::prompt(BACKUP_PROMPT_AFTER_WRONG),
+                        _ => Step::prompt(PROMPT_AFTER_WRONG),
+                    };
+                    Next::Continue(stage.clone(), again)
+                } else {
+                    Next::Done(Step::terminal(
+                        Action::Denied,
+                        if replayed { REPLAYED_CODE } else { WRONG_CODE },
+                    ))
                 }
-                Step::terminal(
-                    Action::Denied,
-                    if replayed { REPLAYED_CODE } else { WRONG_CODE },
-                )
             }
+        })
+    }
+
+    /// A choice in the method menu.
+    fn answer_menu(&self, methods: Methods, response: &str) -> Next {
+        let items = methods.menu();
+        let choice = response.trim();
+        if choice.is_empty() {
+            let back = if methods.totp {
+                Stage::Code
+            } else {
+                Stage::BackupCode
+            };
+            return Next::Continue(back.clone(), prompt_of(&back, methods));
+        }
+        match choice
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| items.get(i))
+        {
+            Some((stage, _)) => Next::Continue(stage.clone(), prompt_of(stage, methods)),
+            None => Next::Continue(
+                Stage::Menu,
+                menu_step(&items, Some(&format!("\"{}\" is not one of the choices.", printable(choice)))),
+            ),
+        }
+    }
+
+    /// The first code of an app being set up inside the login.
+    fn answer_enrolment(
+        &self,
+        ctx: &AuditCtx,
+        pending_id: &str,
+        response: &str,
+        now: u64,
+    ) -> Result<Next, HerarxError> {
+        let confirmed = {
+            let mut store = self.state.store();
+            store.confirm_totp_enrollment(ctx, pending_id, response, now)
         };
-        table.remove(id);
-        Ok(step)
+        let (outcome, entry) =
+            confirmed.map_err(|e| self.state.internal("confirming an enrolment in a login", &e))?;
+        self.state.log.audit(&entry);
+        match outcome {
+            ConfirmOutcome::Enrolled(info) => {
+                // Prominent: a stolen password plus this window is how an attacker would
+                // enrol their own app, so admins must see every one.
+                let where_from = if ctx.rhost.is_empty() {
+                    "locally".to_owned()
+                } else {
+                    format!("from {}", ctx.rhost)
+                };
+                let reason = format!(
+                    "ENROLLED INSIDE A LOGIN: factor {} for {} via {} {where_from}",
+                    info.id, ctx.user, ctx.service
+                );
+                self.state.log.log(Severity::Warning, &reason);
+                self.record(&ctx.entry(now, "enroll-in-login", AuditResult::Success, reason));
+                let issued = {
+                    let mut store = self.state.store();
+                    store.issue_backup_codes(ctx, now)
+                };
+                let (codes, entry) = issued
+                    .map_err(|e| self.state.internal("issuing backup codes in a login", &e))?;
+                self.state.log.audit(&entry);
+                let text = enrol_text::backup_codes(&codes);
+                Ok(Next::Continue(
+                    Stage::ShowCodes,
+                    Step::prompt_visible(SAVED_PROMPT).with_message(text.as_str()),
+                ))
+            }
+            ConfirmOutcome::Wrong { tries_left } if tries_left > 0 => Ok(Next::Continue(
+                Stage::Enrol {
+                    pending_id: pending_id.to_owned(),
+                },
+                Step::prompt(ENROL_PROMPT_AFTER_WRONG),
+            )),
+            ConfirmOutcome::Wrong { .. } | ConfirmOutcome::NoSuchEnrollment => {
+                Ok(Next::Done(Step::terminal(Action::Denied, ENROL_FAILED)))
+            }
+            ConfirmOutcome::TooManyFactors => {
+                Ok(Next::Done(Step::terminal(Action::Denied, NO_FACTOR_DENIED)))
+            }
+        }
     }
 
     /// Abandons transaction `id` of `bus_name`.
@@ -463,7 +839,7 @@ pub(crate) mod tests {
     use crate::store::StorePolicy;
     use crate::store::audit;
     use crate::store::testing::open_store_with;
-    use crate::totp::{Params, code_at};
+    use crate::totp::code_at;
     use crate::users::FixedUsers;
 
     pub(crate) const NOW: u64 = 1_700_000_000;
@@ -477,17 +853,20 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn harness_with(config: Config) -> Harness {
+        harness_with_users(
+            config,
+            FixedUsers::new(&[("root", 0), ("alice", 1000), ("bob", 1001)]),
+        )
+    }
+
+    pub(crate) fn harness_with_users(config: Config, users: FixedUsers) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store_with(dir.path(), StorePolicy::from_config(&config));
         let log = Arc::new(MemoryLog::default());
         let state = Arc::new(State::new(
             Arc::new(Mutex::new(store)),
             Arc::new(config),
-            Arc::new(FixedUsers::new(&[
-                ("root", 0),
-                ("alice", 1000),
-                ("bob", 1001),
-            ])),
+            Arc::new(users),
             log.clone(),
             "host.example".into(),
         ));
@@ -670,27 +1049,271 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn without_a_factor_deny_prompts_and_refuses_like_wrong_codes() {
+    fn without_a_factor_deny_refuses_at_once_saying_how_to_enrol_for_known_and_unknown_alike() {
         let h = harness();
         assert_eq!(h.state.config().login.no_factor, "deny", "the default");
         for user in ["bob", "nosuchuser"] {
             let (id, step) = begin(&h, user, "");
-            assert_eq!(step, Step::prompt(PROMPT), "{user}");
-            let step = h.logins.answer(":1.7", &id, &code(NOW), NOW).unwrap();
-            assert_eq!(step, Step::prompt(PROMPT_AFTER_WRONG), "{user}");
-            h.logins.answer(":1.7", &id, "999999", NOW).unwrap();
-            let step = h.logins.answer(":1.7", &id, "000000", NOW).unwrap();
-            assert_eq!(step, Step::terminal(Action::Denied, WRONG_CODE), "{user}");
+            assert_eq!(id, "", "{user}");
+            assert_eq!(step, Step::terminal(Action::Denied, NO_FACTOR_DENIED), "{user}");
+            let a = &h.audit()[0];
             assert_eq!(
-                h.state
-                    .store()
-                    .failures(user, &Scope::Local, NOW)
-                    .unwrap()
-                    .count,
-                3,
-                "{user}"
+                (a.result, a.reason.as_str()),
+                (AuditResult::Denied, "no factor enrolled; login.no_factor = deny")
             );
         }
+        assert!(NO_FACTOR_DENIED.contains("herarxctl totp add"));
+    }
+
+    fn with_backup_codes(h: &Harness, user: &str) -> Vec<String> {
+        let ctx = AuditCtx {
+            user: user.into(),
+            ..AuditCtx::default()
+        };
+        let (codes, _) = h.state.store().issue_backup_codes(&ctx, NOW).unwrap();
+        codes.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn a_backup_code_works_at_the_code_prompt_once() {
+        let h = harness();
+        h.enrol("alice");
+        let codes = with_backup_codes(&h, "alice");
+        let (id, step) = begin(&h, "alice", "");
+        assert_eq!(step, Step::prompt(PROMPT_WITH_MENU));
+        let step = h.logins.answer(":1.7", &id, &codes[0], NOW).unwrap();
+        assert_eq!(step, Step::terminal(Action::Success, ""));
+        assert_eq!(h.audit()[0].reason, "backup code accepted (9 left)");
+        let (id, _) = begin(&h, "alice", "");
+        let step = h.logins.answer(":1.7", &id, &codes[0], NOW).unwrap();
+        assert_eq!(step, Step::prompt(PROMPT_AFTER_WRONG), "used up");
+    }
+
+    #[test]
+    fn the_last_backup_codes_warn() {
+        let h = harness();
+        h.enrol("alice");
+        let codes = with_backup_codes(&h, "alice");
+        for (i, c) in codes.iter().enumerate() {
+            let (id, _) = begin(&h, "alice", "");
+            let step = h.logins.answer(":1.7", &id, c, NOW).unwrap();
+            let left = 9 - i as u32;
+            assert_eq!(step.action, Action::Success);
+            assert_eq!(step.message, backup_code_message(left), "{left}");
+            assert_eq!(step.message.is_empty(), left > FEW_LEFT, "{left}");
+        }
+        assert!(backup_code_message(0).contains("last backup code"));
+    }
+
+    #[test]
+    fn an_empty_answer_opens_the_menu_and_a_choice_leads_to_its_prompt() {
+        let h = harness();
+        h.enrol("alice");
+        let codes = with_backup_codes(&h, "alice");
+        let (id, _) = begin(&h, "alice", "192.0.2.1");
+        let menu = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(menu.action, Action::PromptVisible);
+        assert_eq!(menu.prompt, MENU_PROMPT);
+        assert_eq!(
+            menu.message,
+            "Other ways to sign in:\n  1. Authenticator app\n  2. Backup code (10 left)"
+        );
+        let step = h.logins.answer(":1.7", &id, "7", NOW).unwrap();
+        assert!(step.message.starts_with("\"7\" is not one of the choices."), "{step:?}");
+        let step = h.logins.answer(":1.7", &id, "2", NOW).unwrap();
+        assert_eq!(step, Step::prompt(BACKUP_PROMPT));
+        let step = h.logins.answer(":1.7", &id, "zzzz-zzzz", NOW).unwrap();
+        assert_eq!(step, Step::prompt(BACKUP_PROMPT_AFTER_WRONG));
+        let step = h.logins.answer(":1.7", &id, "?", NOW).unwrap();
+        assert_eq!(step.action, Action::PromptVisible, "? opens the menu too");
+        let step = h.logins.answer(":1.7", &id, "1", NOW).unwrap();
+        assert_eq!(step, Step::prompt(PROMPT_WITH_MENU));
+        let step = h.logins.answer(":1.7", &id, &codes[1], NOW).unwrap();
+        assert_eq!(step.action, Action::Success);
+        // Neither the menu nor empty answers counted as failures: only the one wrong code.
+        assert_eq!(
+            h.state
+                .store()
+                .failures("alice", &Scope::Remote("192.0.2.1".into()), NOW)
+                .unwrap()
+                .count,
+            0,
+            "the success cleared it"
+        );
+    }
+
+    #[test]
+    fn with_the_app_alone_an_empty_answer_just_asks_again() {
+        let h = harness();
+        h.enrol("alice");
+        let (id, _) = begin(&h, "alice", "");
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(step, Step::prompt(PROMPT));
+        assert_eq!(h.state.store().failures("alice", &Scope::Local, NOW).unwrap().count, 0);
+    }
+
+    fn enrol_config(extra: &str) -> Config {
+        let c = Config::parse(&format!("[login]\nno_factor = \"enroll\"\n{extra}")).unwrap();
+        c.validate().unwrap();
+        c
+    }
+
+    /// The secret shown in an enrolment step's message.
+    pub(crate) fn shown_secret(step: &Step) -> Vec<u8> {
+        let key = step
+            .message
+            .lines()
+            .find_map(|l| l.strip_prefix("Key: "))
+            .unwrap()
+            .replace(' ', "");
+        data_encoding::BASE32_NOPAD.decode(key.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn enrolment_inside_the_login_shows_a_qr_then_backup_codes_and_succeeds() {
+        let h = harness_with(enrol_config(""));
+        let (id, step) = begin(&h, "bob", "");
+        assert_eq!(step.action, Action::Prompt);
+        assert_eq!(step.prompt, ENROL_PROMPT);
+        assert!(step.message.contains("URI: otpauth://totp/"), "{}", step.message);
+        let secret = shown_secret(&step);
+        let right = code_at(&secret, &Params::default(), NOW).unwrap().to_string();
+        let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
+        let step = h.logins.answer(":1.7", &id, &wrong, NOW).unwrap();
+        assert_eq!(step, Step::prompt(ENROL_PROMPT_AFTER_WRONG));
+        let step = h.logins.answer(":1.7", &id, &right, NOW).unwrap();
+        assert_eq!(step.action, Action::PromptVisible);
+        assert_eq!(step.prompt, SAVED_PROMPT);
+        let codes: Vec<&str> = step
+            .message
+            .split_whitespace()
+            .filter(|w| crate::store::backup_codes::normalize(w).is_some() && w.len() == 9)
+            .collect();
+        assert_eq!(codes.len(), 10, "{}", step.message);
+        let last = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(last, Step::terminal(Action::Success, ""));
+        assert!(
+            h.audit()
+                .iter()
+                .any(|a| a.method == "enroll-in-login" && a.reason.starts_with("ENROLLED INSIDE A LOGIN")),
+        );
+        assert!(h.log.lines().iter().any(|l| l.contains("ENROLLED INSIDE A LOGIN")));
+        // The enrolment code does not log in again; the next one does; so do the codes.
+        let (id, step) = begin(&h, "bob", "");
+        assert_eq!(step, Step::prompt(PROMPT_WITH_MENU));
+        let step = h.logins.answer(":1.7", &id, &right, NOW + 1).unwrap();
+        assert_eq!(step, Step::prompt(PROMPT_AFTER_REPLAY));
+        let next = code_at(&secret, &Params::default(), NOW + 30).unwrap().to_string();
+        let step = h.logins.answer(":1.7", &id, &next, NOW + 30).unwrap();
+        assert_eq!(step.action, Action::Success);
+        let (id, _) = begin(&h, "bob", "");
+        let step = h.logins.answer(":1.7", &id, codes[0], NOW + 31).unwrap();
+        assert_eq!(step.action, Action::Success);
+        // No secret or code in the log.
+        let key_b32 = data_encoding::BASE32_NOPAD.encode(&secret);
+        for l in h.log.lines() {
+            assert!(!l.contains(&key_b32) && !l.contains(&right) && !l.contains(codes[1]), "{l}");
+        }
+    }
+
+    #[test]
+    fn enrolment_is_offered_only_where_and_while_policy_allows() {
+        let h = harness_with(enrol_config("enroll_window = \"1d\"\n"));
+        // Remote: refused (enroll_from = local by default).
+        let (_, step) = begin(&h, "bob", "192.0.2.1");
+        assert_eq!(step, Step::terminal(Action::Denied, NO_FACTOR_DENIED));
+        assert!(h.audit()[0].reason.contains("enroll_from"), "{:?}", h.audit()[0]);
+        // Unknown users cannot enrol.
+        let (_, step) = begin(&h, "nosuchuser", "");
+        assert_eq!(step.action, Action::Denied);
+        // Locally within the window (it began at the first sight, above): offered.
+        let (_, step) = h
+            .logins
+            .begin(&root(), "bob", "login", "", "tty1", NOW + 86_399)
+            .unwrap();
+        assert_eq!(step.prompt, ENROL_PROMPT);
+        // After the window: refused.
+        let (_, step) = h
+            .logins
+            .begin(&root(), "bob", "login", "", "tty1", NOW + 86_400)
+            .unwrap();
+        assert_eq!(step.action, Action::Denied);
+        assert!(h.audit()[0].reason.contains("window"), "{:?}", h.audit()[0]);
+    }
+
+    #[test]
+    fn required_groups_and_exempt_groups_decide_who_must_have_a_factor() {
+        let config = Config::parse(
+            "[login]\nrequired = \"groups\"\nrequired_groups = [\"wheel\"]\nexempt_groups = [\"ci\"]\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let h = harness_with_users(
+            config,
+            FixedUsers::new(&[("root", 0), ("alice", 1000), ("bob", 1001), ("carol", 1002)])
+                .with_groups("alice", &["wheel"])
+                .with_groups("bob", &["wheel", "ci"]),
+        );
+        let (_, step) = begin(&h, "alice", "");
+        assert_eq!(step.action, Action::Denied, "wheel must");
+        for user in ["bob", "carol", "nosuchuser"] {
+            let (_, step) = begin(&h, user, "");
+            assert_eq!(step.action, Action::Skip, "{user}");
+        }
+        assert_eq!(h.audit()[1].reason, "not required: in none of login.required_groups");
+        // Enrolled users are always asked, required or not.
+        h.enrol("carol");
+        let (_, step) = begin(&h, "carol", "");
+        assert_eq!(step, Step::prompt(PROMPT));
+    }
+
+    #[test]
+    fn allow_until_a_deadline_then_deny() {
+        let config = Config::parse(
+            "[login]\nno_factor = \"allow\"\nallow_until = \"2023-11-15\"\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let h = harness_with(config);
+        let deadline = 1_700_006_400; // 2023-11-15T00:00:00Z
+        let (_, step) = h.logins.begin(&root(), "bob", "sshd", "", "", deadline - 1).unwrap();
+        assert_eq!(step.action, Action::Skip);
+        let (_, step) = h.logins.begin(&root(), "bob", "sshd", "", "", deadline).unwrap();
+        assert_eq!(step, Step::terminal(Action::Denied, NO_FACTOR_DENIED));
+    }
+
+    #[test]
+    fn remote_guessing_locks_its_source_then_the_remote_path_never_the_console() {
+        let mut config = Config::default();
+        config.login.max_tries = 5;
+        config.lockout.max_failures = 3;
+        config.lockout.remote_max_failures = 6;
+        let h = harness_with(config);
+        h.enrol("alice");
+        let guess = |rhost: &str| {
+            let (id, step) = begin(&h, "alice", rhost);
+            if step.action != Action::Prompt {
+                return step;
+            }
+            loop {
+                let s = h.logins.answer(":1.7", &id, &wrong(NOW), NOW).unwrap();
+                if s.action.is_terminal() {
+                    return s;
+                }
+            }
+        };
+        assert_eq!(guess("192.0.2.1").action, Action::Locked);
+        assert_eq!(guess("192.0.2.1").action, Action::Locked, "that source stays locked");
+        // Another source still gets asked, until the path as a whole is locked.
+        assert_eq!(guess("::ffff:192.0.2.2").action, Action::Locked);
+        let (_, step) = begin(&h, "alice", "198.51.100.7");
+        assert_eq!(step.action, Action::Locked, "remote path locked");
+        assert!(step.message.contains("more minutes"));
+        // The console is untouched.
+        let (id, step) = begin(&h, "alice", "");
+        assert_eq!(step, Step::prompt(PROMPT));
+        let step = h.logins.answer(":1.7", &id, &code(NOW), NOW).unwrap();
+        assert_eq!(step.action, Action::Success);
     }
 
     #[test]

@@ -169,6 +169,30 @@ pub fn delete_all(conn: &Connection, user: &str) -> Result<usize, StoreError> {
         .execute([user])?)
 }
 
+impl super::Store {
+    /// A first set of backup codes for a user who has just proven a new factor inside a login
+    /// (the login itself is the proof: no step-up). One transaction with its audit row.
+    pub fn issue_backup_codes(
+        &mut self,
+        ctx: &super::AuditCtx,
+        now: u64,
+    ) -> Result<(Vec<Zeroizing<String>>, super::AuditEntry), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let codes = replace_set(&tx, &self.key, &ctx.user, now)?;
+        let entry = ctx.entry(
+            now,
+            "backup-codes",
+            super::AuditResult::Success,
+            format!("{} backup codes issued after enrolment in the login", codes.len()),
+        );
+        super::audit::insert(&tx, &entry)?;
+        tx.commit()?;
+        Ok((codes, entry))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -213,6 +213,7 @@ impl VerifyOutcome {
 pub struct LoginState {
     pub locked_until: Option<u64>,
     pub totp_factors: usize,
+    pub backup_codes_left: u32,
 }
 
 impl Store {
@@ -231,7 +232,18 @@ impl Store {
         Ok(LoginState {
             locked_until,
             totp_factors: usize::try_from(n).unwrap_or(0),
+            backup_codes_left: super::backup_codes::left(&self.conn, user)?,
         })
+    }
+
+    /// Records that Herarx saw the account (the start of its enrolment window, until an admin
+    /// reset). Returns its row.
+    pub fn touch_account(
+        &mut self,
+        user: &str,
+        now: u64,
+    ) -> Result<super::accounts::Account, StoreError> {
+        Ok(super::accounts::touch(&self.conn, user, now)?)
     }
 
     /// The failures of the attempt's own counter (local, or its source) as they count at `now`.
