@@ -16,6 +16,8 @@ pub struct DaemonConfig {
     pub skew: u32,
     /// TOML tables appended after the rest, e.g. `[network]` and `[services.NAME]`.
     pub extra_tables: Option<String>,
+    /// More `[login]` keys, e.g. `required = "groups"`.
+    pub login_extra: Option<String>,
 }
 
 impl Default for DaemonConfig {
@@ -27,6 +29,7 @@ impl Default for DaemonConfig {
             lockout_seconds: 900,
             skew: 1,
             extra_tables: None,
+            login_extra: None,
         }
     }
 }
@@ -37,6 +40,10 @@ impl DaemonConfig {
             "version = 1\n[totp]\nissuer = \"Herarx Test\"\nskew = {}\n[lockout]\nmax_failures = {}\nwindow_seconds = 900\nlockout_seconds = {}\n[login]\nno_factor = \"{}\"\nmax_tries = {}\n",
             self.skew, self.max_failures, self.lockout_seconds, self.no_factor, self.max_tries
         );
+        if let Some(extra) = &self.login_extra {
+            text.push_str(extra);
+            text.push('\n');
+        }
         if let Some(extra) = &self.extra_tables {
             text.push_str(extra);
         }
@@ -133,6 +140,32 @@ impl Daemon {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The configuration file the daemon was started with (`--config`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("herarx.toml")
+    }
+
+    /// Replaces the daemon's configuration file with `text` and sends it SIGHUP (the reload
+    /// happens asynchronously: wait for its log line).
+    pub fn reconfigure(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("rewrite config");
+        self.hangup();
+    }
+
+    /// Sends SIGHUP to the running daemon.
+    pub fn hangup(&self) {
+        let pid = self.pid().expect("daemon running");
+        let rc = unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill -HUP {pid}");
+    }
+}
+
+impl DaemonConfig {
+    /// The TOML text the daemon is started with.
+    pub fn toml(&self) -> String {
+        self.to_toml()
     }
 }
 

@@ -111,6 +111,32 @@ pub struct Login {
     pub answers: Vec<String>,
 }
 
+/// An answer that stands for "the current code of the key the module just showed": the
+/// conversation runs `oathtool` (an independent TOTP implementation) on the base32 key found in
+/// the last `Key: ...` line of an informational message, like a person typing the code their
+/// new app shows.
+pub const TOTP_FROM_SHOWN_KEY: &str = "@totp-from-shown-key";
+
+fn code_from_shown_key(messages: &[Message]) -> String {
+    let key = messages
+        .iter()
+        .rev()
+        .filter(|m| m.style == "info")
+        .find_map(|m| {
+            m.text
+                .lines()
+                .find_map(|l| l.strip_prefix("Key: "))
+                .map(|k| k.replace(' ', ""))
+        })
+        .unwrap_or_default();
+    std::process::Command::new("oathtool")
+        .args(["--totp", "-b", &key])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 struct Script {
     answers: Vec<String>,
     next: usize,
@@ -169,6 +195,11 @@ extern "C" fn converse(
                 return PAM_CONV_ERR;
             };
             script.next += 1;
+            let answer = if answer == TOTP_FROM_SHOWN_KEY {
+                code_from_shown_key(&script.messages)
+            } else {
+                answer.clone()
+            };
             let c = CString::new(answer.as_str()).unwrap_or_default();
             unsafe { (*out.add(i)).resp = libc::strdup(c.as_ptr()) };
         }
