@@ -38,6 +38,7 @@ pub struct Daemon {
     address: String,
     // Declared before the runtime so that it is dropped while the runtime still exists.
     factors: FactorsProxy<'static>,
+    admin: herarx_proto::AdminProxy<'static>,
     runtime: Runtime,
 }
 
@@ -69,9 +70,18 @@ impl Daemon {
                 ),
             })?
             .map_err(|e| CliError::from_connect(e, address))?;
+        // Same connection; building a proxy without cached properties does no I/O.
+        let admin = runtime
+            .block_on(
+                herarx_proto::AdminProxy::builder(factors.inner().connection())
+                    .cache_properties(CacheProperties::No)
+                    .build(),
+            )
+            .map_err(|e| CliError::from_connect(e, address))?;
         Ok(Daemon {
             address: address.to_owned(),
             factors,
+            admin,
             runtime,
         })
     }
@@ -105,6 +115,67 @@ impl Daemon {
     pub fn remove_factor(&self, id: &str, step_up_code: &str) -> Result<(), CliError> {
         self.runtime
             .block_on(self.factors.remove_factor(id, step_up_code))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn generate_backup_codes(&self, step_up_code: &str) -> Result<Vec<String>, CliError> {
+        self.runtime
+            .block_on(self.factors.generate_backup_codes(step_up_code))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn set_primary(&self, id: &str) -> Result<(), CliError> {
+        self.runtime
+            .block_on(self.factors.set_primary(id))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn rename_factor(&self, id: &str, name: &str) -> Result<FactorInfo, CliError> {
+        self.runtime
+            .block_on(self.factors.rename_factor(id, name))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+}
+
+/// `herarxctl admin`: the daemon checks at each call that we are root or an admin.
+impl Daemon {
+    pub fn admin_user_status(&self, user: &str) -> Result<herarx_proto::AdminUserStatus, CliError> {
+        self.runtime
+            .block_on(self.admin.user_status(user))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn admin_reset(&self, user: &str) -> Result<u32, CliError> {
+        self.runtime
+            .block_on(self.admin.reset(user))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn admin_unlock(&self, user: &str) -> Result<u32, CliError> {
+        self.runtime
+            .block_on(self.admin.unlock(user))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn admin_list(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> Result<Vec<herarx_proto::UserSummary>, CliError> {
+        self.runtime
+            .block_on(self.admin.list(after, limit))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn admin_log(
+        &self,
+        user: &str,
+        since: u64,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<herarx_proto::AuditRecord>, CliError> {
+        self.runtime
+            .block_on(self.admin.log(user, since, before, limit))
             .map_err(|e| CliError::from_call(e, &self.address))
     }
 }

@@ -52,11 +52,100 @@ pub enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Check a Herarx configuration file (no daemon needed)
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Backup codes: one-time codes for when your authenticator is not at hand
+    BackupCodes {
+        #[command(subcommand)]
+        command: BackupCodesCommand,
+    },
+    /// Make one of your factors the one logins offer first
+    Primary {
+        /// The factor's id, as `herarxctl status` shows it
+        id: String,
+    },
+    /// Give one of your factors a new name
+    Rename {
+        /// The factor's id, as `herarxctl status` shows it
+        id: String,
+        /// The new name, e.g. "work phone"
+        name: String,
+    },
+    /// Other users' factors, lockouts and the audit trail (root and members of admin.group)
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print the shell completion script for bash, zsh or fish on stdout
     Completions {
         /// The shell to complete for
         #[arg(value_enum)]
         shell: CompletionShell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate FILE and explain each problem with the key and a fix; summarise the policy.
+    /// Exit 0 when valid, 2 otherwise
+    Check {
+        /// The file to check
+        #[arg(default_value = "/etc/herarx/herarx.toml")]
+        file: std::path::PathBuf,
+    },
+}
+
+/// `herarxctl admin`: the daemon checks at each call that the caller is root or a member of
+/// `admin.group`. There is deliberately no way to enrol for someone else.
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Show a user's factors (never secrets), backup codes left, lockouts and policy
+    Status {
+        /// The account name
+        user: String,
+    },
+    /// Remove all of a user's factors, backup codes, pending enrolments and lockouts
+    Reset {
+        /// The account name
+        user: String,
+        /// Do not ask for confirmation (required when stdin is not a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Clear a user's failed attempts and lockouts
+    Unlock {
+        /// The account name
+        user: String,
+    },
+    /// List users with any Herarx state (factors, backup codes, failures), by name
+    List {
+        /// Start after this user name (the last one of the previous page)
+        #[arg(long, value_name = "NAME")]
+        after: Option<String>,
+        /// Users per page, 1 to 1000 [default: 100; 1000 with --all]
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Page through every user
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the audit trail, newest first
+    Log {
+        /// Only rows about this user
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Only rows since WHEN: a span ago (`1h`, `7d`) or an RFC 3339 time
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Only rows with an id below ID (to page back)
+        #[arg(long, value_name = "ID")]
+        before: Option<u64>,
+        /// Rows to show, 1 to 1000 [default: 50]
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
     },
 }
 
@@ -75,7 +164,17 @@ pub enum TotpCommand {
         /// A name to tell this authenticator apart, e.g. "phone" [default: chosen by herarxd]
         #[arg(long)]
         name: Option<String>,
+        /// Replace factor ID with the new authenticator (moving to a new phone): the old one
+        /// is removed when the new one is confirmed
+        #[arg(long, value_name = "ID")]
+        replace: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCodesCommand {
+    /// Make a new set of 10 backup codes (the previous set stops working) and print it once
+    Generate,
 }
 
 #[cfg(test)]
@@ -115,13 +214,43 @@ mod tests {
         assert!(cli.global.json);
         match cli.command {
             Command::Totp {
-                command: TotpCommand::Add { name },
+                command:
+                    TotpCommand::Add {
+                        name,
+                        replace: None,
+                    },
             } => assert_eq!(name.as_deref(), Some("phone")),
             other => panic!("parsed as {other:?}"),
         }
         let cli = parse(&["remove", "f1", "--json", "--yes"]);
         assert!(cli.global.json);
         assert!(matches!(cli.command, Command::Remove { ref id, yes: true } if id == "f1"));
+    }
+
+    #[test]
+    fn the_issue_4_commands_parse() {
+        assert!(matches!(
+            parse(&["totp", "add", "--replace", "f1"]).command,
+            Command::Totp { command: TotpCommand::Add { replace: Some(ref r), name: None } } if r == "f1"
+        ));
+        assert!(matches!(
+            parse(&["backup-codes", "generate", "--json"]).command,
+            Command::BackupCodes {
+                command: BackupCodesCommand::Generate
+            }
+        ));
+        assert!(
+            matches!(parse(&["primary", "f1"]).command, Command::Primary { ref id } if id == "f1")
+        );
+        assert!(matches!(
+            parse(&["rename", "f1", "work phone"]).command,
+            Command::Rename { ref id, ref name } if id == "f1" && name == "work phone"
+        ));
+        for bad in [&["rename", "f1"][..], &["primary"], &["backup-codes"]] {
+            let err = Cli::try_parse_from(std::iter::once("herarxctl").chain(bad.iter().copied()))
+                .unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum CliError {
     Daemon(HerarxError),
     /// The user has no factor with this id (checked before asking for any code).
     NoSuchFactor(String),
+    /// Refused, with a sentence already fit for this command (admin commands).
+    Refused(String),
     /// The user answered "no" to a confirmation.
     Declined(String),
     /// Reading stdin or writing stdout/stderr failed.
@@ -109,7 +111,7 @@ impl CliError {
             CliError::Unreachable { .. }
             | CliError::NotRunning { .. }
             | CliError::Timeout { .. } => exit::UNREACHABLE,
-            CliError::BusRefused(_) => exit::REFUSED,
+            CliError::BusRefused(_) | CliError::Refused(_) => exit::REFUSED,
             CliError::Bus(_) | CliError::Declined(_) | CliError::Io(_) => exit::FAILURE,
             CliError::Daemon(e) => match e {
                 HerarxError::PermissionDenied(_)
@@ -129,9 +131,11 @@ impl CliError {
     /// The sentence printed after `herarxctl: `.
     pub fn message(&self) -> String {
         match self {
-            CliError::Usage(m) | CliError::Bus(m) | CliError::Declined(m) | CliError::Io(m) => {
-                m.clone()
-            }
+            CliError::Usage(m)
+            | CliError::Bus(m)
+            | CliError::Declined(m)
+            | CliError::Io(m)
+            | CliError::Refused(m) => m.clone(),
             CliError::BadAddress { address, reason } => format!(
                 "`{address}` is not a usable D-Bus address ({reason}); \
                  give one like `unix:path=/run/dbus/system_bus_socket` with --bus \

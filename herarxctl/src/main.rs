@@ -24,6 +24,7 @@ mod error;
 mod input;
 mod otpauth;
 mod output;
+mod output_admin;
 mod printer;
 mod qr;
 
@@ -61,9 +62,35 @@ fn run(ctx: &Context, command: &Command) -> Result<(), CliError> {
     match command {
         Command::Status => commands::status::run(ctx),
         Command::Totp {
-            command: TotpCommand::Add { name },
-        } => commands::totp::add(ctx, name.as_deref()),
+            command: TotpCommand::Add { name, replace },
+        } => commands::totp::add(ctx, name.as_deref(), replace.as_deref()),
+        Command::BackupCodes {
+            command: cli::BackupCodesCommand::Generate,
+        } => commands::backup_codes::generate(ctx),
+        Command::Primary { id } => commands::factor::primary(ctx, id),
+        Command::Rename { id, name } => commands::factor::rename(ctx, id, name),
         Command::Remove { id, yes } => commands::remove::run(ctx, id, *yes),
         Command::Completions { shell } => commands::completions::run(*shell),
+        Command::Admin { command } => run_admin(ctx, command),
+        Command::Config {
+            command: cli::ConfigCommand::Check { file },
+        } => commands::config::check(ctx.json, file),
+    }
+}
+
+fn run_admin(ctx: &Context, command: &cli::AdminCommand) -> Result<(), CliError> {
+    use cli::AdminCommand as A;
+    use commands::admin;
+    match command {
+        A::Status { user } => admin::status(ctx, user),
+        A::Reset { user, yes } => admin::reset(ctx, user, *yes),
+        A::Unlock { user } => admin::unlock(ctx, user),
+        A::List { after, limit, all } => admin::list(ctx, after.as_deref(), *limit, *all),
+        A::Log {
+            user,
+            since,
+            before,
+            limit,
+        } => admin::log(ctx, user.as_deref(), since.as_deref(), *before, *limit),
     }
 }

@@ -17,6 +17,39 @@ pub fn status_json(status: &UserStatus) -> Result<String, CliError> {
     to_json(status)
 }
 
+/// `herarxctl backup-codes generate --json`: `{"codes":[...]}`.
+pub fn backup_codes_json(codes: &[Zeroizing<String>]) -> Result<String, CliError> {
+    #[derive(Serialize)]
+    struct Codes<'a> {
+        codes: Vec<&'a str>,
+    }
+    to_json(&Codes {
+        codes: codes.iter().map(|c| c.as_str()).collect(),
+    })
+}
+
+/// Said after a new set of backup codes.
+pub const BACKUP_CODES_NOTE: &str = "Each code works once; keep them somewhere safe (not on \
+     the phone with your authenticator). Generating new ones voids these.";
+
+/// Backup codes for a person: two columns, numbered.
+pub fn backup_codes_human(codes: &[Zeroizing<String>]) -> String {
+    let mut out = String::from("Your backup codes:\n\n");
+    let half = codes.len().div_ceil(2);
+    for i in 0..half {
+        let left = &codes[i];
+        let _ = write!(out, "  {:>2}. {:<12}", i + 1, safe(left));
+        if let Some(right) = codes.get(i + half) {
+            let _ = write!(out, "  {:>2}. {}", i + half + 1, safe(right));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// When to suggest a new set of backup codes.
+pub const FEW_BACKUP_CODES: u32 = 3;
+
 /// `herarxctl totp add --json`: the factor just enrolled.
 pub fn factor_json(factor: &FactorInfo) -> Result<String, CliError> {
     to_json(factor)
@@ -47,11 +80,48 @@ pub fn status_human(status: &UserStatus, now: u64) -> String {
     } else {
         let _ = writeln!(out, "Factors:   {}", status.factors.len());
         out.push_str(&factor_table(&status.factors));
+        if status.factors.iter().any(|f| f.primary) {
+            out.push_str(
+                "  (* primary: logins offer it first; change with `herarxctl primary ID`)\n",
+            );
+        }
     }
+    let _ = writeln!(out, "Backup:    {}", backup_codes(status));
     let _ = writeln!(out, "Failures:  {}", status.failures);
     let _ = writeln!(out, "Lockout:   {}", lockout(status.locked_until, now));
-    let _ = writeln!(out, "Policy:    {}", policy(&status.no_factor_policy));
+    if status.remote_locked_until > now {
+        let _ = writeln!(
+            out,
+            "Remote:    {} (local logins still work)",
+            lockout(status.remote_locked_until, now)
+        );
+    }
+    if status.required {
+        let _ = writeln!(
+            out,
+            "Required:  yes, policy requires a second factor of you"
+        );
+        let _ = writeln!(out, "Policy:    {}", policy(&status.no_factor_policy));
+    } else {
+        let _ = writeln!(
+            out,
+            "Required:  no (without a factor, a login needs only the password; once you have \
+             one, logins ask for it)"
+        );
+    }
     out
+}
+
+fn backup_codes(status: &UserStatus) -> String {
+    let n = status.backup_codes_left;
+    let noun = if n == 1 { "code" } else { "codes" };
+    if n == 0 {
+        "no backup codes (make a set with `herarxctl backup-codes generate`)".to_owned()
+    } else if n <= FEW_BACKUP_CODES {
+        format!("{n} {noun} left: few; make a new set with `herarxctl backup-codes generate`")
+    } else {
+        format!("{n} {noun} left")
+    }
 }
 
 fn factor_table(factors: &[FactorInfo]) -> String {
@@ -60,7 +130,12 @@ fn factor_table(factors: &[FactorInfo]) -> String {
         .iter()
         .map(|f| {
             [
-                safe(&f.id).into_owned(),
+                // The primary factor, the one logins offer first, is starred.
+                if f.primary {
+                    format!("{}*", safe(&f.id))
+                } else {
+                    safe(&f.id).into_owned()
+                },
                 safe(&f.kind).into_owned(),
                 safe(&f.name).into_owned(),
                 format_time(f.created),
@@ -113,8 +188,9 @@ fn policy(no_factor_policy: &str) -> String {
 /// What a login does for someone without any factor, in words.
 pub fn no_factor_meaning(no_factor_policy: &str) -> &'static str {
     match no_factor_policy {
-        "ignore" => "a login needs only the password",
+        "allow" | "ignore" => "a login needs only the password",
         "deny" => "logins are refused",
+        "enroll" => "the login asks you to enrol one",
         _ => "logins follow a policy this herarxctl does not know (ask your administrator)",
     }
 }
@@ -239,7 +315,7 @@ mod tests {
                     name: "phone".into(),
                     created: 1_704_067_200, // 2024-01-01 00:00
                     last_used: NOW - 60,
-                    primary: false,
+                    primary: true,
                 },
                 FactorInfo {
                     id: "77b1".into(),
@@ -250,7 +326,7 @@ mod tests {
                     primary: false,
                 },
             ],
-            backup_codes_left: 0,
+            backup_codes_left: 7,
             failures: 2,
             locked_until: 0,
             remote_locked_until: 0,
@@ -274,11 +350,14 @@ mod tests {
             factors[0],
             serde_json::json!({
                 "id": "3f2a9c1e", "kind": "totp", "name": "phone",
-                "created": 1_704_067_200u64, "last_used": NOW - 60,
+                "created": 1_704_067_200u64, "last_used": NOW - 60, "primary": true,
             })
         );
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 5, "{keys:?}");
+        assert_eq!(keys.len(), 8, "{keys:?}");
+        assert_eq!(v["backup_codes_left"], 7);
+        assert_eq!(v["required"], true);
+        assert_eq!(v["remote_locked_until"], 0);
     }
 
     #[test]
@@ -296,14 +375,61 @@ mod tests {
         let expected = "\
 User:      alice
 Factors:   2
-  ID        KIND  NAME          CREATED               LAST USED
-  3f2a9c1e  totp  phone         2024-01-01 00:00 UTC  2024-05-01 12:33 UTC
-  77b1      totp  spare tablet  2024-03-01 12:00 UTC  never
+  ID         KIND  NAME          CREATED               LAST USED
+  3f2a9c1e*  totp  phone         2024-01-01 00:00 UTC  2024-05-01 12:33 UTC
+  77b1       totp  spare tablet  2024-03-01 12:00 UTC  never
+  (* primary: logins offer it first; change with `herarxctl primary ID`)
+Backup:    7 codes left
 Failures:  2
 Lockout:   none
+Required:  yes, policy requires a second factor of you
 Policy:    without a factor, a login needs only the password (login.no_factor = \"ignore\" in herarx.toml)
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn status_hints_at_backup_codes_remote_locks_and_the_requirement() {
+        let mut s = alice();
+        s.backup_codes_left = 2;
+        s.remote_locked_until = NOW + 600;
+        s.required = false;
+        s.no_factor_policy = "allow".into();
+        let text = status_human(&s, NOW);
+        assert!(
+            text.contains(
+                "2 codes left: few; make a new set with `herarxctl backup-codes generate`"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Remote:    locked until"), "{text}");
+        assert!(text.contains("Required:  no"), "{text}");
+        assert!(!text.contains("Policy:"), "{text}");
+        s.backup_codes_left = 0;
+        s.remote_locked_until = NOW;
+        let text = status_human(&s, NOW);
+        assert!(text.contains("no backup codes (make a set"), "{text}");
+        assert!(!text.contains("Remote:"), "{text}");
+    }
+
+    #[test]
+    fn backup_codes_for_a_person_are_two_numbered_columns() {
+        let codes: Vec<Zeroizing<String>> = (0..10)
+            .map(|i| Zeroizing::new(format!("abc{i}-defg")))
+            .collect();
+        let text = backup_codes_human(&codes);
+        assert!(
+            text.contains("   1. abc0-defg      6. abc5-defg\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("   5. abc4-defg     10. abc9-defg\n"),
+            "{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&backup_codes_json(&codes).unwrap()).unwrap();
+        assert_eq!(json["codes"].as_array().unwrap().len(), 10);
+        assert_eq!(json["codes"][9], "abc9-defg");
     }
 
     #[test]

@@ -24,11 +24,22 @@ const EXPIRED_CODE: &str = "999999";
 struct Fake {
     factors: Vec<FactorInfo>,
     pending: bool,
+    /// The factor the pending enrolment replaces.
+    replace: Option<String>,
+    backup_codes: Vec<String>,
+    generated: u32,
+}
+
+fn no_such_factor() -> HerarxError {
+    HerarxError::NoSuchFactor("No such factor.".into())
 }
 
 impl Fake {
     fn step_up(&self, code: &str) -> Result<(), HerarxError> {
-        match (self.factors.is_empty(), code) {
+        match (
+            self.factors.is_empty() && self.backup_codes.is_empty(),
+            code,
+        ) {
             (true, _) => Ok(()),
             (false, "") => Err(HerarxError::StepUpRequired("A code is needed.".into())),
             (false, STEP_UP_CODE) => Ok(()),
@@ -43,7 +54,7 @@ impl Fake {
         Ok(UserStatus {
             user: "tester".into(),
             factors: self.factors.clone(),
-            backup_codes_left: 0,
+            backup_codes_left: u32::try_from(self.backup_codes.len()).unwrap(),
             failures: 0,
             locked_until: 0,
             remote_locked_until: 0,
@@ -56,10 +67,14 @@ impl Fake {
         &mut self,
         _name: &str,
         step_up_code: &str,
-        _replace: &str,
+        replace: &str,
     ) -> Result<PendingEnrollment, HerarxError> {
+        if !replace.is_empty() && !self.factors.iter().any(|f| f.id == replace) {
+            return Err(no_such_factor());
+        }
         self.step_up(step_up_code)?;
         self.pending = true;
+        self.replace = (!replace.is_empty()).then(|| replace.to_owned());
         Ok(PendingEnrollment {
             id: "e1".into(),
             uri: URI.into(),
@@ -81,6 +96,9 @@ impl Fake {
             return Err(HerarxError::WrongCode("Wrong code.".into()));
         }
         self.pending = false;
+        if let Some(old) = self.replace.take() {
+            self.factors.retain(|f| f.id != old);
+        }
         let factor = FactorInfo {
             id: format!("f{}", self.factors.len() + 1),
             kind: "totp".into(),
@@ -98,9 +116,40 @@ impl Fake {
         let before = self.factors.len();
         self.factors.retain(|f| f.id != id);
         if self.factors.len() == before {
-            return Err(HerarxError::NoSuchFactor("No such factor.".into()));
+            return Err(no_such_factor());
         }
         Ok(())
+    }
+
+    async fn generate_backup_codes(
+        &mut self,
+        step_up_code: &str,
+    ) -> Result<Vec<String>, HerarxError> {
+        self.step_up(step_up_code)?;
+        self.generated += 1;
+        let set = self.generated;
+        self.backup_codes = (0..10).map(|i| format!("bc{set}{i:02}-code")).collect();
+        Ok(self.backup_codes.clone())
+    }
+
+    async fn set_primary(&mut self, id: &str) -> Result<(), HerarxError> {
+        if !self.factors.iter().any(|f| f.id == id) {
+            return Err(no_such_factor());
+        }
+        for f in &mut self.factors {
+            f.primary = f.id == id;
+        }
+        Ok(())
+    }
+
+    async fn rename_factor(&mut self, id: &str, name: &str) -> Result<FactorInfo, HerarxError> {
+        let f = self
+            .factors
+            .iter_mut()
+            .find(|f| f.id == id)
+            .ok_or_else(no_such_factor)?;
+        f.name = name.to_owned();
+        Ok(f.clone())
     }
 }
 
@@ -189,6 +238,9 @@ impl Bus {
                     })
                     .collect(),
                 pending: false,
+                replace: None,
+                backup_codes: Vec::new(),
+                generated: 0,
             };
             let server_address = address.clone();
             server = Some(std::thread::spawn(move || {
@@ -477,4 +529,141 @@ fn no_bus_at_all_exits_3() {
         "{stderr}"
     );
     assert!(stderr.contains("Is the daemon running?"), "{stderr}");
+}
+
+#[test]
+fn backup_codes_in_a_script_are_ten_lines_on_stdout_and_nothing_else() {
+    require_dbus!();
+    // No factor yet: no step-up, nothing read from stdin.
+    let bus = Bus::start(0, true);
+    let out = bus.run(&["backup-codes", "generate"], "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 10, "{stdout}");
+    assert!(lines.iter().all(|l| l.starts_with("bc1")), "{stdout}");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("Each code works once"), "{stderr}");
+    assert!(stderr.contains("voids these"), "{stderr}");
+    assert!(!stderr.contains("bc1"), "codes on stderr: {stderr}");
+
+    // Now there are codes: a new set needs a step-up, read from the first stdin line.
+    let out = bus.run(&["backup-codes", "generate"], "");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdin ended before the step-up code"
+    );
+    assert_eq!(text(&out.stdout), "");
+    let out = bus.run(
+        &["backup-codes", "generate", "--json"],
+        &format!("{STEP_UP_CODE}\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let codes = json["codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 10);
+    assert_eq!(codes[0], "bc200-code");
+
+    let out = bus.run(&["status", "--json"], "");
+    let json: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(json["backup_codes_left"], 10);
+}
+
+#[test]
+fn backup_codes_with_a_wrong_step_up_exit_4_and_print_nothing() {
+    require_dbus!();
+    let bus = Bus::start(1, true);
+    let out = bus.run(&["backup-codes", "generate"], "000000\n");
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(text(&out.stdout), "");
+    assert!(text(&out.stderr).contains("Wrong step-up code."));
+    let out = bus.run(&["backup-codes", "generate"], &format!("{STEP_UP_CODE}\n"));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().count(), 10);
+}
+
+#[test]
+fn status_shows_backup_codes_and_the_primary_factor() {
+    require_dbus!();
+    let bus = Bus::start(2, true);
+    let out = bus.run(&["status"], "");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("herarxctl backup-codes generate"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Required:  yes"), "{stdout}");
+
+    let out = bus.run(&["primary", "f2"], "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let out = bus.run(&["status"], "");
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("  f2*  totp  device 2"), "{stdout}");
+    assert!(stdout.contains("  f1   totp  device 1"), "{stdout}");
+
+    let out = bus.run(&["primary", "f9"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no factor with id `f9`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn rename_prints_the_factor_and_refuses_bad_names() {
+    require_dbus!();
+    let bus = Bus::start(1, true);
+    let out = bus.run(&["rename", "f1", "work phone", "--json"], "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(
+        (json["id"].as_str(), json["name"].as_str()),
+        (Some("f1"), Some("work phone"))
+    );
+    for bad in ["", "a\nb"] {
+        let out = bus.run(&["rename", "f1", bad], "");
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    let out = bus.run(&["rename", "f9", "x"], "");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn replacing_a_factor_asks_a_step_up_then_swaps_it() {
+    require_dbus!();
+    let bus = Bus::start(1, true);
+    let out = bus.run(
+        &["totp", "add", "--replace", "f9"],
+        &format!("{STEP_UP_CODE}\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stdout), "");
+    let out = bus.run(
+        &["totp", "add", "--replace", "f1"],
+        &format!("{STEP_UP_CODE}\n{GOOD_CODE}\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{URI}\n"));
+    assert!(
+        text(&out.stderr).contains("removed f1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = bus.run(&["status", "--json"], "");
+    let json: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    let ids: Vec<&str> = json["factors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["f1"],
+        "the old f1 went, the new one took the next free id"
+    );
 }

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()
         .await?;
     let auth = AuthProxy::new(&conn).await?;
-    let (txn, mut step) = auth.begin(user, service, rhost, tty).await?;
+    let (txn, mut step) = auth.begin(user, service, rhost, tty, "").await?;
     println!(
         "begin -> {:?} {:?} {:?}",
         step.action, step.prompt, step.message

@@ -20,10 +20,13 @@ use crate::enrol_text;
 use crate::logger::Severity;
 use crate::otpauth;
 use crate::policy::{self, NoFactor, Origin};
+use crate::sessions::{NO_SESSION, Sessions};
+use crate::ssh_info;
 use crate::state::{State, printable, valid_text};
 use crate::store::backup_codes::FEW_LEFT;
 use crate::store::enrollments::{BeginOutcome, ConfirmOutcome};
 use crate::store::factors::VerifyOutcome;
+use crate::store::remembered::{KIND_ADDRESS, KIND_SSH_KEY};
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
 use crate::totp::{Params, Rejection};
 
@@ -62,6 +65,9 @@ pub struct Caller {
     /// The sender's unique bus name (`:1.42`).
     pub bus_name: String,
     pub uid: u32,
+    /// The kernel audit session id of the calling process ([`NO_SESSION`] when it has none or
+    /// was not looked up because session trust is off).
+    pub session: u32,
 }
 
 /// What a user can answer with.
@@ -130,6 +136,8 @@ struct Txn {
     checking: bool,
     stage: Stage,
     methods: Methods,
+    /// What to remember if this login passes: `(kind, value)`, for `remember_for` seconds.
+    remember: Vec<(&'static str, String, u64)>,
 }
 
 #[derive(Default)]
@@ -219,6 +227,14 @@ fn backup_code_message(left: u32) -> String {
     }
 }
 
+/// Whether a login already proved its second factor another way.
+enum Verified {
+    /// Yes: the audit method and reason.
+    Yes(&'static str, String),
+    /// No: what to remember if its code passes.
+    No(Vec<(&'static str, String, u64)>),
+}
+
 /// What an answer leads to.
 enum Next {
     /// The transaction ends with this step.
@@ -253,6 +269,7 @@ fn menu_step(items: &[(Stage, String)], note: Option<&str>) -> Step {
 pub struct Logins {
     state: Arc<State>,
     table: Mutex<Table>,
+    sessions: Sessions,
 }
 
 fn no_such_transaction() -> HerarxError {
@@ -267,8 +284,8 @@ fn no_such_transaction() -> HerarxError {
 enum Start {
     /// A terminal first step.
     Done(Step),
-    /// A transaction in this stage, with this first step.
-    Run(Stage, Methods, Step),
+    /// A transaction in this stage, with this first step, and what to remember if it passes.
+    Run(Stage, Methods, Step, Vec<(&'static str, String, u64)>),
 }
 
 impl Logins {
@@ -276,6 +293,7 @@ impl Logins {
         Logins {
             state,
             table: Mutex::new(Table::default()),
+            sessions: Sessions::default(),
         }
     }
 
@@ -301,8 +319,14 @@ impl Logins {
             || config.no_factor_policy() == Some(crate::config::NoFactorPolicy::Enroll)
     }
 
+    /// Whether session trust is on: the D-Bus layer then looks up each caller's audit session.
+    pub fn session_trust(&self) -> bool {
+        self.state.config().session_trust_seconds() > 0
+    }
+
     /// Starts a login for `user`. Returns the transaction id (empty for a terminal first
     /// step: nothing to answer) and the first step.
+    #[allow(clippy::too_many_arguments)]
     pub fn begin(
         &self,
         caller: &Caller,
@@ -310,6 +334,7 @@ impl Logins {
         service: &str,
         rhost: &str,
         tty: &str,
+        ssh_auth_info: &str,
         now: u64,
     ) -> Result<(String, Step), HerarxError> {
         let remote = is_remote(rhost);
@@ -344,6 +369,11 @@ impl Logins {
                 "the tty must be at most {} bytes without control characters",
                 limits::TTY_MAX
             ))
+        } else if ssh_auth_info.len() > limits::SSH_AUTH_INFO_MAX {
+            Some(format!(
+                "the SSH authentication info must be at most {} bytes",
+                limits::SSH_AUTH_INFO_MAX
+            ))
         } else {
             None
         };
@@ -375,10 +405,10 @@ impl Logins {
             ));
         }
         let scope = scope_of(rhost);
-        let start = self.decide(&ctx, &scope, now)?;
-        let (stage, methods, first) = match start {
+        let start = self.decide(&ctx, &scope, caller, ssh_auth_info, now)?;
+        let (stage, methods, first, remember) = match start {
             Start::Done(step) => return Ok((String::new(), step)),
-            Start::Run(stage, methods, step) => (stage, methods, step),
+            Start::Run(stage, methods, step, remember) => (stage, methods, step, remember),
         };
         let id = random_hex(16).map_err(|e| self.state.internal("making a transaction id", &e))?;
         let deadline = now.saturating_add(self.state.config().login.timeout_seconds);
@@ -413,6 +443,7 @@ impl Logins {
                     checking: false,
                     stage,
                     methods,
+                    remember,
                 },
             );
         }
@@ -420,13 +451,33 @@ impl Logins {
     }
 
     /// What this login needs, from policy and the store: the heart of `begin`.
-    fn decide(&self, ctx: &AuditCtx, scope: &Scope, now: u64) -> Result<Start, HerarxError> {
+    fn decide(
+        &self,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        caller: &Caller,
+        ssh_auth_info: &str,
+        now: u64,
+    ) -> Result<Start, HerarxError> {
         let config = self.state.config();
         let user = ctx.user.as_str();
-        let skip = |reason: String| {
-            self.record(&ctx.entry(now, "none", AuditResult::Skip, reason));
+        let skip_as = |method: &str, reason: String| {
+            self.record(&ctx.entry(now, method, AuditResult::Skip, reason));
             Ok(Start::Done(Step::terminal(Action::Skip, "")))
         };
+        let skip = |reason: String| skip_as("none", reason);
+        // Already verified in this very login session (sudo, a screen locker): nothing to ask.
+        if config.session_trust_seconds() > 0
+            && let Some(trust) = self.sessions.trusted(caller.session, user, now)
+        {
+            return skip_as(
+                "session",
+                format!(
+                    "trusted session {} (second factor passed in it; trusted until {})",
+                    caller.session, trust.expires
+                ),
+            );
+        }
         // A login from a trusted network (PAM_RHOST an IP address inside one of the service's
         // trusted networks; host names never match) asks for nothing, before any lockout is
         // looked at; except that a user who must enrol is offered it there when policy allows.
@@ -440,9 +491,8 @@ impl Logins {
             totp: login.totp_factors > 0,
             backup_codes: login.backup_codes_left,
         };
-        let trusted_skip = |net: ipnet::IpNet| {
-            skip(format!("trusted network {net} (service {})", ctx.service))
-        };
+        let trusted_skip =
+            |net: ipnet::IpNet| skip(format!("trusted network {net} (service {})", ctx.service));
         if methods.any()
             && let Some(net) = trusted
         {
@@ -461,6 +511,10 @@ impl Logins {
             )));
         }
         if methods.any() {
+            let remember = match self.already_verified(ctx, scope, caller, ssh_auth_info, now)? {
+                Verified::Yes(method, reason) => return skip_as(method, reason),
+                Verified::No(remember) => remember,
+            };
             return Ok(Start::Run(
                 if methods.totp {
                     Stage::Code
@@ -469,6 +523,7 @@ impl Logins {
                 },
                 methods,
                 methods.first_prompt(),
+                remember,
             ));
         }
         // No factor: what policy says for this user, here, now.
@@ -499,7 +554,10 @@ impl Logins {
             (NoFactor::Allow(reason), None) => skip(reason),
             (NoFactor::Deny(reason), None) => {
                 self.record(&ctx.entry(now, "none", AuditResult::Denied, reason));
-                Ok(Start::Done(Step::terminal(Action::Denied, NO_FACTOR_DENIED)))
+                Ok(Start::Done(Step::terminal(
+                    Action::Denied,
+                    NO_FACTOR_DENIED,
+                )))
             }
         }
     }
@@ -522,7 +580,10 @@ impl Logins {
         self.state.log.audit(&entry);
         let BeginOutcome::Started(n) = outcome else {
             // A user without factors needs no step-up and has room: never reached.
-            return Ok(Start::Done(Step::terminal(Action::Denied, NO_FACTOR_DENIED)));
+            return Ok(Start::Done(Step::terminal(
+                Action::Denied,
+                NO_FACTOR_DENIED,
+            )));
         };
         let uri = otpauth::totp_uri(
             &config.totp.issuer,
@@ -542,7 +603,184 @@ impl Logins {
                 backup_codes: 0,
             },
             Step::prompt(ENROL_PROMPT).with_message(text.as_str()),
+            Vec::new(),
         ))
+    }
+
+    /// Whether this connection already proved what a second factor would (a FIDO-backed SSH
+    /// key, a remembered SSH key, a remembered address); if not, what to remember once the
+    /// code passes.
+    fn already_verified(
+        &self,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        caller: &Caller,
+        ssh_auth_info: &str,
+        now: u64,
+    ) -> Result<Verified, HerarxError> {
+        let config = self.state.config();
+        let user = ctx.user.as_str();
+        let mut remember = Vec::new();
+        let keys = if caller.uid == 0 && config.believes_ssh_auth_info(&ctx.service) {
+            ssh_info::passed_keys(ssh_auth_info)
+        } else {
+            Vec::new()
+        };
+        if config.remember.sk_keys_are_second_factor
+            && let Some(k) = keys.iter().find(|k| k.is_security_key())
+        {
+            return Ok(Verified::Yes(
+                "sk-key",
+                format!(
+                    "FIDO-backed SSH key {} {} counts as the second factor \
+                     (remember.sk_keys_are_second_factor)",
+                    k.key_type, k.fingerprint
+                ),
+            ));
+        }
+        let key_seconds = config.ssh_key_memory_seconds();
+        if key_seconds > 0 {
+            for k in &keys {
+                let until = self
+                    .state
+                    .store()
+                    .remembered_until(user, KIND_SSH_KEY, &k.fingerprint, now)
+                    .map_err(|e| self.state.internal("reading remembered keys", &e))?;
+                if let Some(until) = until {
+                    return Ok(Verified::Yes(
+                        "ssh-key",
+                        format!("remembered SSH key {} (until {until})", k.fingerprint),
+                    ));
+                }
+            }
+            if let Some(k) = keys.first() {
+                remember.push((KIND_SSH_KEY, k.fingerprint.clone(), key_seconds));
+            }
+        }
+        if let (Scope::Remote(source), Some(seconds)) = (scope, config.address_memory_seconds()) {
+            let (opted_in, until) = {
+                let mut store = self.state.store();
+                store.remembers_addresses(user).and_then(|on| {
+                    Ok((
+                        on,
+                        if on {
+                            store.remembered_until(user, KIND_ADDRESS, source, now)?
+                        } else {
+                            None
+                        },
+                    ))
+                })
+            }
+            .map_err(|e| self.state.internal("reading remembered addresses", &e))?;
+            if let Some(until) = until {
+                return Ok(Verified::Yes(
+                    "address",
+                    format!("remembered address {source} (until {until})"),
+                ));
+            }
+            if opted_in {
+                remember.push((KIND_ADDRESS, source.clone(), seconds));
+            }
+        }
+        Ok(Verified::No(remember))
+    }
+
+    /// After a second factor passed: remember what the login asked to, and make the ticket
+    /// that lets its session be trusted. Failing to remember costs the user a prompt next time,
+    /// never the login: logged, not returned.
+    fn after_success(&self, id: &str, ctx: &AuditCtx, step: Step, now: u64) -> Step {
+        let remember = self
+            .table()
+            .by_id
+            .get_mut(id)
+            .map(|t| std::mem::take(&mut t.remember))
+            .unwrap_or_default();
+        for (kind, value, seconds) in remember {
+            let written = self.state.store().remember(ctx, kind, &value, seconds, now);
+            match written {
+                Ok(entry) => self.state.log.audit(&entry),
+                Err(e) => self
+                    .state
+                    .log
+                    .log(Severity::Error, &format!("cannot remember a {kind}: {e}")),
+            }
+        }
+        if !self.session_trust() {
+            return step;
+        }
+        match random_hex(16) {
+            Ok(ticket) => {
+                self.sessions.issue(&ticket, &ctx.user, now);
+                step.with_ticket(ticket)
+            }
+            Err(e) => {
+                self.state.log.log(
+                    Severity::Error,
+                    &format!("cannot make a session ticket: {e}"),
+                );
+                step
+            }
+        }
+    }
+
+    /// From the module's session hook (root): trusts the caller's session for `user`.
+    pub fn open_session(
+        &self,
+        caller: &Caller,
+        caller_pid: u32,
+        user: &str,
+        ticket: &str,
+        now: u64,
+    ) -> Result<bool, HerarxError> {
+        if caller.uid != 0 {
+            return Err(HerarxError::PermissionDenied(
+                "Only root (the login program's session hook) may open a trusted session.".into(),
+            ));
+        }
+        let seconds = self.state.config().session_trust_seconds();
+        let opened = self
+            .sessions
+            .open(ticket, user, caller.session, caller_pid, seconds, now);
+        let ctx = AuditCtx {
+            user: printable(user),
+            caller_uid: caller.uid,
+            ..AuditCtx::default()
+        };
+        let (result, reason) = if opened {
+            (
+                AuditResult::Success,
+                format!("session {} trusted for {seconds}s", caller.session),
+            )
+        } else if caller.session == NO_SESSION {
+            (
+                AuditResult::Refused,
+                "the session hook's process has no audit session: put pam_loginuid before \
+                 pam_herarx in the session stack"
+                    .to_owned(),
+            )
+        } else {
+            (
+                AuditResult::Refused,
+                "no valid ticket (expired, used, another user's, or session trust off)".to_owned(),
+            )
+        };
+        self.record(&ctx.entry(now, "session-open", result, reason));
+        Ok(opened)
+    }
+
+    /// From the module's session hook at logout (root): ends the caller's session trust.
+    pub fn close_session(
+        &self,
+        caller: &Caller,
+        caller_pid: u32,
+        user: &str,
+    ) -> Result<bool, HerarxError> {
+        if caller.uid != 0 {
+            return Err(HerarxError::PermissionDenied(
+                "Only root (the login program's session hook) may close a trusted session.".into(),
+            ));
+        }
+        Ok(self.sessions.close(caller.session, user, caller_pid))
     }
 
     /// Answers the current prompt of transaction `id`, begun by `bus_name`.
@@ -611,7 +849,12 @@ impl Logins {
             }
             Stage::Menu => Ok(self.answer_menu(methods, response)),
             Stage::Enrol { pending_id } => self.answer_enrolment(&ctx, &pending_id, response, now),
-            Stage::ShowCodes => Ok(Next::Done(Step::terminal(Action::Success, ""))),
+            Stage::ShowCodes => Ok(Next::Done(self.after_success(
+                id,
+                &ctx,
+                Step::terminal(Action::Success, ""),
+                now,
+            ))),
         };
         let mut table = self.table();
         let next = match next {
@@ -669,10 +912,19 @@ impl Logins {
         Ok(match outcome {
             VerifyOutcome::Accepted {
                 backup_codes_left, ..
-            } => Next::Done(Step::terminal(
-                Action::Success,
-                backup_codes_left.map(backup_code_message).unwrap_or_default(),
-            )),
+            } => Next::Done(
+                self.after_success(
+                    id,
+                    ctx,
+                    Step::terminal(
+                        Action::Success,
+                        backup_codes_left
+                            .map(backup_code_message)
+                            .unwrap_or_default(),
+                    ),
+                    now,
+                ),
+            ),
             VerifyOutcome::Locked { until }
             | VerifyOutcome::Rejected {
                 locked_until: Some(until),
@@ -729,7 +981,13 @@ impl Logins {
             Some((stage, _)) => Next::Continue(stage.clone(), prompt_of(stage, methods)),
             None => Next::Continue(
                 Stage::Menu,
-                menu_step(&items, Some(&format!("\"{}\" is not one of the choices.", printable(choice)))),
+                menu_step(
+                    &items,
+                    Some(&format!(
+                        "\"{}\" is not one of the choices.",
+                        printable(choice)
+                    )),
+                ),
             ),
         }
     }
@@ -746,8 +1004,10 @@ impl Logins {
             let mut store = self.state.store();
             store.confirm_totp_enrollment(ctx, pending_id, response, now)
         };
-        let (outcome, entry) =
-            confirmed.map_err(|e| self.state.internal("confirming an enrolment in a login", &e))?;
+        let (outcome, entry) = confirmed.map_err(|e| {
+            self.state
+                .internal("confirming an enrolment in a login", &e)
+        })?;
         self.state.log.audit(&entry);
         match outcome {
             ConfirmOutcome::Enrolled(info) => {
@@ -906,12 +1166,13 @@ pub(crate) mod tests {
         Caller {
             bus_name: ":1.7".into(),
             uid: 0,
+            session: NO_SESSION,
         }
     }
 
     fn begin(h: &Harness, user: &str, rhost: &str) -> (String, Step) {
         h.logins
-            .begin(&root(), user, "sshd", rhost, "", NOW)
+            .begin(&root(), user, "sshd", rhost, "", "", NOW)
             .unwrap()
     }
 
@@ -1023,7 +1284,7 @@ pub(crate) mod tests {
         );
         let (id, step) = h
             .logins
-            .begin(&root(), "alice", "sshd", "192.0.2.1", "", NOW + 60)
+            .begin(&root(), "alice", "sshd", "192.0.2.1", "", "", NOW + 60)
             .unwrap();
         assert_eq!(id, "");
         assert_eq!(step.action, Action::Locked);
@@ -1031,7 +1292,7 @@ pub(crate) mod tests {
         // The console is another scope.
         let (_, step) = h
             .logins
-            .begin(&root(), "alice", "login", "", "tty1", NOW + 60)
+            .begin(&root(), "alice", "login", "", "tty1", "", NOW + 60)
             .unwrap();
         assert_eq!(step.action, Action::Prompt);
         assert_eq!(h.audit()[0].result, AuditResult::Locked);
@@ -1055,11 +1316,18 @@ pub(crate) mod tests {
         for user in ["bob", "nosuchuser"] {
             let (id, step) = begin(&h, user, "");
             assert_eq!(id, "", "{user}");
-            assert_eq!(step, Step::terminal(Action::Denied, NO_FACTOR_DENIED), "{user}");
+            assert_eq!(
+                step,
+                Step::terminal(Action::Denied, NO_FACTOR_DENIED),
+                "{user}"
+            );
             let a = &h.audit()[0];
             assert_eq!(
                 (a.result, a.reason.as_str()),
-                (AuditResult::Denied, "no factor enrolled; login.no_factor = deny")
+                (
+                    AuditResult::Denied,
+                    "no factor enrolled; login.no_factor = deny"
+                )
             );
         }
         assert!(NO_FACTOR_DENIED.contains("herarxctl totp add"));
@@ -1119,7 +1387,10 @@ pub(crate) mod tests {
             "Other ways to sign in:\n  1. Authenticator app\n  2. Backup code (10 left)"
         );
         let step = h.logins.answer(":1.7", &id, "7", NOW).unwrap();
-        assert!(step.message.starts_with("\"7\" is not one of the choices."), "{step:?}");
+        assert!(
+            step.message.starts_with("\"7\" is not one of the choices."),
+            "{step:?}"
+        );
         let step = h.logins.answer(":1.7", &id, "2", NOW).unwrap();
         assert_eq!(step, Step::prompt(BACKUP_PROMPT));
         let step = h.logins.answer(":1.7", &id, "zzzz-zzzz", NOW).unwrap();
@@ -1149,7 +1420,14 @@ pub(crate) mod tests {
         let (id, _) = begin(&h, "alice", "");
         let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
         assert_eq!(step, Step::prompt(PROMPT));
-        assert_eq!(h.state.store().failures("alice", &Scope::Local, NOW).unwrap().count, 0);
+        assert_eq!(
+            h.state
+                .store()
+                .failures("alice", &Scope::Local, NOW)
+                .unwrap()
+                .count,
+            0
+        );
     }
 
     fn enrol_config(extra: &str) -> Config {
@@ -1175,9 +1453,15 @@ pub(crate) mod tests {
         let (id, step) = begin(&h, "bob", "");
         assert_eq!(step.action, Action::Prompt);
         assert_eq!(step.prompt, ENROL_PROMPT);
-        assert!(step.message.contains("URI: otpauth://totp/"), "{}", step.message);
+        assert!(
+            step.message.contains("URI: otpauth://totp/"),
+            "{}",
+            step.message
+        );
         let secret = shown_secret(&step);
-        let right = code_at(&secret, &Params::default(), NOW).unwrap().to_string();
+        let right = code_at(&secret, &Params::default(), NOW)
+            .unwrap()
+            .to_string();
         let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
         let step = h.logins.answer(":1.7", &id, &wrong, NOW).unwrap();
         assert_eq!(step, Step::prompt(ENROL_PROMPT_AFTER_WRONG));
@@ -1193,17 +1477,23 @@ pub(crate) mod tests {
         let last = h.logins.answer(":1.7", &id, "", NOW).unwrap();
         assert_eq!(last, Step::terminal(Action::Success, ""));
         assert!(
-            h.audit()
-                .iter()
-                .any(|a| a.method == "enroll-in-login" && a.reason.starts_with("ENROLLED INSIDE A LOGIN")),
+            h.audit().iter().any(|a| a.method == "enroll-in-login"
+                && a.reason.starts_with("ENROLLED INSIDE A LOGIN")),
         );
-        assert!(h.log.lines().iter().any(|l| l.contains("ENROLLED INSIDE A LOGIN")));
+        assert!(
+            h.log
+                .lines()
+                .iter()
+                .any(|l| l.contains("ENROLLED INSIDE A LOGIN"))
+        );
         // The enrolment code does not log in again; the next one does; so do the codes.
         let (id, step) = begin(&h, "bob", "");
         assert_eq!(step, Step::prompt(PROMPT_WITH_MENU));
         let step = h.logins.answer(":1.7", &id, &right, NOW + 1).unwrap();
         assert_eq!(step, Step::prompt(PROMPT_AFTER_REPLAY));
-        let next = code_at(&secret, &Params::default(), NOW + 30).unwrap().to_string();
+        let next = code_at(&secret, &Params::default(), NOW + 30)
+            .unwrap()
+            .to_string();
         let step = h.logins.answer(":1.7", &id, &next, NOW + 30).unwrap();
         assert_eq!(step.action, Action::Success);
         let (id, _) = begin(&h, "bob", "");
@@ -1212,7 +1502,10 @@ pub(crate) mod tests {
         // No secret or code in the log.
         let key_b32 = data_encoding::BASE32_NOPAD.encode(&secret);
         for l in h.log.lines() {
-            assert!(!l.contains(&key_b32) && !l.contains(&right) && !l.contains(codes[1]), "{l}");
+            assert!(
+                !l.contains(&key_b32) && !l.contains(&right) && !l.contains(codes[1]),
+                "{l}"
+            );
         }
     }
 
@@ -1222,20 +1515,24 @@ pub(crate) mod tests {
         // Remote: refused (enroll_from = local by default).
         let (_, step) = begin(&h, "bob", "192.0.2.1");
         assert_eq!(step, Step::terminal(Action::Denied, NO_FACTOR_DENIED));
-        assert!(h.audit()[0].reason.contains("enroll_from"), "{:?}", h.audit()[0]);
+        assert!(
+            h.audit()[0].reason.contains("enroll_from"),
+            "{:?}",
+            h.audit()[0]
+        );
         // Unknown users cannot enrol.
         let (_, step) = begin(&h, "nosuchuser", "");
         assert_eq!(step.action, Action::Denied);
         // Locally within the window (it began at the first sight, above): offered.
         let (_, step) = h
             .logins
-            .begin(&root(), "bob", "login", "", "tty1", NOW + 86_399)
+            .begin(&root(), "bob", "login", "", "tty1", "", NOW + 86_399)
             .unwrap();
         assert_eq!(step.prompt, ENROL_PROMPT);
         // After the window: refused.
         let (_, step) = h
             .logins
-            .begin(&root(), "bob", "login", "", "tty1", NOW + 86_400)
+            .begin(&root(), "bob", "login", "", "tty1", "", NOW + 86_400)
             .unwrap();
         assert_eq!(step.action, Action::Denied);
         assert!(h.audit()[0].reason.contains("window"), "{:?}", h.audit()[0]);
@@ -1260,7 +1557,10 @@ pub(crate) mod tests {
             let (_, step) = begin(&h, user, "");
             assert_eq!(step.action, Action::Skip, "{user}");
         }
-        assert_eq!(h.audit()[1].reason, "not required: in none of login.required_groups");
+        assert_eq!(
+            h.audit()[1].reason,
+            "not required: in none of login.required_groups"
+        );
         // Enrolled users are always asked, required or not.
         h.enrol("carol");
         let (_, step) = begin(&h, "carol", "");
@@ -1269,16 +1569,21 @@ pub(crate) mod tests {
 
     #[test]
     fn allow_until_a_deadline_then_deny() {
-        let config = Config::parse(
-            "[login]\nno_factor = \"allow\"\nallow_until = \"2023-11-15\"\n",
-        )
-        .unwrap();
+        let config =
+            Config::parse("[login]\nno_factor = \"allow\"\nallow_until = \"2023-11-15\"\n")
+                .unwrap();
         config.validate().unwrap();
         let h = harness_with(config);
         let deadline = 1_700_006_400; // 2023-11-15T00:00:00Z
-        let (_, step) = h.logins.begin(&root(), "bob", "sshd", "", "", deadline - 1).unwrap();
+        let (_, step) = h
+            .logins
+            .begin(&root(), "bob", "sshd", "", "", "", deadline - 1)
+            .unwrap();
         assert_eq!(step.action, Action::Skip);
-        let (_, step) = h.logins.begin(&root(), "bob", "sshd", "", "", deadline).unwrap();
+        let (_, step) = h
+            .logins
+            .begin(&root(), "bob", "sshd", "", "", "", deadline)
+            .unwrap();
         assert_eq!(step, Step::terminal(Action::Denied, NO_FACTOR_DENIED));
     }
 
@@ -1303,7 +1608,11 @@ pub(crate) mod tests {
             }
         };
         assert_eq!(guess("192.0.2.1").action, Action::Locked);
-        assert_eq!(guess("192.0.2.1").action, Action::Locked, "that source stays locked");
+        assert_eq!(
+            guess("192.0.2.1").action,
+            Action::Locked,
+            "that source stays locked"
+        );
         // Another source still gets asked, until the path as a whole is locked.
         assert_eq!(guess("::ffff:192.0.2.2").action, Action::Locked);
         let (_, step) = begin(&h, "alice", "198.51.100.7");
@@ -1323,16 +1632,17 @@ pub(crate) mod tests {
         let alice = Caller {
             bus_name: ":1.9".into(),
             uid: 1000,
+            session: NO_SESSION,
         };
         assert!(
             h.logins
-                .begin(&alice, "alice", "xscreensaver", "", ":0", NOW)
+                .begin(&alice, "alice", "xscreensaver", "", ":0", "", NOW)
                 .is_ok()
         );
         for user in ["bob", "root", "nosuchuser"] {
             let e = h
                 .logins
-                .begin(&alice, user, "xscreensaver", "", ":0", NOW)
+                .begin(&alice, user, "xscreensaver", "", ":0", "", NOW)
                 .unwrap_err();
             assert!(
                 matches!(e, HerarxError::PermissionDenied(_)),
@@ -1356,7 +1666,7 @@ pub(crate) mod tests {
         ] {
             let e = h
                 .logins
-                .begin(&root(), user, service, rhost, tty, NOW)
+                .begin(&root(), user, service, rhost, tty, "", NOW)
                 .unwrap_err();
             assert!(matches!(e, HerarxError::InvalidArgument(_)), "{user:?}");
         }
@@ -1402,9 +1712,10 @@ pub(crate) mod tests {
         let other = Caller {
             bus_name: ":1.99".into(),
             uid: 0,
+            session: NO_SESSION,
         };
         h.logins
-            .begin(&other, "alice", "sshd", "", "", NOW + 100)
+            .begin(&other, "alice", "sshd", "", "", "", NOW + 100)
             .unwrap();
         assert_eq!(h.logins.live(), 3);
         assert_eq!(h.logins.drop_owner(":1.99"), 1);
@@ -1422,14 +1733,19 @@ pub(crate) mod tests {
         }
         let e = h
             .logins
-            .begin(&root(), "alice", "sshd", "", "", NOW)
+            .begin(&root(), "alice", "sshd", "", "", "", NOW)
             .unwrap_err();
         assert!(matches!(e, HerarxError::Busy(_)));
         let other = Caller {
             bus_name: ":1.8".into(),
             uid: 0,
+            session: NO_SESSION,
         };
-        assert!(h.logins.begin(&other, "alice", "sshd", "", "", NOW).is_ok());
+        assert!(
+            h.logins
+                .begin(&other, "alice", "sshd", "", "", "", NOW)
+                .is_ok()
+        );
     }
 
     #[test]
@@ -1517,7 +1833,7 @@ pub(crate) mod tests {
 
     fn begin_service(h: &Harness, service: &str, rhost: &str) -> (String, Step) {
         h.logins
-            .begin(&root(), "alice", service, rhost, "", NOW)
+            .begin(&root(), "alice", service, rhost, "", "", NOW)
             .unwrap()
     }
 
@@ -1587,17 +1903,18 @@ pub(crate) mod tests {
         let bob = Caller {
             bus_name: ":1.9".into(),
             uid: 1001,
+            session: NO_SESSION,
         };
         let e = h
             .logins
-            .begin(&bob, "alice", "xscreensaver", "10.20.3.4", ":0", NOW)
+            .begin(&bob, "alice", "xscreensaver", "10.20.3.4", ":0", "", NOW)
             .unwrap_err();
         assert!(matches!(e, HerarxError::PermissionDenied(_)), "{e:?}");
         assert_eq!(h.audit()[0].result, AuditResult::Refused);
         // The user's own screen locker from a trusted address is let through.
         let (_, step) = h
             .logins
-            .begin(&bob, "bob", "xscreensaver", "10.20.3.4", ":0", NOW)
+            .begin(&bob, "bob", "xscreensaver", "10.20.3.4", ":0", "", NOW)
             .unwrap();
         assert_eq!(step.action, Action::Skip);
         // Trusted logins skip before the lockout is looked at: a lockout from elsewhere does

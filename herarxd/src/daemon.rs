@@ -241,6 +241,13 @@ async fn serve(
             OBJECT_PATH,
             AuthInterface::new(logins.clone(), driver.clone()),
         )
+        .serve_at(
+            OBJECT_PATH,
+            crate::service_admin::AdminInterface::new(
+                Arc::new(crate::admin::Admin::new(state.clone())),
+                driver.clone(),
+            ),
+        )
         .serve_at(OBJECT_PATH, FactorsInterface::new(selfservice, driver))
         .name(BUS_NAME)
         .allow_name_replacements(false)
@@ -305,10 +312,13 @@ async fn serve(
             received = signals.recv() => match received {
                 Some(Received::Stop) | None => break,
                 Some(Received::Hangup) => {
-                state.log.log(
-                    Severity::Notice,
-                    "SIGHUP ignored: restart herarxd to apply configuration changes",
-                );
+                    // Reading the file and writing the audit row block: off the runtime.
+                    let s = state.clone();
+                    let a = args.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        crate::reload::reload(&s, &a, unix_now())
+                    })
+                    .await;
                 }
             },
             _ = conn.closed() => {

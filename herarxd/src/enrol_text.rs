@@ -42,10 +42,7 @@ pub fn enrolment(uri: &str, secret_b32: &str) -> Zeroizing<String> {
         text.push_str(&code);
         text.push('\n');
     }
-    text.push_str(&format!(
-        "\nKey: {}\nURI: {uri}\n",
-        grouped(secret_b32)
-    ));
+    text.push_str(&format!("\nKey: {}\nURI: {uri}\n", grouped(secret_b32)));
     text
 }
 

@@ -5,18 +5,25 @@
 // Tests may unwrap and panic: a failing test is the point.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod enrol_text;
+pub mod fido2;
 pub mod keys;
 pub mod logger;
 pub mod otpauth;
 pub mod policy;
+pub mod reload;
 pub mod seal;
 pub mod selfservice;
 pub mod service;
+pub mod service_admin;
+pub mod sessions;
 pub mod signals;
+pub mod ssh_info;
 pub mod state;
 pub mod store;
 pub mod totp;

@@ -10,7 +10,8 @@ use crate::auth::locked_message;
 use crate::otpauth;
 use crate::state::{State, printable, valid_text};
 use crate::store::enrollments::{
-    BeginOutcome, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, RemoveOutcome,
+    BackupCodesOutcome, BeginOutcome, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, FactorChange,
+    RemoveOutcome,
 };
 use crate::store::factors::{FACTORS_PER_USER_MAX, VerifyOutcome};
 use crate::store::{AuditCtx, AuditEntry, AuditResult, Scope};
@@ -40,6 +41,14 @@ fn step_up_refusal(outcome: &VerifyOutcome, now: u64) -> HerarxError {
 fn no_such_factor() -> HerarxError {
     HerarxError::NoSuchFactor(
         "You have no factor with that id: run `herarxctl status` to list yours.".into(),
+    )
+}
+
+fn step_up_too_long() -> HerarxError {
+    HerarxError::InvalidArgument(
+        "The step-up code is too long: give the code your authenticator shows, or a backup \
+         code."
+            .into(),
     )
 }
 
@@ -98,20 +107,31 @@ impl SelfService {
         let ctx = self.account(uid, "status", now)?;
         let read = {
             let mut store = self.state.store();
-            store
-                .factor_infos(&ctx.user)
-                .and_then(|f| Ok((f, store.failures(&ctx.user, &Scope::Local, now)?)))
+            store.factor_infos(&ctx.user).and_then(|f| {
+                let failures = store.failures(&ctx.user, &Scope::Local, now)?;
+                let extras = store.self_status_extras(&ctx.user, now)?;
+                Ok((f, failures, extras))
+            })
         };
-        let (factors, failures) = read.map_err(|e| self.state.internal("reading a status", &e))?;
+        let (factors, failures, (backup_codes_left, remote_locked_until)) =
+            read.map_err(|e| self.state.internal("reading a status", &e))?;
+        let config = self.state.config();
+        let requirement = crate::policy::requirement(&config, self.state.users.as_ref(), &ctx.user);
+        // Without the requirement, a login without a factor is let through.
+        let no_factor_policy = if requirement.required {
+            config.login.no_factor.clone()
+        } else {
+            "allow".to_owned()
+        };
         Ok(UserStatus {
             user: ctx.user,
             factors,
-            backup_codes_left: 0,
+            backup_codes_left,
             failures: failures.count,
             locked_until: failures.locked_at(now).unwrap_or(0),
-            remote_locked_until: 0,
-            required: true,
-            no_factor_policy: self.state.config().login.no_factor.clone(),
+            remote_locked_until,
+            required: requirement.required,
+            no_factor_policy,
         })
     }
 
@@ -125,33 +145,19 @@ impl SelfService {
     ) -> Result<PendingEnrollment, HerarxError> {
         const METHOD: &str = "totp-enroll";
         let ctx = self.account(uid, METHOD, now)?;
-        if !replace.is_empty() {
-            return Err(HerarxError::InvalidArgument(
-                "Replacing a factor is not available in this herarxd.".into(),
-            ));
+        if !replace.is_empty() && !valid_text(replace, limits::ID_MAX) {
+            self.refuse(&ctx, METHOD, now, "malformed id of the factor to replace");
+            return Err(no_such_factor());
         }
         let name = if name.is_empty() {
             DEFAULT_FACTOR_NAME
         } else {
             name
         };
-        if !valid_text(name, limits::FACTOR_NAME_MAX) || name.trim().is_empty() {
-            self.refuse(
-                &ctx,
-                METHOD,
-                now,
-                &format!("invalid factor name {:?}", printable(name)),
-            );
-            return Err(HerarxError::InvalidArgument(format!(
-                "The factor name must be 1 to {} printable characters.",
-                limits::FACTOR_NAME_MAX
-            )));
-        }
+        self.check_name(&ctx, METHOD, name, now)?;
         if step_up_code.len() > limits::ANSWER_MAX {
             self.refuse(&ctx, METHOD, now, "step-up code too long");
-            return Err(HerarxError::InvalidArgument(
-                "The step-up code is too long: give the code your authenticator shows.".into(),
-            ));
+            return Err(step_up_too_long());
         }
         let config = self.state.config();
         let params = Params {
@@ -161,7 +167,8 @@ impl SelfService {
         };
         let result = {
             let mut store = self.state.store();
-            store.begin_totp_enrollment(&ctx, name, step_up_code, params, now)
+            let replace = (!replace.is_empty()).then_some(replace);
+            store.begin_totp_enrollment_replacing(&ctx, name, step_up_code, replace, params, now)
         };
         let (outcome, entry) =
             result.map_err(|e| self.state.internal("starting an enrolment", &e))?;
@@ -181,9 +188,17 @@ impl SelfService {
                     expires: n.expires,
                 })
             }
+            BeginOutcome::StepUpRequired if !replace.is_empty() => {
+                Err(HerarxError::StepUpRequired(
+                    "Replacing a factor needs a current code from one of your factors, or a \
+                     backup code (step-up)."
+                        .into(),
+                ))
+            }
             BeginOutcome::StepUpRequired => Err(HerarxError::StepUpRequired(
                 "You already have a factor: give a current code from it (step-up).".into(),
             )),
+            BeginOutcome::NoSuchFactor => Err(no_such_factor()),
             BeginOutcome::StepUpFailed(o) => Err(step_up_refusal(&o, now)),
             BeginOutcome::TooManyFactors => Err(HerarxError::Busy(format!(
                 "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
@@ -251,9 +266,7 @@ impl SelfService {
         }
         if step_up_code.len() > limits::ANSWER_MAX {
             self.refuse(&ctx, METHOD, now, "step-up code too long");
-            return Err(HerarxError::InvalidArgument(
-                "The step-up code is too long: give the code your authenticator shows.".into(),
-            ));
+            return Err(step_up_too_long());
         }
         let result = {
             let mut store = self.state.store();
@@ -262,12 +275,120 @@ impl SelfService {
         let (outcome, entry) = result.map_err(|e| self.state.internal("removing a factor", &e))?;
         self.state.log.audit(&entry);
         match outcome {
-            RemoveOutcome::Removed => Ok(()),
+            RemoveOutcome::Removed { .. } => Ok(()),
             RemoveOutcome::NoSuchFactor => Err(no_such_factor()),
             RemoveOutcome::StepUpRequired => Err(HerarxError::StepUpRequired(
                 "Removing a factor needs a current code from one of your factors (step-up).".into(),
             )),
             RemoveOutcome::StepUpFailed(o) => Err(step_up_refusal(&o, now)),
+        }
+    }
+
+    /// Refuses a factor name that is empty, too long or not printable.
+    fn check_name(
+        &self,
+        ctx: &AuditCtx,
+        method: &str,
+        name: &str,
+        now: u64,
+    ) -> Result<(), HerarxError> {
+        if valid_text(name, limits::FACTOR_NAME_MAX) && !name.trim().is_empty() {
+            return Ok(());
+        }
+        self.refuse(
+            ctx,
+            method,
+            now,
+            &format!("invalid factor name {:?}", printable(name)),
+        );
+        Err(HerarxError::InvalidArgument(format!(
+            "The factor name must be 1 to {} printable characters.",
+            limits::FACTOR_NAME_MAX
+        )))
+    }
+
+    /// A new set of backup codes (the old set stops working), returned once. Needs a step-up
+    /// once the caller has a factor or an unused backup code.
+    pub fn generate_backup_codes(
+        &self,
+        uid: u32,
+        step_up_code: &str,
+        now: u64,
+    ) -> Result<Vec<String>, HerarxError> {
+        const METHOD: &str = "backup-codes";
+        let ctx = self.account(uid, METHOD, now)?;
+        if step_up_code.len() > limits::ANSWER_MAX {
+            self.refuse(&ctx, METHOD, now, "step-up code too long");
+            return Err(step_up_too_long());
+        }
+        let result = {
+            let mut store = self.state.store();
+            store.generate_backup_codes(&ctx, step_up_code, now)
+        };
+        let (outcome, entry) =
+            result.map_err(|e| self.state.internal("generating backup codes", &e))?;
+        // The entry names how many codes, never one of them.
+        self.state.log.audit(&entry);
+        match outcome {
+            BackupCodesOutcome::Generated(codes) => {
+                Ok(codes.iter().map(|c| c.as_str().to_owned()).collect())
+            }
+            BackupCodesOutcome::StepUpRequired => Err(HerarxError::StepUpRequired(
+                "New backup codes need a current code from one of your factors, or one of your \
+                 backup codes (step-up)."
+                    .into(),
+            )),
+            BackupCodesOutcome::StepUpFailed(o) => Err(step_up_refusal(&o, now)),
+        }
+    }
+
+    /// Makes one of the caller's factors the one logins offer first. No step-up: choosing
+    /// which of your own factors is asked first weakens nothing (every factor already logs
+    /// in), and ownership is checked from the bus uid.
+    pub fn set_primary(&self, uid: u32, id: &str, now: u64) -> Result<(), HerarxError> {
+        const METHOD: &str = "primary";
+        let ctx = self.account(uid, METHOD, now)?;
+        if !valid_text(id, limits::ID_MAX) {
+            self.refuse(&ctx, METHOD, now, "malformed factor id");
+            return Err(no_such_factor());
+        }
+        let result = {
+            let mut store = self.state.store();
+            store.set_primary(&ctx, id, now)
+        };
+        let (outcome, entry) =
+            result.map_err(|e| self.state.internal("choosing the primary factor", &e))?;
+        self.state.log.audit(&entry);
+        match outcome {
+            FactorChange::Changed(_) => Ok(()),
+            FactorChange::NoSuchFactor => Err(no_such_factor()),
+        }
+    }
+
+    /// Renames one of the caller's factors. No step-up, for the same reason as the primary.
+    pub fn rename_factor(
+        &self,
+        uid: u32,
+        id: &str,
+        name: &str,
+        now: u64,
+    ) -> Result<FactorInfo, HerarxError> {
+        const METHOD: &str = "rename";
+        let ctx = self.account(uid, METHOD, now)?;
+        if !valid_text(id, limits::ID_MAX) {
+            self.refuse(&ctx, METHOD, now, "malformed factor id");
+            return Err(no_such_factor());
+        }
+        self.check_name(&ctx, METHOD, name, now)?;
+        let result = {
+            let mut store = self.state.store();
+            store.rename_factor(&ctx, id, name, now)
+        };
+        let (outcome, entry) = result.map_err(|e| self.state.internal("renaming a factor", &e))?;
+        self.state.log.audit(&entry);
+        match outcome {
+            FactorChange::Changed(info) => Ok(info),
+            FactorChange::NoSuchFactor => Err(no_such_factor()),
         }
     }
 }
@@ -417,5 +538,227 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, HerarxError::NoSuchEnrollment(_)));
         assert!(h.audit().iter().all(|a| a.result == AuditResult::Refused));
+    }
+}
+
+#[cfg(test)]
+mod issue4_tests {
+    use super::*;
+    use crate::auth::tests::{NOW, code, harness, harness_with};
+    use crate::store::lockout::{Failures, REMOTE_PATH, save_key};
+    use crate::totp::code_at;
+
+    fn enrolled(h: &crate::auth::tests::Harness) -> (SelfService, String) {
+        h.enrol("alice");
+        let svc = SelfService::new(h.state.clone());
+        let id = svc.status(1000, NOW).unwrap().factors[0].id.clone();
+        (svc, id)
+    }
+
+    #[test]
+    fn backup_codes_need_a_step_up_once_enrolled_and_a_new_set_voids_the_old() {
+        let h = harness();
+        let (svc, _) = enrolled(&h);
+        let e = svc.generate_backup_codes(1000, "", NOW).unwrap_err();
+        assert!(matches!(e, HerarxError::StepUpRequired(_)), "{e:?}");
+        let e = svc
+            .generate_backup_codes(1000, &crate::auth::tests::wrong(NOW), NOW)
+            .unwrap_err();
+        assert!(matches!(e, HerarxError::WrongCode(_)), "{e:?}");
+        assert_eq!(svc.status(1000, NOW).unwrap().backup_codes_left, 0);
+
+        let first = svc.generate_backup_codes(1000, &code(NOW), NOW).unwrap();
+        assert_eq!(first.len(), 10);
+        assert_eq!(svc.status(1000, NOW).unwrap().backup_codes_left, 10);
+        // A wrong step-up changes nothing: the set stays.
+        let e = svc
+            .generate_backup_codes(1000, "zzzz-zzzz", NOW + 30)
+            .unwrap_err();
+        assert!(matches!(e, HerarxError::WrongCode(_)), "{e:?}");
+        assert_eq!(svc.status(1000, NOW + 30).unwrap().backup_codes_left, 10);
+
+        // A backup code is a step-up, spent by it; the old set is void afterwards.
+        let second = svc
+            .generate_backup_codes(1000, &first[0], NOW + 30)
+            .unwrap();
+        assert_eq!(svc.status(1000, NOW + 30).unwrap().backup_codes_left, 10);
+        let e = svc
+            .generate_backup_codes(1000, &first[1], NOW + 31)
+            .unwrap_err();
+        assert!(
+            matches!(e, HerarxError::WrongCode(_)),
+            "old set void: {e:?}"
+        );
+        // Bob cannot spend Alice's codes, and has none himself: no step-up for him.
+        let bobs = svc.generate_backup_codes(1001, &second[0], NOW).unwrap();
+        assert_eq!(bobs.len(), 10);
+        assert_eq!(svc.status(1000, NOW + 31).unwrap().backup_codes_left, 10);
+
+        let all: Vec<&String> = first.iter().chain(&second).chain(&bobs).collect();
+        for l in h.log.lines() {
+            for c in &all {
+                assert!(!l.contains(c.as_str()), "{l}");
+                assert!(!l.contains(&c.replace('-', "")), "{l}");
+            }
+        }
+        for a in h.audit() {
+            for c in &all {
+                assert!(!a.reason.contains(c.as_str()), "{}", a.reason);
+            }
+        }
+        assert!(
+            h.audit()
+                .iter()
+                .any(|a| a.method == "backup-codes" && a.result == AuditResult::Success)
+        );
+    }
+
+    #[test]
+    fn codes_alone_still_need_a_step_up_and_go_with_the_last_factor() {
+        let h = harness();
+        let svc = SelfService::new(h.state.clone());
+        let codes = svc.generate_backup_codes(1000, "", NOW).unwrap();
+        let e = svc.generate_backup_codes(1000, "", NOW).unwrap_err();
+        assert!(matches!(e, HerarxError::StepUpRequired(_)), "{e:?}");
+
+        h.enrol("alice");
+        let id = svc.status(1000, NOW).unwrap().factors[0].id.clone();
+        svc.remove_factor(1000, &id, &codes[0], NOW).unwrap();
+        let st = svc.status(1000, NOW).unwrap();
+        assert_eq!((st.factors.len(), st.backup_codes_left), (0, 0));
+        assert!(
+            h.audit()
+                .iter()
+                .any(|a| a.method == "remove" && a.reason.contains("9 unused backup codes"))
+        );
+    }
+
+    #[test]
+    fn replacing_a_factor_swaps_it_in_one_step_and_keeps_it_primary() {
+        let h = harness();
+        let (svc, old) = enrolled(&h);
+        let e = svc
+            .begin_totp_enrollment(1000, "new phone", "", &old, NOW)
+            .unwrap_err();
+        assert!(matches!(e, HerarxError::StepUpRequired(ref m) if m.contains("Replacing")));
+        let e = svc
+            .begin_totp_enrollment(1000, "new phone", &code(NOW), "ffffffff", NOW)
+            .unwrap_err();
+        assert!(matches!(e, HerarxError::NoSuchFactor(_)), "{e:?}");
+        let e = svc
+            .begin_totp_enrollment(1001, "x", "", &old, NOW)
+            .unwrap_err();
+        assert!(matches!(e, HerarxError::NoSuchFactor(_)), "bob's: {e:?}");
+
+        let codes = svc.generate_backup_codes(1000, &code(NOW), NOW).unwrap();
+        let p = svc
+            .begin_totp_enrollment(1000, "new phone", &codes[0], &old, NOW + 30)
+            .unwrap();
+        // Until confirmed, the old factor stays.
+        assert_eq!(svc.status(1000, NOW + 30).unwrap().factors.len(), 1);
+        let secret = {
+            let s = p
+                .uri
+                .split("secret=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap();
+            data_encoding::BASE32_NOPAD.decode(s.as_bytes()).unwrap()
+        };
+        let c = code_at(&secret, &Params::default(), NOW + 30)
+            .unwrap()
+            .to_string();
+        let info = svc
+            .confirm_totp_enrollment(1000, &p.id, &c, NOW + 30)
+            .unwrap();
+        assert!(info.primary);
+        let st = svc.status(1000, NOW + 30).unwrap();
+        assert_eq!(st.factors, vec![info.clone()]);
+        assert_eq!(st.backup_codes_left, 9);
+        // The old seed no longer opens anything.
+        let e = svc
+            .generate_backup_codes(1000, &code(NOW + 60), NOW + 60)
+            .unwrap_err();
+        assert!(matches!(e, HerarxError::WrongCode(_)), "{e:?}");
+        assert!(
+            h.audit().iter().any(|a| a.method == "totp-confirm"
+                && a.reason.contains(&format!("replacing factor {old}")))
+        );
+    }
+
+    #[test]
+    fn primary_and_rename_belong_to_the_owner() {
+        let h = harness();
+        let (svc, _) = enrolled(&h);
+        h.enrol("alice");
+        let ids: Vec<String> = svc
+            .status(1000, NOW)
+            .unwrap()
+            .factors
+            .iter()
+            .map(|f| f.id.clone())
+            .collect();
+        let (first, second) = (ids[0].clone(), ids[1].clone());
+        assert!(svc.status(1000, NOW).unwrap().factors[0].primary);
+
+        let e = svc.set_primary(1001, &second, NOW).unwrap_err();
+        assert!(matches!(e, HerarxError::NoSuchFactor(_)));
+        svc.set_primary(1000, &second, NOW).unwrap();
+        let st = svc.status(1000, NOW).unwrap();
+        let primaries: Vec<(&str, bool)> = st
+            .factors
+            .iter()
+            .map(|f| (f.id.as_str(), f.primary))
+            .collect();
+        assert_eq!(
+            primaries,
+            vec![(first.as_str(), false), (second.as_str(), true)]
+        );
+
+        for bad in ["", "  ", "a\nb"] {
+            let e = svc.rename_factor(1000, &first, bad, NOW).unwrap_err();
+            assert!(matches!(e, HerarxError::InvalidArgument(_)), "{bad:?}");
+        }
+        let e = svc.rename_factor(1001, &first, "mine", NOW).unwrap_err();
+        assert!(matches!(e, HerarxError::NoSuchFactor(_)));
+        let info = svc.rename_factor(1000, &second, "work phone", NOW).unwrap();
+        assert_eq!((info.name.as_str(), info.primary), ("work phone", true));
+        assert_eq!(svc.status(1000, NOW).unwrap().factors[1].name, "work phone");
+        assert_eq!(svc.status(1000, NOW).unwrap().factors[0].name, "phone");
+    }
+
+    #[test]
+    fn status_tells_the_requirement_and_the_remote_lock() {
+        let mut config = crate::config::Config::default();
+        config.login.required = "groups".into();
+        config.login.required_groups = vec!["wheel".into()];
+        let h = harness_with(config);
+        let svc = SelfService::new(h.state.clone());
+        let st = svc.status(1000, NOW).unwrap();
+        assert!(!st.required);
+        assert_eq!(st.no_factor_policy, "allow");
+        assert_eq!(st.remote_locked_until, 0);
+
+        let h = harness();
+        let svc = SelfService::new(h.state.clone());
+        save_key(
+            h.state.store().conn(),
+            "alice",
+            REMOTE_PATH,
+            &Failures {
+                count: 20,
+                window_start: NOW,
+                locked_until: NOW + 600,
+                lockouts: 1,
+            },
+        )
+        .unwrap();
+        let st = svc.status(1000, NOW).unwrap();
+        assert!(st.required);
+        assert_eq!(st.no_factor_policy, "deny");
+        assert_eq!(st.remote_locked_until, NOW + 600);
+        assert_eq!(svc.status(1000, NOW + 600).unwrap().remote_locked_until, 0);
     }
 }

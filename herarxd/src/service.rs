@@ -28,13 +28,49 @@ impl BusDriver {
     }
 
     /// The uid of the connection that sent `sender`, as the bus knows it.
-    async fn uid_of(&self, conn: &Connection, sender: &str) -> Result<u32, HerarxError> {
+    pub(crate) async fn uid_of(&self, conn: &Connection, sender: &str) -> Result<u32, HerarxError> {
         let proxy = self.proxy(conn).await?;
         let name = zbus::names::BusName::try_from(sender).map_err(|e| internal_bus(&e))?;
         proxy
             .get_connection_unix_user(name)
             .await
             .map_err(|e| internal_bus(&e))
+    }
+
+    /// The pid of the process behind `sender`, as the bus knows it (from the socket's
+    /// credentials, not from the caller).
+    pub(crate) async fn pid_of(&self, conn: &Connection, sender: &str) -> Result<u32, HerarxError> {
+        let proxy = self.proxy(conn).await?;
+        let name = zbus::names::BusName::try_from(sender).map_err(|e| internal_bus(&e))?;
+        proxy
+            .get_connection_unix_process_id(name)
+            .await
+            .map_err(|e| internal_bus(&e))
+    }
+
+    /// The caller, with its audit session looked up when `with_session`.
+    async fn caller(
+        &self,
+        conn: &Connection,
+        hdr: &Header<'_>,
+        with_session: bool,
+    ) -> Result<(Caller, u32), HerarxError> {
+        let bus_name = sender_of(hdr)?;
+        let uid = self.uid_of(conn, &bus_name).await?;
+        let (pid, session) = if with_session {
+            let pid = self.pid_of(conn, &bus_name).await?;
+            (pid, crate::sessions::session_of(pid))
+        } else {
+            (0, crate::sessions::NO_SESSION)
+        };
+        Ok((
+            Caller {
+                bus_name,
+                uid,
+                session,
+            },
+            pid,
+        ))
     }
 }
 
@@ -44,7 +80,7 @@ fn internal_bus(e: &dyn std::fmt::Display) -> HerarxError {
     ))
 }
 
-fn sender_of(hdr: &Header<'_>) -> Result<String, HerarxError> {
+pub(crate) fn sender_of(hdr: &Header<'_>) -> Result<String, HerarxError> {
     hdr.sender().map(|s| s.to_string()).ok_or_else(|| {
         HerarxError::PermissionDenied("Calls must come through the message bus.".into())
     })
@@ -54,7 +90,7 @@ fn sender_of(hdr: &Header<'_>) -> Result<String, HerarxError> {
 /// runtime's thread. Store operations do not come here: they take tens of microseconds, are
 /// serialized by the store's lock anyway, and a hop to the blocking pool would cost more than
 /// the work itself on every login.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, HerarxError> + Send + 'static,
 ) -> Result<T, HerarxError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
@@ -87,19 +123,64 @@ impl AuthInterface {
         service: String,
         rhost: String,
         tty: String,
+        ssh_auth_info: String,
     ) -> Result<(String, Step), HerarxError> {
-        let bus_name = sender_of(&hdr)?;
-        let uid = self.bus.uid_of(conn, &bus_name).await?;
-        let caller = Caller { bus_name, uid };
-        // Root (sshd, login, sudo) may verify anyone: no user lookup is needed. Anyone else is
-        // checked against the user's uid, which goes through NSS.
-        if uid == 0 {
-            return self
-                .logins
-                .begin(&caller, &user, &service, &rhost, &tty, unix_now());
+        let (caller, _) = self
+            .bus
+            .caller(conn, &hdr, self.logins.session_trust())
+            .await?;
+        // Root (sshd, login, sudo) may verify anyone: no user lookup is needed, unless the
+        // policy names groups. Anyone else is checked against the user's uid, which goes
+        // through NSS, and NSS may block.
+        if caller.uid == 0 && !self.logins.may_block() {
+            return self.logins.begin(
+                &caller,
+                &user,
+                &service,
+                &rhost,
+                &tty,
+                &ssh_auth_info,
+                unix_now(),
+            );
         }
         let logins = self.logins.clone();
-        blocking(move || logins.begin(&caller, &user, &service, &rhost, &tty, unix_now())).await
+        blocking(move || {
+            logins.begin(
+                &caller,
+                &user,
+                &service,
+                &rhost,
+                &tty,
+                &ssh_auth_info,
+                unix_now(),
+            )
+        })
+        .await
+    }
+
+    /// From the module's session hook: trusts the caller's login session for `user`.
+    async fn open_session(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+        ticket: String,
+    ) -> Result<bool, HerarxError> {
+        let (caller, pid) = self.bus.caller(conn, &hdr, true).await?;
+        let ticket = Zeroizing::new(ticket);
+        self.logins
+            .open_session(&caller, pid, &user, &ticket, unix_now())
+    }
+
+    /// From the module's session hook at logout: ends the caller's session trust.
+    async fn close_session(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        user: String,
+    ) -> Result<bool, HerarxError> {
+        let (caller, pid) = self.bus.caller(conn, &hdr, true).await?;
+        self.logins.close_session(&caller, pid, &user)
     }
 
     /// Answers the current prompt of a transaction begun on this connection.
@@ -199,5 +280,43 @@ impl FactorsInterface {
         let step_up_code = Zeroizing::new(step_up_code);
         let service = self.service.clone();
         blocking(move || service.remove_factor(uid, &id, &step_up_code, unix_now())).await
+    }
+
+    /// A new set of backup codes for the caller (the old set stops working), returned once.
+    async fn generate_backup_codes(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        step_up_code: String,
+    ) -> Result<Vec<String>, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let step_up_code = Zeroizing::new(step_up_code);
+        let service = self.service.clone();
+        blocking(move || service.generate_backup_codes(uid, &step_up_code, unix_now())).await
+    }
+
+    /// Makes one of the caller's factors the one logins offer first.
+    async fn set_primary(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        id: String,
+    ) -> Result<(), HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let service = self.service.clone();
+        blocking(move || service.set_primary(uid, &id, unix_now())).await
+    }
+
+    /// Renames one of the caller's factors.
+    async fn rename_factor(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        id: String,
+        name: String,
+    ) -> Result<FactorInfo, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let service = self.service.clone();
+        blocking(move || service.rename_factor(uid, &id, &name, unix_now())).await
     }
 }

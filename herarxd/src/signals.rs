@@ -13,7 +13,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 pub enum Received {
     /// SIGTERM or SIGINT: shut down cleanly.
     Stop,
-    /// SIGHUP: nothing to reload; logged.
+    /// SIGHUP: reload the configuration (see `reload.rs`).
     Hangup,
 }
 

@@ -110,9 +110,22 @@ impl Daemon for BusDaemon {
         service: &str,
         rhost: &str,
         tty: &str,
+        ssh_auth_info: &str,
     ) -> Result<(String, Step), DaemonError> {
         self.connect()?;
-        self.call("Begin", async |p| p.begin(user, service, rhost, tty).await)
+        self.call("Begin", async |p| {
+            p.begin(user, service, rhost, tty, ssh_auth_info).await
+        })
+    }
+
+    fn open_session(&mut self, user: &str, ticket: &str) -> Result<bool, DaemonError> {
+        self.connect()?;
+        self.call("OpenSession", async |p| p.open_session(user, ticket).await)
+    }
+
+    fn close_session(&mut self, user: &str) -> Result<bool, DaemonError> {
+        self.connect()?;
+        self.call("CloseSession", async |p| p.close_session(user).await)
     }
 
     fn answer(&mut self, transaction: &str, response: &str) -> Result<Step, DaemonError> {
@@ -231,7 +244,7 @@ mod tests {
         let addr = format!("unix:path={}/bus", dir.display());
         let mut d = BusDaemon::new(&addr, Duration::from_secs(2));
         let started = std::time::Instant::now();
-        let e = d.begin("alice", "login", "", "tty1").unwrap_err();
+        let e = d.begin("alice", "login", "", "tty1", "").unwrap_err();
         assert!(is_unreachable(&e), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
     }
@@ -239,7 +252,7 @@ mod tests {
     #[test]
     fn a_malformed_bus_address_fails_closed_not_unreachable() {
         let mut d = BusDaemon::new("this is not an address", Duration::from_secs(1));
-        let e = d.begin("alice", "login", "", "tty1").unwrap_err();
+        let e = d.begin("alice", "login", "", "tty1", "").unwrap_err();
         assert!(matches!(e, DaemonError::Daemon(_)), "{e:?}");
     }
 
@@ -256,7 +269,7 @@ mod tests {
             Duration::from_secs(1),
         );
         let started = std::time::Instant::now();
-        let e = d.begin("alice", "login", "", "tty1").unwrap_err();
+        let e = d.begin("alice", "login", "", "tty1", "").unwrap_err();
         let took = started.elapsed();
         assert!(is_unreachable(&e), "{e:?}");
         assert!(
@@ -288,7 +301,7 @@ mod tests {
             .read_line(&mut line)
             .unwrap();
         let mut d = BusDaemon::new(line.trim(), Duration::from_secs(2));
-        let e = d.begin("alice", "login", "", "tty1").unwrap_err();
+        let e = d.begin("alice", "login", "", "tty1", "").unwrap_err();
         // The connection itself worked: cancel goes through the same path and must not panic.
         d.cancel("t");
         drop(d);

@@ -37,6 +37,8 @@ pub struct Outcome {
     /// The login went on without a second factor because the daemon was down and
     /// `failmode=open`: the log says so louder than a plain `Ignore`.
     pub failed_open: bool,
+    /// With `Success`, when session trust is on: the ticket for the session hook.
+    pub ticket: Option<Zeroizing<String>>,
 }
 
 impl Outcome {
@@ -45,6 +47,7 @@ impl Outcome {
             verdict,
             reason: reason.into(),
             failed_open: false,
+            ticket: None,
         }
     }
 }
@@ -67,6 +70,9 @@ pub struct Request<'a> {
     pub service: &'a str,
     pub rhost: &'a str,
     pub tty: &'a str,
+    /// `SSH_AUTH_INFO_0` from the PAM environment ("" when unset); the daemon decides whether
+    /// to believe it.
+    pub ssh_auth_info: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -108,10 +114,15 @@ pub trait Daemon {
         service: &str,
         rhost: &str,
         tty: &str,
+        ssh_auth_info: &str,
     ) -> Result<(String, Step), DaemonError>;
     fn answer(&mut self, transaction: &str, response: &str) -> Result<Step, DaemonError>;
     /// Best effort: the transaction dies with the connection anyway.
     fn cancel(&mut self, transaction: &str);
+    /// Hands the login's ticket over from the session hook; whether the session is trusted.
+    fn open_session(&mut self, user: &str, ticket: &str) -> Result<bool, DaemonError>;
+    /// Ends the session's trust at logout; whether there was one.
+    fn close_session(&mut self, user: &str) -> Result<bool, DaemonError>;
 }
 
 /// Runs one login transaction to its end.
@@ -121,10 +132,11 @@ pub fn authenticate(
     daemon: &mut impl Daemon,
     opts: &Options,
 ) -> Outcome {
-    let (transaction, mut step) = match daemon.begin(req.user, req.service, req.rhost, req.tty) {
-        Ok(started) => started,
-        Err(e) => return daemon_failed(e, Phase::Begin, conv, opts),
-    };
+    let (transaction, mut step) =
+        match daemon.begin(req.user, req.service, req.rhost, req.tty, req.ssh_auth_info) {
+            Ok(started) => started,
+            Err(e) => return daemon_failed(e, Phase::Begin, conv, opts),
+        };
     let mut answered: u32 = 0;
     loop {
         match step.action {
@@ -137,7 +149,11 @@ pub fn authenticate(
             }
             Action::Success => {
                 show_info(conv, opts, &step.message);
-                return Outcome::new(Verdict::Success, "second factor verified");
+                let ticket = (!step.ticket.is_empty()).then(|| Zeroizing::new(step.ticket));
+                return Outcome {
+                    ticket,
+                    ..Outcome::new(Verdict::Success, "second factor verified")
+                };
             }
             Action::Denied => {
                 show_error(conv, opts, &step.message);
@@ -186,6 +202,36 @@ pub fn authenticate(
                 };
             }
         }
+    }
+}
+
+/// What the session hook did, for the log. Never fails the session: trust is a convenience,
+/// and a session that is not trusted only means the user is asked again inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionOutcome {
+    /// No ticket: this login did not pass a second factor here (or trust is off).
+    Nothing,
+    Trusted,
+    /// The daemon did not trust the session; the reason is for the log.
+    NotTrusted(String),
+}
+
+/// `pam_sm_open_session`: hands the ticket of this login's second factor to the daemon.
+pub fn open_session(user: &str, ticket: Option<&str>, daemon: &mut impl Daemon) -> SessionOutcome {
+    let Some(ticket) = ticket.filter(|t| !t.is_empty()) else {
+        return SessionOutcome::Nothing;
+    };
+    match daemon.open_session(user, ticket) {
+        Ok(true) => SessionOutcome::Trusted,
+        Ok(false) => SessionOutcome::NotTrusted(
+            "the daemon refused the ticket (expired or used, or this process has no audit \
+             session: pam_loginuid must come before pam_herarx in the session stack)"
+                .into(),
+        ),
+        Err(DaemonError::Unreachable(why)) => {
+            SessionOutcome::NotTrusted(format!("daemon unreachable ({why})"))
+        }
+        Err(DaemonError::Daemon(e)) => SessionOutcome::NotTrusted(describe(&e)),
     }
 }
 

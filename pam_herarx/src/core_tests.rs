@@ -90,6 +90,8 @@ enum Call {
     Begin(Result<(String, Step), DaemonError>),
     Answer(&'static str, Result<Step, DaemonError>),
     Cancel,
+    /// `OpenSession` with this ticket, and the daemon's reply.
+    OpenSession(&'static str, Result<bool, DaemonError>),
 }
 
 struct ScriptedDaemon {
@@ -113,12 +115,14 @@ impl Daemon for ScriptedDaemon {
         service: &str,
         rhost: &str,
         tty: &str,
+        ssh_auth_info: &str,
     ) -> Result<(String, Step), DaemonError> {
         let got = Request {
             user,
             service,
             rhost,
             tty,
+            ssh_auth_info,
         };
         assert_eq!(got, self.expect, "begin arguments");
         match self.script.pop_front() {
@@ -145,6 +149,21 @@ impl Daemon for ScriptedDaemon {
             other => panic!("unexpected cancel, script wanted {other:?}"),
         }
     }
+
+    fn open_session(&mut self, user: &str, ticket: &str) -> Result<bool, DaemonError> {
+        assert_eq!(user, self.expect.user, "user");
+        match self.script.pop_front() {
+            Some(Call::OpenSession(expected, reply)) => {
+                assert_eq!(ticket, expected, "ticket");
+                reply
+            }
+            other => panic!("unexpected OpenSession, script wanted {other:?}"),
+        }
+    }
+
+    fn close_session(&mut self, _user: &str) -> Result<bool, DaemonError> {
+        panic!("close_session is not scripted in these tests")
+    }
 }
 
 impl Drop for ScriptedDaemon {
@@ -161,6 +180,7 @@ fn request() -> Request<'static> {
         service: "sshd",
         rhost: "192.0.2.7",
         tty: "ssh",
+        ssh_auth_info: "publickey ssh-ed25519 AAAA",
     }
 }
 
@@ -577,4 +597,64 @@ fn a_strict_double_catches_an_unexpected_prompt() {
         result.is_err(),
         "a prompt nobody scripted must fail the test"
     );
+}
+
+#[test]
+fn a_success_hands_its_ticket_to_the_outcome_and_others_do_not() {
+    let out = run(
+        [hidden(PROMPT, GOOD)],
+        [
+            begin_with(prompt()),
+            Call::Answer(
+                GOOD,
+                Ok(Step::terminal(Action::Success, "").with_ticket("t-123")),
+            ),
+        ],
+    );
+    assert_eq!(out.verdict, Verdict::Success);
+    assert_eq!(out.ticket.as_deref().map(String::as_str), Some("t-123"));
+    let out = run(
+        [hidden(PROMPT, GOOD)],
+        [
+            begin_with(prompt()),
+            Call::Answer(GOOD, Ok(Step::terminal(Action::Success, ""))),
+        ],
+    );
+    assert!(out.ticket.is_none());
+    // A skip never carries one, even if a daemon sent it.
+    let out = run(
+        [],
+        [begin_with(
+            Step::terminal(Action::Skip, "").with_ticket("t-9"),
+        )],
+    );
+    assert!(out.ticket.is_none());
+}
+
+#[test]
+fn the_session_hook_hands_over_the_ticket_and_never_fails_the_session() {
+    let mut d = ScriptedDaemon::new([Call::OpenSession("t-1", Ok(true))]);
+    assert_eq!(
+        open_session("alice", Some("t-1"), &mut d),
+        SessionOutcome::Trusted
+    );
+    let mut d = ScriptedDaemon::new([]);
+    assert_eq!(open_session("alice", None, &mut d), SessionOutcome::Nothing);
+    assert_eq!(
+        open_session("alice", Some(""), &mut d),
+        SessionOutcome::Nothing
+    );
+    let mut d = ScriptedDaemon::new([Call::OpenSession("t-2", Ok(false))]);
+    assert!(matches!(
+        open_session("alice", Some("t-2"), &mut d),
+        SessionOutcome::NotTrusted(why) if why.contains("pam_loginuid")
+    ));
+    let mut d = ScriptedDaemon::new([Call::OpenSession(
+        "t-3",
+        Err(DaemonError::Unreachable("no bus".into())),
+    )]);
+    assert!(matches!(
+        open_session("alice", Some("t-3"), &mut d),
+        SessionOutcome::NotTrusted(why) if why.contains("no bus")
+    ));
 }

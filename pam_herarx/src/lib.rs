@@ -11,6 +11,7 @@ pub mod client;
 pub mod codes;
 pub mod conv;
 pub mod core;
+pub mod env;
 pub mod log;
 
 use crate::core::{FailMode, Options, Request, Verdict};
@@ -25,8 +26,7 @@ pam::pam_hooks!(PamHerarx);
 
 // Not overridden, so pam-bindings answers PAM_IGNORE: `acct_mgmt` (the daemon owns all policy
 // and decides at authentication time; an `account` line for this module must not change an
-// account decision), `sm_chauthtok` (factors are managed with herarxctl, never through passwd),
-// `sm_open_session` / `sm_close_session` (nothing to set up).
+// account decision), `sm_chauthtok` (factors are managed with herarxctl, never through passwd).
 impl PamHooks for PamHerarx {
     fn sm_authenticate(pamh: &mut PamHandle, args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
         let service = item::<Service>(pamh, |s| s.0);
@@ -48,11 +48,14 @@ impl PamHooks for PamHerarx {
         };
         let rhost = item::<RHost>(pamh, |r| r.0);
         let tty = item::<Tty>(pamh, |t| t.0);
+        // Set by sshd in the PAM environment (never read from the process environment).
+        let ssh_auth_info = env::get(pamh, env::SSH_AUTH_INFO).unwrap_or_default();
         let request = Request {
             user: &user,
             service: &service,
             rhost: &rhost,
             tty: &tty,
+            ssh_auth_info: &ssh_auth_info,
         };
         let opts = Options {
             failmode: args.failmode,
@@ -79,6 +82,12 @@ impl PamHooks for PamHerarx {
         // Connection, then runtime: nothing of this call may outlive it.
         drop(daemon);
 
+        // The session hook of this same login takes the ticket back out (see `sm_open_session`).
+        if let Some(ticket) = &outcome.ticket
+            && let Err(e) = env::set(pamh, env::TICKET, ticket)
+        {
+            log.warning(&format!("cannot keep the session ticket: {e}"));
+        }
         let code = codes::pam_code(outcome.verdict);
         let line = format!(
             "user={} rhost={} tty={}: {:?}: {}",
@@ -92,6 +101,59 @@ impl PamHooks for PamHerarx {
             Verdict::AuthinfoUnavail => log.err(&line),
         }
         code
+    }
+
+    /// After `pam_loginuid` in the session stack: hands this login's ticket to the daemon so
+    /// that PAM calls from inside the session (sudo, a screen locker) skip the second factor
+    /// while policy allows. Never fails the session.
+    fn sm_open_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        let service = item::<Service>(pamh, |s| s.0);
+        let mut log = log::Log::open(&service);
+        // Taken out first, so it never reaches the session's environment.
+        let ticket = env::get(pamh, env::TICKET).map(zeroize::Zeroizing::new);
+        if ticket.is_some() {
+            let _ = env::unset(pamh, env::TICKET);
+        }
+        let Some(ticket) = ticket else {
+            return PamResultCode::PAM_IGNORE;
+        };
+        let raw_args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+        let (args, _) = args::parse(raw_args.iter().map(|a| a.as_ref()));
+        log.set_debug(args.debug);
+        let user = match pamh.get_user(None) {
+            Ok(user) => user,
+            Err(_) => return PamResultCode::PAM_IGNORE,
+        };
+        let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+        let outcome = core::open_session(&user, Some(&ticket), &mut daemon);
+        drop(daemon);
+        match outcome {
+            core::SessionOutcome::Trusted => {
+                log.info(&format!("user={user}: session trusted"));
+                PamResultCode::PAM_SUCCESS
+            }
+            core::SessionOutcome::NotTrusted(why) => {
+                log.notice(&format!("user={user}: session not trusted: {why}"));
+                PamResultCode::PAM_IGNORE
+            }
+            core::SessionOutcome::Nothing => PamResultCode::PAM_IGNORE,
+        }
+    }
+
+    /// At logout: ends the trust this session's opener set up (best effort).
+    fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+        let raw_args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+        let (args, _) = args::parse(raw_args.iter().map(|a| a.as_ref()));
+        let Ok(user) = pamh.get_user(None) else {
+            return PamResultCode::PAM_IGNORE;
+        };
+        let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+        let closed = core::Daemon::close_session(&mut daemon, &user);
+        drop(daemon);
+        match closed {
+            Ok(true) => PamResultCode::PAM_SUCCESS,
+            _ => PamResultCode::PAM_IGNORE,
+        }
     }
 
     // Nothing to set or remove: the second factor yields no credential. PAM_SUCCESS is the

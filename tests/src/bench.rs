@@ -220,7 +220,7 @@ pub fn throughput(world: &SeededWorld, clients: usize, steps: &[u64]) -> Through
             proxies.push((conn, proxy));
         }
         let login = |proxy: AuthProxy<'static>, user: String, code: String| async move {
-            let Ok((txn, step)) = proxy.begin(&user, "sshd", "", "").await else {
+            let Ok((txn, step)) = proxy.begin(&user, "sshd", "", "", "").await else {
                 return Action::Denied;
             };
             if step.action != Action::Prompt {

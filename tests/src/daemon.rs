@@ -37,8 +37,13 @@ impl Default for DaemonConfig {
 impl DaemonConfig {
     fn to_toml(&self) -> String {
         let mut text = format!(
-            "version = 1\n[totp]\nissuer = \"Herarx Test\"\nskew = {}\n[lockout]\nmax_failures = {}\nwindow_seconds = 900\nlockout_seconds = {}\n[login]\nno_factor = \"{}\"\nmax_tries = {}\n",
-            self.skew, self.max_failures, self.lockout_seconds, self.no_factor, self.max_tries
+            "version = 1\n[totp]\nissuer = \"Herarx Test\"\nskew = {}\n[lockout]\nmax_failures = {}\nremote_max_failures = {}\nwindow_seconds = 900\nlockout_seconds = {}\n[login]\nno_factor = \"{}\"\nmax_tries = {}\n",
+            self.skew,
+            self.max_failures,
+            self.max_failures.max(20),
+            self.lockout_seconds,
+            self.no_factor,
+            self.max_tries
         );
         if let Some(extra) = &self.login_extra {
             text.push_str(extra);

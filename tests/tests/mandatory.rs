@@ -31,14 +31,27 @@ fn shown_codes(r: &Report) -> Vec<String> {
         .messages
         .iter()
         .filter(|m| m.style == "info")
-        .flat_map(|m| m.text.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
-        .filter(|w| w.len() == 9 && w.as_bytes()[4] == b'-' && w.chars().all(|c| c == '-' || c.is_ascii_alphanumeric()))
+        .flat_map(|m| {
+            m.text
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|w| {
+            w.len() == 9
+                && w.as_bytes()[4] == b'-'
+                && w.chars().all(|c| c == '-' || c.is_ascii_alphanumeric())
+        })
         .collect()
 }
 
 fn status_json(w: &World, user: &TestUser) -> serde_json::Value {
     let out = herarx_tests::ctl::run(Some(user), &w.bus.address, &["status", "--json"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -53,8 +66,14 @@ fn enrolment_inside_the_login_with_a_code_from_oathtool_then_backup_codes() {
     let styles: Vec<&str> = t.messages.iter().map(|m| m.style.as_str()).collect();
     assert_eq!(styles, vec!["info", "echo-off", "info", "echo-on"]);
     let intro = &t.messages[0].text;
-    assert!(intro.contains("Two-factor authentication is required"), "{intro}");
-    assert!(intro.contains('▀') || intro.contains('▄'), "a QR code: {intro}");
+    assert!(
+        intro.contains("Two-factor authentication is required"),
+        "{intro}"
+    );
+    assert!(
+        intro.contains('▀') || intro.contains('▄'),
+        "a QR code: {intro}"
+    );
     assert!(intro.contains("URI: otpauth://totp/"), "{intro}");
     let codes = shown_codes(&r);
     assert_eq!(codes.len(), 10, "{:?}", t.messages[2].text);
@@ -69,8 +88,17 @@ fn enrolment_inside_the_login_with_a_code_from_oathtool_then_backup_codes() {
     assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "used up: {:?}", r.transcript);
     // The audit trail names the enrolment loudly.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !w.daemon.logs.lines().iter().any(|l| l.contains("ENROLLED INSIDE A LOGIN")) {
-        assert!(std::time::Instant::now() < deadline, "the log names the enrolment");
+    while !w
+        .daemon
+        .logs
+        .lines()
+        .iter()
+        .any(|l| l.contains("ENROLLED INSIDE A LOGIN"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log names the enrolment"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
@@ -79,16 +107,30 @@ fn enrolment_inside_the_login_with_a_code_from_oathtool_then_backup_codes() {
 fn wrong_codes_during_enrolment_enrol_nothing() {
     let w = enrol_world("");
     let user = TestUser::create("enw");
-    let r = login_from(&w, &user.name, None, &["000000", "111111", "222222", "333333", "444444"]);
+    let r = login_from(
+        &w,
+        &user.name,
+        None,
+        &["000000", "111111", "222222", "333333", "444444"],
+    );
     assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "{:?}", r.transcript);
     assert!(r.transcript.prompts()[1].starts_with("Wrong code."));
-    assert!(r.transcript.errors()[0].contains("too many wrong codes"), "{:?}", r.transcript);
+    assert!(
+        r.transcript.errors()[0].contains("too many wrong codes"),
+        "{:?}",
+        r.transcript
+    );
     let st = status_json(&w, &user);
     assert!(st["factors"].as_array().unwrap().is_empty(), "{st}");
     // A login that gives up half-way (Ctrl-D) enrols nothing either.
     let r = login_from(&w, &user.name, None, &[]);
     assert_eq!(r.transcript.rc, PAM_CONV_ERR);
-    assert!(status_json(&w, &user)["factors"].as_array().unwrap().is_empty());
+    assert!(
+        status_json(&w, &user)["factors"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -105,7 +147,12 @@ fn enrolment_is_not_offered_remotely_by_default_nor_to_unknown_users() {
 
     // `enroll_from = "anywhere"` offers it remotely too.
     let w = enrol_world("enroll_from = \"anywhere\"");
-    let r = login_from(&w, &user.name, Some("192.0.2.10"), &[TOTP_FROM_SHOWN_KEY, ""]);
+    let r = login_from(
+        &w,
+        &user.name,
+        Some("192.0.2.10"),
+        &[TOTP_FROM_SHOWN_KEY, ""],
+    );
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
 }
 
@@ -115,16 +162,28 @@ fn deny_says_how_to_enrol_and_allow_lets_the_stack_decide() {
     let user = TestUser::create("dny");
     let r = w.login(&user.name, &["123456"]);
     assert_eq!(r.transcript.rc, PAM_AUTH_ERR);
-    assert!(r.transcript.errors()[0].contains("herarxctl totp add"), "{:?}", r.transcript);
+    assert!(
+        r.transcript.errors()[0].contains("herarxctl totp add"),
+        "{:?}",
+        r.transcript
+    );
     let unknown = w.login("hx-nosuch-user-43", &["123456"]);
-    assert_eq!(unknown.transcript.errors(), r.transcript.errors(), "no enumeration");
+    assert_eq!(
+        unknown.transcript.errors(),
+        r.transcript.errors(),
+        "no enumeration"
+    );
 
     let w = World::start(DaemonConfig {
         no_factor: "allow",
         ..DaemonConfig::default()
     });
     let r = w.login(&user.name, &[]);
-    assert_eq!(r.transcript.rc, PAM_SUCCESS, "pam_permit decides: {:?}", r.transcript);
+    assert_eq!(
+        r.transcript.rc, PAM_SUCCESS,
+        "pam_permit decides: {:?}",
+        r.transcript
+    );
     assert!(r.transcript.messages.is_empty());
 
     // allow_until in the past: deny.
@@ -143,7 +202,13 @@ struct Group(String);
 impl Group {
     fn create(tag: &str, members: &[&TestUser]) -> Group {
         let name = format!("hxg{}{tag}", std::process::id() % 100_000);
-        assert!(Command::new("groupadd").arg(&name).status().unwrap().success());
+        assert!(
+            Command::new("groupadd")
+                .arg(&name)
+                .status()
+                .unwrap()
+                .success()
+        );
         for m in members {
             assert!(
                 Command::new("gpasswd")
@@ -179,20 +244,33 @@ fn required_and_exempt_groups_decide_who_must_have_a_factor() {
         ..DaemonConfig::default()
     });
     let r = w.login(&member.name, &[]);
-    assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "member must: {:?}", r.transcript);
+    assert_eq!(
+        r.transcript.rc, PAM_AUTH_ERR,
+        "member must: {:?}",
+        r.transcript
+    );
     for u in [&exempt, &outsider] {
         let r = w.login(&u.name, &[]);
-        assert_eq!(r.transcript.rc, PAM_SUCCESS, "{}: {:?}", u.name, r.transcript);
+        assert_eq!(
+            r.transcript.rc, PAM_SUCCESS,
+            "{}: {:?}",
+            u.name, r.transcript
+        );
     }
     let st = status_json(&w, &member);
     assert_eq!(st["required"], true, "{st}");
     // Enrolled users are always asked, required or not.
     let e = herarx_tests::ctl::enrol_totp(&outsider, &w.bus.address, "phone", None);
-    let near: Vec<String> = (0..4).map(|i| code_at_step(&e.secret, e.confirm_step + i)).collect();
+    let near: Vec<String> = (0..4)
+        .map(|i| code_at_step(&e.secret, e.confirm_step + i))
+        .collect();
     let bad = wrong_code(&near.iter().map(String::as_str).collect::<Vec<_>>());
     let r = w.login(&outsider.name, &[&bad, &bad, &bad]);
     assert_eq!(r.transcript.rc, PAM_AUTH_ERR);
-    let r = w.login(&outsider.name, &[&code_at_step(&e.secret, e.confirm_step + 1)]);
+    let r = w.login(
+        &outsider.name,
+        &[&code_at_step(&e.secret, e.confirm_step + 1)],
+    );
     assert_eq!(r.transcript.rc, PAM_SUCCESS);
 }
 
@@ -219,9 +297,19 @@ fn the_menu_switches_to_backup_codes_through_the_conversation() {
         "Other ways to sign in:\n  1. Authenticator app\n  2. Backup code (10 left)"
     );
     // A wrong choice says so and shows the menu again; a wrong backup code is refused.
-    let r = login_from(&w, &user.name, None, &["", "9", "2", "zzzz-zzzz", "zzzz-zzzz", "zzzz-zzzz"]);
+    let r = login_from(
+        &w,
+        &user.name,
+        None,
+        &["", "9", "2", "zzzz-zzzz", "zzzz-zzzz", "zzzz-zzzz"],
+    );
     assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "{:?}", r.transcript);
-    assert!(r.transcript.messages.iter().any(|m| m.text.starts_with("\"9\" is not one of the choices.")));
+    assert!(
+        r.transcript
+            .messages
+            .iter()
+            .any(|m| m.text.starts_with("\"9\" is not one of the choices."))
+    );
 }
 
 #[test]
@@ -232,11 +320,21 @@ fn remote_failures_lock_that_source_then_remote_logins_but_never_the_console() {
         ..DaemonConfig::default()
     });
     let (user, e) = w.enrolled_user("lck");
-    let near: Vec<String> = (0..4).map(|i| code_at_step(&e.secret, e.confirm_step + i)).collect();
+    let near: Vec<String> = (0..4)
+        .map(|i| code_at_step(&e.secret, e.confirm_step + i))
+        .collect();
     let bad = wrong_code(&near.iter().map(String::as_str).collect::<Vec<_>>());
     let r = login_from(&w, &user.name, Some("192.0.2.30"), &[&bad, &bad, &bad]);
-    assert_eq!(r.transcript.rc, PAM_MAXTRIES, "third failure locks the source: {:?}", r.transcript);
-    assert!(r.transcript.errors()[0].contains("locked for"), "{:?}", r.transcript);
+    assert_eq!(
+        r.transcript.rc, PAM_MAXTRIES,
+        "third failure locks the source: {:?}",
+        r.transcript
+    );
+    assert!(
+        r.transcript.errors()[0].contains("locked for"),
+        "{:?}",
+        r.transcript
+    );
     // That source is locked even with the right code, and is not told whether it was right.
     let right = code_at_step(&e.secret, e.confirm_step + 1);
     let r = login_from(&w, &user.name, Some("192.0.2.30"), &[&right]);
@@ -244,7 +342,12 @@ fn remote_failures_lock_that_source_then_remote_logins_but_never_the_console() {
     assert!(r.transcript.prompts().is_empty());
     // Another address is still asked, and the console logs in with the right code.
     let r = login_from(&w, &user.name, Some("192.0.2.31"), &[]);
-    assert_eq!(r.transcript.prompts(), vec!["Verification code: "], "{:?}", r.transcript);
+    assert_eq!(
+        r.transcript.prompts(),
+        vec!["Verification code: "],
+        "{:?}",
+        r.transcript
+    );
     let r = login_from(&w, &user.name, None, &[&right]);
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
 }

@@ -1,6 +1,10 @@
 //! One module per subcommand. Each connects when it needs to, talks to herarxd and prints.
 
+pub mod admin;
+pub mod backup_codes;
 pub mod completions;
+pub mod config;
+pub mod factor;
 pub mod remove;
 pub mod status;
 pub mod totp;

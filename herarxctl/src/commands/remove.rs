@@ -26,10 +26,19 @@ pub fn run(ctx: &Context, id: &str, yes: bool) -> Result<(), CliError> {
     let last = status.factors.len() == 1;
     let label = output::factor_label(&factor);
 
+    // Backup codes alone are a weak second factor: the daemon deletes them with the last one.
+    let codes_go = if last && status.backup_codes_left > 0 {
+        format!(
+            " Your {} unused backup codes are deleted with it.",
+            status.backup_codes_left
+        )
+    } else {
+        String::new()
+    };
     if confirmation == Confirmation::Ask {
         if last {
             answers.say(&format!(
-                "This is your last factor. Without one: {}",
+                "This is your last factor. Without one: {}.{codes_go}",
                 output::no_factor_meaning(&status.no_factor_policy)
             ))?;
         }
@@ -51,6 +60,13 @@ pub fn run(ctx: &Context, id: &str, yes: bool) -> Result<(), CliError> {
             "You have no factor left: {}. Add one with `herarxctl totp add`.",
             output::no_factor_meaning(&status.no_factor_policy)
         ))?;
+        if !codes_go.is_empty() {
+            printer.human(&format!(
+                "Your {} unused backup codes were deleted too: make a new set after adding a \
+                 factor (`herarxctl backup-codes generate`).",
+                status.backup_codes_left
+            ))?;
+        }
     }
     Ok(())
 }

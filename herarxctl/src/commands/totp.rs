@@ -14,9 +14,15 @@ use crate::input::Answers;
 use crate::printer::Printer;
 use crate::{otpauth, output, qr};
 
-pub fn add(ctx: &Context, name: Option<&str>) -> Result<(), CliError> {
+pub fn add(ctx: &Context, name: Option<&str>, replace: Option<&str>) -> Result<(), CliError> {
     let name = name.unwrap_or("");
     check_name(name)?;
+    if replace.is_some_and(|r| r.trim().is_empty()) {
+        return Err(CliError::Usage(
+            "--replace needs the id of the factor to replace, as `herarxctl status` shows it"
+                .to_owned(),
+        ));
+    }
     let printer = Printer::new(ctx.interactive, ctx.json);
     let mut answers = Answers::stdin(ctx.interactive);
     let daemon = Daemon::connect(&ctx.address)?;
@@ -24,11 +30,29 @@ pub fn add(ctx: &Context, name: Option<&str>) -> Result<(), CliError> {
     // Once you have a factor, adding another needs a fresh code from one of them, so that
     // a stolen password alone cannot plant an attacker's authenticator.
     let status = daemon.status()?;
+    let replaced = match replace {
+        Some(id) => Some(
+            status
+                .factors
+                .iter()
+                .find(|f| f.id == id)
+                .cloned()
+                .ok_or_else(|| CliError::NoSuchFactor(output::safe(id).into_owned()))?,
+        ),
+        None => None,
+    };
+    let replace = replace.unwrap_or("");
     let pending = if status.factors.is_empty() {
-        daemon.begin_totp_enrollment(name, "", "")?
+        daemon.begin_totp_enrollment(name, "", replace)?
     } else {
-        with_code(&mut answers, STEP_UP_PROMPT, "the step-up code", |code| {
-            daemon.begin_totp_enrollment(name, code, "")
+        // A backup code does as well: moving to a new phone after losing the old one.
+        let prompt = if replaced.is_some() {
+            STEP_UP_REPLACE_PROMPT
+        } else {
+            STEP_UP_PROMPT
+        };
+        with_code(&mut answers, prompt, "the step-up code", |code| {
+            daemon.begin_totp_enrollment(name, code, replace)
         })?
     };
     let PendingEnrollment { id, uri, expires } = pending;
@@ -54,11 +78,21 @@ pub fn add(ctx: &Context, name: Option<&str>) -> Result<(), CliError> {
     if ctx.json {
         printer.data(&output::factor_json(&factor)?)?;
     }
+    if let Some(old) = replaced {
+        return printer.human(&format!(
+            "Added authenticator {} and removed {}: only the new one works from now on.",
+            output::factor_label(&factor),
+            output::factor_label(&old)
+        ));
+    }
     printer.human(&format!(
         "Added authenticator {}. Keep it: logins will ask for its codes.",
         output::factor_label(&factor)
     ))
 }
+
+const STEP_UP_REPLACE_PROMPT: &str =
+    "Code from one of your authenticators, or one of your backup codes: ";
 
 /// Everything a person needs to add the authenticator: the QR code, and the details for
 /// typing it in by hand.
@@ -83,7 +117,7 @@ fn show(
     printer.human("")
 }
 
-fn check_name(name: &str) -> Result<(), CliError> {
+pub fn check_name(name: &str) -> Result<(), CliError> {
     if name.len() > FACTOR_NAME_MAX {
         return Err(CliError::Usage(format!(
             "--name is too long ({} bytes; at most {FACTOR_NAME_MAX})",

@@ -30,6 +30,8 @@ pub mod limits {
     pub const SERVICE_MAX: usize = 128;
     pub const RHOST_MAX: usize = 256;
     pub const TTY_MAX: usize = 128;
+    /// `SSH_AUTH_INFO_0`: a few lines of methods and public keys (an RSA-8192 key is ~1.4 KB).
+    pub const SSH_AUTH_INFO_MAX: usize = 8192;
     pub const ANSWER_MAX: usize = 64;
     pub const FACTOR_NAME_MAX: usize = 64;
     pub const ID_MAX: usize = 64;
@@ -81,6 +83,10 @@ pub struct Step {
     pub action: Action,
     pub prompt: String,
     pub message: String,
+    /// For [`Action::Success`] after a verified second factor, when session trust is on: an
+    /// opaque one-time ticket the module hands back to `OpenSession` from its session hook, so
+    /// that later logins from inside that session can skip the second factor. Empty otherwise.
+    pub ticket: String,
 }
 
 impl Step {
@@ -89,6 +95,7 @@ impl Step {
             action: Action::Prompt,
             prompt: prompt.into(),
             message: String::new(),
+            ticket: String::new(),
         }
     }
 
@@ -98,6 +105,7 @@ impl Step {
             action: Action::PromptVisible,
             prompt: prompt.into(),
             message: String::new(),
+            ticket: String::new(),
         }
     }
 
@@ -114,6 +122,15 @@ impl Step {
             action,
             prompt: String::new(),
             message: message.into(),
+            ticket: String::new(),
+        }
+    }
+
+    /// The same step carrying a session ticket.
+    pub fn with_ticket(self, ticket: impl Into<String>) -> Self {
+        Step {
+            ticket: ticket.into(),
+            ..self
         }
     }
 }
@@ -273,7 +290,9 @@ pub enum HerarxError {
 )]
 pub trait Auth {
     /// Starts a transaction for `user`. `service`, `rhost` and `tty` are what PAM reports
-    /// (empty when unset); the daemon decides for itself whether the login is remote.
+    /// (empty when unset); `ssh_auth_info` is `SSH_AUTH_INFO_0` from the PAM environment
+    /// (empty when unset), which the daemon believes only for the services policy names.
+    /// The daemon decides for itself whether the login is remote.
     /// Returns the transaction id and the first step.
     fn begin(
         &self,
@@ -281,6 +300,7 @@ pub trait Auth {
         service: &str,
         rhost: &str,
         tty: &str,
+        ssh_auth_info: &str,
     ) -> Result<(String, Step), HerarxError>;
 
     /// Answers the current prompt of a transaction begun on this connection.
@@ -288,6 +308,15 @@ pub trait Auth {
 
     /// Abandons a transaction (the user cancelled the conversation).
     fn cancel(&self, transaction: &str) -> Result<(), HerarxError>;
+
+    /// From the module's session hook, as root: trusts the caller's login session (its kernel
+    /// audit session id) for `user`, given the ticket of the login that passed the second
+    /// factor. Returns whether the session is now trusted.
+    fn open_session(&self, user: &str, ticket: &str) -> Result<bool, HerarxError>;
+
+    /// From the module's session hook at logout: ends the trust of the caller's session when
+    /// the caller is the process that opened it. Returns whether a trust ended.
+    fn close_session(&self, user: &str) -> Result<bool, HerarxError>;
 }
 
 /// Self-service on the calling user's own factors.
@@ -381,7 +410,7 @@ mod tests {
     #[test]
     fn action_travels_as_a_string() {
         assert_eq!(Action::SIGNATURE, "s");
-        assert_eq!(Step::SIGNATURE, "(sss)");
+        assert_eq!(Step::SIGNATURE, "(ssss)");
     }
 
     #[test]

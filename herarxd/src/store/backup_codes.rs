@@ -185,7 +185,10 @@ impl super::Store {
             now,
             "backup-codes",
             super::AuditResult::Success,
-            format!("{} backup codes issued after enrolment in the login", codes.len()),
+            format!(
+                "{} backup codes issued after enrolment in the login",
+                codes.len()
+            ),
         );
         super::audit::insert(&tx, &entry)?;
         tx.commit()?;

@@ -1,4 +1,5 @@
-//! Self-service changes to a user's factors: TOTP enrolment (begin, confirm) and removal.
+//! Self-service changes to a user's factors: TOTP enrolment (begin, confirm, replacing a
+//! factor), removal, backup codes, the primary factor and names.
 //!
 //! Each operation is one IMMEDIATE transaction with its audit row. When the user already has a
 //! factor, the change needs a fresh code from one of them (step-up), checked by the same
@@ -10,8 +11,9 @@ use zeroize::Zeroizing;
 
 use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
 use super::factors::{self, FACTORS_PER_USER_MAX, FactorRow, KIND_TOTP, VerifyOutcome, verify_in};
-use super::lockout::Scope;
+use super::lockout::{self, Scope};
 use super::{Store, StoreError, from_sql, random_hex, to_sql};
+use super::{accounts, backup_codes};
 use crate::seal::{self, Kind};
 use crate::totp::{self, Algorithm, Params};
 
@@ -55,6 +57,8 @@ pub enum BeginOutcome {
     /// The step-up code was not accepted (a `Rejected` or `Locked` outcome).
     StepUpFailed(VerifyOutcome),
     TooManyFactors,
+    /// The factor to replace is not one of the user's.
+    NoSuchFactor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +75,51 @@ pub enum ConfirmOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoveOutcome {
-    Removed,
+    /// Removed; when it was the last factor, the user's unused backup codes went with it
+    /// (how many).
+    Removed {
+        backup_codes_deleted: usize,
+    },
     /// Unknown id or another user's: the same answer.
     NoSuchFactor,
     StepUpRequired,
     StepUpFailed(VerifyOutcome),
+}
+
+/// A new set of backup codes, to show once. Never in `Debug` output.
+pub enum BackupCodesOutcome {
+    Generated(Vec<Zeroizing<String>>),
+    StepUpRequired,
+    StepUpFailed(VerifyOutcome),
+}
+
+impl std::fmt::Debug for BackupCodesOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackupCodesOutcome::Generated(codes) => {
+                write!(f, "Generated({} codes, redacted)", codes.len())
+            }
+            BackupCodesOutcome::StepUpRequired => f.write_str("StepUpRequired"),
+            BackupCodesOutcome::StepUpFailed(o) => write!(f, "StepUpFailed({o:?})"),
+        }
+    }
+}
+
+impl From<StepUpRefusal> for BackupCodesOutcome {
+    fn from(r: StepUpRefusal) -> Self {
+        match r {
+            StepUpRefusal::Missing => BackupCodesOutcome::StepUpRequired,
+            StepUpRefusal::Failed(o) => BackupCodesOutcome::StepUpFailed(o),
+        }
+    }
+}
+
+/// The outcome of a change that needs nothing but ownership (primary, rename).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactorChange {
+    Changed(FactorInfo),
+    /// Unknown id or another user's: the same answer.
+    NoSuchFactor,
 }
 
 struct PendingRow {
@@ -83,6 +127,8 @@ struct PendingRow {
     sealed: Vec<u8>,
     params: Params,
     attempts: u32,
+    /// The factor the confirmation replaces, if any.
+    replaces: Option<String>,
 }
 
 fn get_pending(
@@ -92,7 +138,7 @@ fn get_pending(
     now: u64,
 ) -> rusqlite::Result<Option<PendingRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, sealed, algorithm, digits, period, attempts FROM pending_enrollments
+        "SELECT name, sealed, algorithm, digits, period, attempts, replaces FROM pending_enrollments
          WHERE id = ?1 AND user = ?2 AND expires > ?3",
     )?;
     stmt.query_row((id, user, to_sql(now)), |r| {
@@ -106,6 +152,7 @@ fn get_pending(
                 period: from_sql(r.get(4)?),
             },
             attempts: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+            replaces: r.get(6)?,
         })
     })
     .optional()
@@ -207,6 +254,23 @@ fn step_up_code(code: &str) -> Option<&str> {
     (!c.is_empty()).then_some(c)
 }
 
+/// The id of the factor logins offer first: the chosen one while it exists, else the oldest
+/// (what [`Store::factor_infos`] marks).
+fn primary_id(conn: &Connection, user: &str) -> Result<Option<String>, StoreError> {
+    let all = factors::list_all(conn, user)?;
+    let chosen = accounts::load(conn, user)?.primary_factor;
+    Ok(chosen
+        .filter(|c| all.iter().any(|f| &f.id == c))
+        .or_else(|| all.first().map(|f| f.id.clone())))
+}
+
+/// `row` as its owner sees it, the primary mark included.
+fn info_of(conn: &Connection, user: &str, row: &FactorRow) -> Result<FactorInfo, StoreError> {
+    let mut info = row.info();
+    info.primary = primary_id(conn, user)?.as_deref() == Some(row.id.as_str());
+    Ok(info)
+}
+
 impl Store {
     /// Starts a TOTP enrolment named `name` for `ctx.user` with a new random secret.
     pub fn begin_totp_enrollment(
@@ -214,6 +278,21 @@ impl Store {
         ctx: &AuditCtx,
         name: &str,
         step_up: &str,
+        params: Params,
+        now: u64,
+    ) -> Result<(BeginOutcome, AuditEntry), StoreError> {
+        self.begin_totp_enrollment_replacing(ctx, name, step_up, None, params, now)
+    }
+
+    /// [`Store::begin_totp_enrollment`], or with `replace`, an enrolment whose confirmation
+    /// removes that factor of the user's in the same transaction (moving to a new phone).
+    /// Replacing always needs a step-up: the factor being replaced exists.
+    pub fn begin_totp_enrollment_replacing(
+        &mut self,
+        ctx: &AuditCtx,
+        name: &str,
+        step_up: &str,
+        replace: Option<&str>,
         params: Params,
         now: u64,
     ) -> Result<(BeginOutcome, AuditEntry), StoreError> {
@@ -226,7 +305,18 @@ impl Store {
             commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
         };
         let existing = factors::count(&tx, user)?;
-        if existing >= FACTORS_PER_USER_MAX {
+        if let Some(old) = replace
+            && factors::get(&tx, user, old)?.is_none()
+        {
+            return finish(
+                tx,
+                BeginOutcome::NoSuchFactor,
+                AuditResult::Refused,
+                "no such factor to replace".into(),
+            );
+        }
+        // A replacement leaves the count as it is.
+        if replace.is_none() && existing >= FACTORS_PER_USER_MAX {
             return finish(
                 tx,
                 BeginOutcome::TooManyFactors,
@@ -257,8 +347,9 @@ impl Store {
         let expires = now.saturating_add(PENDING_TTL_SECONDS);
         tx.prepare_cached(
             "INSERT INTO pending_enrollments
-                (id, user, name, sealed, algorithm, digits, period, created, expires, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
+                (id, user, name, sealed, algorithm, digits, period, created, expires, attempts,
+                 replaces)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
         )?
         .execute(rusqlite::params![
             id,
@@ -270,11 +361,12 @@ impl Store {
             to_sql(params.period),
             to_sql(now),
             to_sql(expires),
+            replace,
         ])?;
-        let reason = if existing > 0 {
-            "enrolment started after step-up"
-        } else {
-            "first enrolment started"
+        let reason = match replace {
+            Some(old) => format!("enrolment replacing factor {old} started after step-up"),
+            None if existing > 0 => "enrolment started after step-up".into(),
+            None => "first enrolment started".into(),
         };
         finish(
             tx,
@@ -285,7 +377,7 @@ impl Store {
                 expires,
             }),
             AuditResult::Success,
-            reason.into(),
+            reason,
         )
     }
 
@@ -321,7 +413,17 @@ impl Store {
         )?;
         match totp::verify(&secret, &pending.params, code, now, self.policy.skew, None) {
             Ok(step) => {
-                if factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
+                // The factor this replaces, if it is still there (it may have been removed
+                // since the enrolment began: then this is an addition like any other).
+                let replaced = match pending.replaces.as_deref() {
+                    Some(old) => factors::get(&tx, user, old)?,
+                    None => None,
+                };
+                let was_primary = match &replaced {
+                    Some(old) => primary_id(&tx, user)?.as_deref() == Some(old.id.as_str()),
+                    None => false,
+                };
+                if replaced.is_none() && factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
                     return finish(
                         tx,
                         ConfirmOutcome::TooManyFactors,
@@ -343,16 +445,27 @@ impl Store {
                     created: now,
                     last_used: 0,
                 };
+                if let Some(old) = &replaced {
+                    factors::delete(&tx, user, &old.id)?;
+                }
                 factors::insert(&tx, &row)?;
                 delete_pending(&tx, id)?;
-                let mut info = row.info();
+                if was_primary {
+                    accounts::set_primary(&tx, user, Some(&factor_id), now)?;
+                }
                 // The first factor is the primary one (until the user picks another).
-                info.primary = factors::count(&tx, user)? == 1;
+                let info = info_of(&tx, user, &row)?;
+                let reason = match &replaced {
+                    Some(old) => {
+                        format!("factor {factor_id} enrolled, replacing factor {}", old.id)
+                    }
+                    None => format!("factor {factor_id} enrolled"),
+                };
                 finish(
                     tx,
                     ConfirmOutcome::Enrolled(info),
                     AuditResult::Success,
-                    format!("factor {factor_id} enrolled"),
+                    reason,
                 )
             }
             Err(_) => {
@@ -405,12 +518,145 @@ impl Store {
             return finish(tx, RemoveOutcome::from(refusal), result, reason);
         }
         factors::delete(&tx, user, id)?;
+        // Backup codes alone are a weak second factor, and they would keep the account
+        // counted as enrolled: the last factor takes them along.
+        let backup_codes_deleted = if factors::count(&tx, user)? == 0 {
+            let unused = backup_codes::left(&tx, user)?;
+            backup_codes::delete_all(&tx, user)?;
+            usize::try_from(unused).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        let reason = if backup_codes_deleted > 0 {
+            format!(
+                "factor {id} removed; it was the last, so its {backup_codes_deleted} unused \
+                 backup codes were deleted too"
+            )
+        } else {
+            format!("factor {id} removed")
+        };
         finish(
             tx,
-            RemoveOutcome::Removed,
+            RemoveOutcome::Removed {
+                backup_codes_deleted,
+            },
             AuditResult::Success,
-            format!("factor {id} removed"),
+            reason,
         )
+    }
+
+    /// Replaces `ctx.user`'s backup codes with a new set. Once the user has a factor or an
+    /// unused code, it needs a step-up (a backup code counts, and is spent by it).
+    pub fn generate_backup_codes(
+        &mut self,
+        ctx: &AuditCtx,
+        step_up: &str,
+        now: u64,
+    ) -> Result<(BackupCodesOutcome, AuditEntry), StoreError> {
+        const METHOD: &str = "backup-codes";
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
+        };
+        let guarded = factors::count(&tx, user)? > 0 || backup_codes::left(&tx, user)? > 0;
+        if guarded
+            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
+        {
+            let (result, reason) = refusal.audit();
+            return finish(tx, BackupCodesOutcome::from(refusal), result, reason);
+        }
+        let codes = backup_codes::replace_set(&tx, &self.key, user, now)?;
+        let reason = format!(
+            "{} new backup codes{}; the previous set is void",
+            codes.len(),
+            if guarded { " after step-up" } else { "" }
+        );
+        finish(
+            tx,
+            BackupCodesOutcome::Generated(codes),
+            AuditResult::Success,
+            reason,
+        )
+    }
+
+    /// Makes factor `id` of `ctx.user`'s the one logins offer first.
+    pub fn set_primary(
+        &mut self,
+        ctx: &AuditCtx,
+        id: &str,
+        now: u64,
+    ) -> Result<(FactorChange, AuditEntry), StoreError> {
+        const METHOD: &str = "primary";
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
+        };
+        let Some(row) = factors::get(&tx, user, id)? else {
+            return finish(
+                tx,
+                FactorChange::NoSuchFactor,
+                AuditResult::Refused,
+                "no such factor".into(),
+            );
+        };
+        accounts::set_primary(&tx, user, Some(id), now)?;
+        let info = info_of(&tx, user, &row)?;
+        finish(
+            tx,
+            FactorChange::Changed(info),
+            AuditResult::Success,
+            format!("factor {id} is now the primary one"),
+        )
+    }
+
+    /// Renames factor `id` of `ctx.user`'s. `name` is checked by the caller.
+    pub fn rename_factor(
+        &mut self,
+        ctx: &AuditCtx,
+        id: &str,
+        name: &str,
+        now: u64,
+    ) -> Result<(FactorChange, AuditEntry), StoreError> {
+        const METHOD: &str = "rename";
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
+        };
+        let Some(mut row) = factors::get(&tx, user, id)? else {
+            return finish(
+                tx,
+                FactorChange::NoSuchFactor,
+                AuditResult::Refused,
+                "no such factor".into(),
+            );
+        };
+        tx.prepare_cached("UPDATE factors SET name = ?3 WHERE id = ?1 AND user = ?2")?
+            .execute((id, user, name))?;
+        name.clone_into(&mut row.name);
+        let info = info_of(&tx, user, &row)?;
+        finish(
+            tx,
+            FactorChange::Changed(info),
+            AuditResult::Success,
+            format!("factor {id} renamed"),
+        )
+    }
+
+    /// What `herarxctl status` shows beside the factors: unused backup codes, and until when
+    /// remote logins are locked (0: not locked).
+    pub fn self_status_extras(&mut self, user: &str, now: u64) -> Result<(u32, u64), StoreError> {
+        let left = backup_codes::left(&self.conn, user)?;
+        let remote = lockout::load_key(&self.conn, user, lockout::REMOTE_PATH)?;
+        Ok((left, remote.locked_at(now).unwrap_or(0)))
     }
 }
 
@@ -651,7 +897,12 @@ mod tests {
         let (o, e) = s
             .remove_factor(&ctx("alice"), &id, &code(&secret, t), t)
             .unwrap();
-        assert_eq!(o, RemoveOutcome::Removed);
+        assert_eq!(
+            o,
+            RemoveOutcome::Removed {
+                backup_codes_deleted: 0
+            }
+        );
         assert_eq!(e.result, AuditResult::Success);
         assert!(s.factor_infos("alice").unwrap().is_empty());
     }

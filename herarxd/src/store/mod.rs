@@ -7,11 +7,13 @@
 //! pass, and counters survive restarts.
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod backup_codes;
 pub mod enrollments;
 pub mod factors;
 pub mod lockout;
+pub mod remembered;
 pub mod schema;
 
 use std::fmt;
@@ -243,6 +245,7 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         enrollments::purge_expired(&tx, now)?;
         lockout::purge_stale(&tx, now, &self.policy.lockout)?;
+        remembered::purge_expired(&tx, now)?;
         tx.commit()?;
         Ok(())
     }

@@ -103,6 +103,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_user ON audit (user, id);
     CREATE INDEX audit_by_time ON audit (time);
     "#,
+    // 3: a pending enrolment may replace an existing factor (moving to a new phone): the
+    //    confirmation removes that factor in the same transaction as it adds the new one.
+    r#"
+    ALTER TABLE pending_enrollments ADD COLUMN replaces TEXT NULL;
+    "#,
+    // 4: what a login may remember after a second factor (a remote address the user opted in
+    //    for, an SSH key), and the per-user opt-in.
+    r#"
+    CREATE TABLE remembered (
+        user    TEXT NOT NULL,
+        kind    TEXT NOT NULL CHECK (kind IN ('address', 'ssh-key')),
+        value   TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        expires INTEGER NOT NULL,
+        PRIMARY KEY (user, kind, value)
+    ) WITHOUT ROWID;
+    ALTER TABLE accounts ADD COLUMN remember_addresses INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this daemon writes.

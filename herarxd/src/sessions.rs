@@ -1,0 +1,201 @@
+//! Session trust: "once signed in, you are not asked again in that session until you sign
+//! out".
+//!
+//! A login that passed the second factor gets a one-time ticket. The module's session hook,
+//! running after `pam_loginuid` in the same login, hands it back; the daemon then trusts the
+//! caller's kernel audit session id (`/proc/PID/sessionid`) for that user until logout or the
+//! policy's time. Every process of the session (the shell, `sudo`, a screen locker) inherits
+//! that id, and no process can change its own without `CAP_AUDIT_CONTROL`, so a user cannot
+//! slip another session in. Kept in memory only: a daemon restart (or a reboot, which reuses
+//! session ids) forgets every trust, and users are asked again: the safe side.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+/// The audit session id of a process without one (no `pam_loginuid` in its login).
+pub const NO_SESSION: u32 = u32::MAX;
+/// How long a ticket waits for its session hook.
+pub const TICKET_SECONDS: u64 = 120;
+/// Tickets and sessions kept at most (a flood of logins cannot grow memory without bound).
+pub const ENTRIES_MAX: usize = 65_536;
+
+struct Ticket {
+    user: String,
+    expires: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    pub user: String,
+    /// The process that opened it (sshd's or login's): only it may close it, so that the
+    /// session hooks of a `sudo` inside the session do not end the session's trust.
+    pub opener: u32,
+    pub expires: u64,
+}
+
+#[derive(Default)]
+struct Tables {
+    tickets: HashMap<String, Ticket>,
+    sessions: HashMap<u32, Trust>,
+}
+
+#[derive(Default)]
+pub struct Sessions(Mutex<Tables>);
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn prune(t: &mut Tables, now: u64) {
+        t.tickets.retain(|_, k| k.expires > now);
+        t.sessions.retain(|_, s| s.expires > now);
+    }
+
+    /// Records a ticket for `user` (made by the caller from random bytes).
+    pub fn issue(&self, ticket: &str, user: &str, now: u64) {
+        let mut t = self.lock();
+        if t.tickets.len() >= ENTRIES_MAX {
+            Self::prune(&mut t, now);
+        }
+        if t.tickets.len() < ENTRIES_MAX {
+            t.tickets.insert(
+                ticket.to_owned(),
+                Ticket {
+                    user: user.to_owned(),
+                    expires: now.saturating_add(TICKET_SECONDS),
+                },
+            );
+        }
+    }
+
+    /// Trusts `session` for `user` until `now + seconds`, given a ticket of that user: the
+    /// ticket is consumed whatever the outcome. `false` when the ticket is unknown, expired,
+    /// another user's, or the process has no audit session.
+    pub fn open(
+        &self,
+        ticket: &str,
+        user: &str,
+        session: u32,
+        opener: u32,
+        seconds: u64,
+        now: u64,
+    ) -> bool {
+        let mut t = self.lock();
+        let Some(k) = t.tickets.remove(ticket) else {
+            return false;
+        };
+        if k.user != user || k.expires <= now || session == NO_SESSION || seconds == 0 {
+            return false;
+        }
+        if t.sessions.len() >= ENTRIES_MAX {
+            Self::prune(&mut t, now);
+        }
+        if t.sessions.len() >= ENTRIES_MAX {
+            return false;
+        }
+        t.sessions.insert(
+            session,
+            Trust {
+                user: user.to_owned(),
+                opener,
+                expires: now.saturating_add(seconds),
+            },
+        );
+        true
+    }
+
+    /// Whether `session` is trusted for `user` at `now`; the trust, when it is.
+    pub fn trusted(&self, session: u32, user: &str, now: u64) -> Option<Trust> {
+        if session == NO_SESSION {
+            return None;
+        }
+        self.lock()
+            .sessions
+            .get(&session)
+            .filter(|s| s.user == user && s.expires > now)
+            .cloned()
+    }
+
+    /// Ends the trust of `session` when `closer` opened it for `user`.
+    pub fn close(&self, session: u32, user: &str, closer: u32) -> bool {
+        let mut t = self.lock();
+        let mine = t
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.user == user && s.opener == closer);
+        if mine {
+            t.sessions.remove(&session);
+        }
+        mine
+    }
+}
+
+/// The kernel audit session id of process `pid`; [`NO_SESSION`] when it has none or is gone.
+pub fn session_of(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/sessionid"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(NO_SESSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_opens_one_session_for_its_user_once() {
+        let s = Sessions::default();
+        s.issue("t1", "alice", 100);
+        assert!(
+            !s.open("t1", "bob", 7, 500, 3600, 101),
+            "another user's ticket"
+        );
+        assert!(
+            !s.open("t1", "alice", 7, 500, 3600, 101),
+            "consumed by the failed try"
+        );
+        s.issue("t2", "alice", 100);
+        assert!(s.open("t2", "alice", 7, 500, 3600, 101));
+        assert!(!s.open("t2", "alice", 8, 500, 3600, 101), "once");
+        assert!(s.trusted(7, "alice", 102).is_some());
+        assert!(s.trusted(7, "bob", 102).is_none(), "per user");
+        assert!(s.trusted(8, "alice", 102).is_none(), "per session");
+        assert!(s.trusted(7, "alice", 101 + 3600).is_none(), "expires");
+    }
+
+    #[test]
+    fn tickets_expire_and_need_an_audit_session() {
+        let s = Sessions::default();
+        s.issue("t", "alice", 100);
+        assert!(!s.open("t", "alice", 7, 500, 3600, 100 + TICKET_SECONDS));
+        s.issue("u", "alice", 100);
+        assert!(!s.open("u", "alice", NO_SESSION, 500, 3600, 101));
+        assert!(s.trusted(NO_SESSION, "alice", 101).is_none());
+        s.issue("v", "alice", 100);
+        assert!(!s.open("v", "alice", 7, 500, 0, 101), "trust off");
+    }
+
+    #[test]
+    fn only_the_opener_closes() {
+        let s = Sessions::default();
+        s.issue("t", "alice", 100);
+        assert!(s.open("t", "alice", 7, 500, 3600, 101));
+        assert!(!s.close(7, "alice", 600), "a sudo inside the session");
+        assert!(s.trusted(7, "alice", 102).is_some());
+        assert!(!s.close(7, "bob", 500));
+        assert!(s.close(7, "alice", 500));
+        assert!(s.trusted(7, "alice", 102).is_none());
+    }
+
+    #[test]
+    fn this_process_has_a_readable_session_id() {
+        // Either a real id or NO_SESSION (no loginuid set in this container): never a panic.
+        let id = session_of(std::process::id());
+        assert!(id == NO_SESSION || id < NO_SESSION);
+        assert_eq!(session_of(u32::MAX - 1), NO_SESSION, "no such process");
+    }
+}
