@@ -115,6 +115,7 @@ impl AuthInterface {
 impl AuthInterface {
     /// Starts a login transaction; returns its id (empty when the first step is terminal)
     /// and the first step.
+    #[allow(clippy::too_many_arguments)]
     async fn begin(
         &self,
         #[zbus(header)] hdr: Header<'_>,

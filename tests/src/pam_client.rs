@@ -59,6 +59,10 @@ unsafe extern "C" {
     ) -> c_int;
     fn pam_set_item(pamh: *mut c_void, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_open_session(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_close_session(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_putenv(pamh: *mut c_void, name_value: *const c_char) -> c_int;
+    fn pam_getenvlist(pamh: *mut c_void) -> *mut *mut c_char;
     fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
 }
 
@@ -79,6 +83,15 @@ pub struct Transcript {
     pub unused_answers: usize,
     /// Microseconds spent in `pam_authenticate` alone.
     pub auth_us: f64,
+    /// `pam_open_session`'s code, when the login asked for it (and authentication passed).
+    #[serde(default)]
+    pub open_rc: Option<i32>,
+    /// The PAM environment after the session opened (what the session would get).
+    #[serde(default)]
+    pub session_env: Vec<String>,
+    /// `pam_close_session`'s code, when asked for.
+    #[serde(default)]
+    pub close_rc: Option<i32>,
 }
 
 impl Transcript {
@@ -109,6 +122,44 @@ pub struct Login {
     pub tty: Option<String>,
     pub silent: bool,
     pub answers: Vec<String>,
+    /// `NAME=value` pairs put into the PAM environment before authenticating (what sshd does
+    /// with `SSH_AUTH_INFO_0`).
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Open the session after a successful authentication.
+    #[serde(default)]
+    pub open_session: bool,
+    /// Close it again before `pam_end`.
+    #[serde(default)]
+    pub close_session: bool,
+}
+
+/// A login session as `login` or sshd runs one: this process authenticates and opens the
+/// session (with the service's real session stack, `pam_loginuid` included, which gives this
+/// process a new kernel audit session), then runs `inside` as child processes, which inherit
+/// that session as a shell's commands would; then closes the session ("logout") and runs
+/// `after_logout` the same way. Each child waits `delay_ms` first.
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct SessionScript {
+    pub login: Login,
+    pub inside: Vec<Child>,
+    pub after_logout: Vec<Child>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+pub struct Child {
+    pub delay_ms: u64,
+    pub login: Login,
+}
+
+/// What a session script did.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct SessionReport {
+    pub login: Transcript,
+    /// `/proc/self/sessionid` after the session opened.
+    pub session_id: String,
+    pub inside: Vec<Transcript>,
+    pub after_logout: Vec<Transcript>,
 }
 
 /// An answer that stands for "the current code of the key the module just showed": the
@@ -210,8 +261,13 @@ extern "C" fn converse(
 
 extern "C" fn no_fail_delay(_status: c_int, _usec: u32, _appdata: *mut c_void) {}
 
-/// Runs `pam_start_confdir` + `pam_authenticate` + `pam_end` once.
+/// Runs `pam_start_confdir` + `pam_authenticate` (+ the session when asked) + `pam_end` once.
 pub fn run(login: &Login) -> Result<Transcript, String> {
+    run_with(login, &|_| {})
+}
+
+/// Like [`run`], calling `between` while the session is open (when it is opened).
+fn run_with(login: &Login, between: &dyn Fn(&Transcript)) -> Result<Transcript, String> {
     let service = CString::new(login.service.as_str()).map_err(|e| e.to_string())?;
     let user = CString::new(login.user.as_str()).map_err(|e| e.to_string())?;
     let confdir = CString::new(login.confdir.as_str()).map_err(|e| e.to_string())?;
@@ -260,16 +316,101 @@ pub fn run(login: &Login) -> Result<Transcript, String> {
             no_fail_delay as FailDelayFn as *const c_void,
         );
     }
+    for pair in &login.env {
+        let c = CString::new(pair.as_str()).map_err(|e| e.to_string())?;
+        unsafe { pam_putenv(pamh, c.as_ptr()) };
+    }
     let flags = if login.silent { PAM_SILENT } else { 0 };
     let started = std::time::Instant::now();
     let rc = unsafe { pam_authenticate(pamh, flags) };
     let auth_us = started.elapsed().as_secs_f64() * 1e6;
-    unsafe { pam_end(pamh, rc) };
-    Ok(Transcript {
+    let mut transcript = Transcript {
         rc,
-        unused_answers: script.answers.len().saturating_sub(script.next),
-        messages: script.messages,
+        unused_answers: 0,
+        messages: Vec::new(),
         auth_us,
+        open_rc: None,
+        session_env: Vec::new(),
+        close_rc: None,
+    };
+    if rc == PAM_SUCCESS && login.open_session {
+        let open = unsafe { pam_open_session(pamh, 0) };
+        transcript.open_rc = Some(open);
+        transcript.session_env = env_list(pamh);
+        between(&transcript);
+        if login.close_session {
+            transcript.close_rc = Some(unsafe { pam_close_session(pamh, 0) });
+        }
+    }
+    unsafe { pam_end(pamh, rc) };
+    transcript.unused_answers = script.answers.len().saturating_sub(script.next);
+    transcript.messages = script.messages;
+    Ok(transcript)
+}
+
+/// The PAM environment, as `NAME=value` strings.
+fn env_list(pamh: *mut c_void) -> Vec<String> {
+    let list = unsafe { pam_getenvlist(pamh) };
+    let mut out = Vec::new();
+    if list.is_null() {
+        return out;
+    }
+    let mut i = 0;
+    loop {
+        let entry = unsafe { *list.add(i) };
+        if entry.is_null() {
+            break;
+        }
+        out.push(
+            unsafe { CStr::from_ptr(entry) }
+                .to_string_lossy()
+                .into_owned(),
+        );
+        unsafe { libc::free(entry as *mut c_void) };
+        i += 1;
+    }
+    unsafe { libc::free(list as *mut c_void) };
+    out
+}
+
+/// Runs a session script (see [`SessionScript`]); `child` runs one login in a child process
+/// and returns its transcript.
+pub fn run_session(
+    script: &SessionScript,
+    child: &dyn Fn(&Login) -> Result<Transcript, String>,
+) -> Result<SessionReport, String> {
+    let mut login = script.login.clone();
+    login.open_session = true;
+    login.close_session = true;
+    let inside = std::cell::RefCell::new(Vec::new());
+    let session_id = std::cell::RefCell::new(String::new());
+    let failed = std::cell::RefCell::new(None);
+    let transcript = run_with(&login, &|_t: &Transcript| {
+        *session_id.borrow_mut() = std::fs::read_to_string("/proc/self/sessionid")
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        for c in &script.inside {
+            std::thread::sleep(std::time::Duration::from_millis(c.delay_ms));
+            match child(&c.login) {
+                Ok(t) => inside.borrow_mut().push(t),
+                Err(e) => *failed.borrow_mut() = Some(e),
+            }
+        }
+    })?;
+    if let Some(e) = failed.into_inner() {
+        return Err(e);
+    }
+    let mut after_logout = Vec::new();
+    for c in &script.after_logout {
+        std::thread::sleep(std::time::Duration::from_millis(c.delay_ms));
+        after_logout.push(child(&c.login)?);
+    }
+    Ok(SessionReport {
+        login: transcript,
+        session_id: session_id.into_inner(),
+        inside: inside.into_inner(),
+        after_logout,
     })
 }
 

@@ -67,6 +67,7 @@ impl PamConf {
             tty: None,
             silent: false,
             answers: answers.iter().map(|s| s.to_string()).collect(),
+            ..Login::default()
         }
     }
 }
@@ -104,6 +105,31 @@ pub fn run_login(login: &Login, as_user: Option<&crate::TestUser>) -> Report {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("hx-pam report json")
+}
+
+/// Runs a whole login session in its own `hx-pam` process, as root.
+pub fn run_session(script: &crate::pam_client::SessionScript) -> crate::pam_client::SessionReport {
+    use std::io::Write;
+    let mut child = crate::users::command_as(None, crate::paths::hx_pam())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hx-pam");
+    let json = serde_json::json!({ "session_script": script }).to_string();
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(json.as_bytes())
+        .expect("write script");
+    let out = child.wait_with_output().expect("wait hx-pam");
+    assert!(
+        out.status.success(),
+        "hx-pam failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("hx-pam session report json")
 }
 
 /// A uniquely named `/etc/pam.d` service for `pamtester`, removed when dropped.

@@ -1,0 +1,174 @@
+//! Session trust through real libpam: a login that passed the second factor opens its session
+//! with the real `pam_loginuid` (a new kernel audit session) and Herarx's session hook; PAM
+//! calls from processes inside that session (what `sudo` or a screen locker would make) skip
+//! the second factor; other sessions, other users, a logged-out session and an expired trust
+//! are asked again.
+
+use herarx_tests::pam_client::*;
+use herarx_tests::pamconf::{run_login, run_session};
+use herarx_tests::totp::code_at_step;
+use herarx_tests::{DaemonConfig, World};
+
+const SERVICE: &str = "herarx-sess";
+
+fn world(session: &str) -> World {
+    let w = World::start(DaemonConfig {
+        extra_tables: Some(format!("[remember]\nsession = \"{session}\"\n")),
+        ..DaemonConfig::default()
+    });
+    let module = herarx_tests::paths::pam_module();
+    w.pam.service(
+        SERVICE,
+        &format!(
+            "auth required pam_permit.so\n\
+             auth required {m} bus={b} timeout=2\n\
+             session required pam_loginuid.so\n\
+             session optional {m} bus={b} timeout=2\n",
+            m = module.display(),
+            b = w.bus.address
+        ),
+    );
+    w
+}
+
+fn login(w: &World, user: &str, answers: &[&str]) -> Login {
+    w.pam.login(SERVICE, user, answers)
+}
+
+fn child(login: Login, delay_ms: u64) -> Child {
+    Child { delay_ms, login }
+}
+
+#[test]
+fn calls_from_inside_a_verified_session_skip_and_nothing_else_does() {
+    let w = world("1h");
+    let (user, e) = w.enrolled_user("st");
+    let (other, oe) = w.enrolled_user("so");
+    let code = code_at_step(&e.secret, e.confirm_step + 1);
+    let other_code = code_at_step(&oe.secret, oe.confirm_step + 1);
+    let report = run_session(&SessionScript {
+        login: login(&w, &user.name, &[&code]),
+        inside: vec![
+            child(login(&w, &user.name, &[]), 0),
+            child(login(&w, &user.name, &[]), 0),
+            // Another user from inside this session (su to them) is asked.
+            child(login(&w, &other.name, &[&other_code]), 0),
+        ],
+        after_logout: vec![child(login(&w, &user.name, &[]), 0)],
+    });
+    let t = &report.login;
+    assert_eq!(t.rc, PAM_SUCCESS, "{t:?}");
+    assert_eq!(t.open_rc, Some(PAM_SUCCESS), "{t:?}");
+    assert_ne!(
+        report.session_id, "4294967295",
+        "pam_loginuid opened an audit session"
+    );
+    assert!(
+        t.session_env
+            .iter()
+            .all(|v| !v.starts_with("HERARX_SESSION_TICKET")),
+        "the ticket never reaches the session: {:?}",
+        t.session_env
+    );
+    for inside in &report.inside[..2] {
+        assert_eq!(inside.rc, PAM_SUCCESS, "{inside:?}");
+        assert!(inside.prompts().is_empty(), "not asked inside: {inside:?}");
+    }
+    let su = &report.inside[2];
+    assert_eq!(su.rc, PAM_SUCCESS, "{su:?}");
+    assert_eq!(
+        su.prompts(),
+        vec!["Verification code: "],
+        "another user is asked"
+    );
+    let out = &report.after_logout[0];
+    assert_eq!(out.rc, PAM_CONV_ERR, "asked again after logout: {out:?}");
+    assert_eq!(out.prompts(), vec!["Verification code: "]);
+
+    // A login outside that session is asked.
+    let r = run_login(&login(&w, &user.name, &[]), None);
+    assert_eq!(r.transcript.prompts(), vec!["Verification code: "]);
+}
+
+#[test]
+fn the_trust_expires() {
+    let w = world("2s");
+    let (user, e) = w.enrolled_user("sx");
+    let code = code_at_step(&e.secret, e.confirm_step + 1);
+    let report = run_session(&SessionScript {
+        login: login(&w, &user.name, &[&code]),
+        inside: vec![
+            child(login(&w, &user.name, &[]), 0),
+            child(login(&w, &user.name, &[]), 2_500),
+        ],
+        after_logout: vec![],
+    });
+    assert_eq!(report.login.rc, PAM_SUCCESS);
+    assert!(
+        report.inside[0].prompts().is_empty(),
+        "{:?}",
+        report.inside[0]
+    );
+    assert_eq!(
+        report.inside[1].prompts(),
+        vec!["Verification code: "],
+        "expired: {:?}",
+        report.inside[1]
+    );
+}
+
+#[test]
+fn without_session_trust_or_without_pam_loginuid_everyone_is_asked() {
+    // Trust off (the default).
+    let w = world("0");
+    let (user, e) = w.enrolled_user("sn");
+    let code = code_at_step(&e.secret, e.confirm_step + 1);
+    let report = run_session(&SessionScript {
+        login: login(&w, &user.name, &[&code]),
+        inside: vec![child(login(&w, &user.name, &[]), 0)],
+        after_logout: vec![],
+    });
+    assert_eq!(report.login.rc, PAM_SUCCESS);
+    assert_eq!(report.inside[0].prompts(), vec!["Verification code: "]);
+
+    // Trust on, but the session stack has no pam_loginuid: no audit session to trust (this
+    // test runner has none), so the daemon refuses the ticket and says why.
+    let w = world("1h");
+    let module = herarx_tests::paths::pam_module();
+    w.pam.service(
+        SERVICE,
+        &format!(
+            "auth required pam_permit.so\n\
+             auth required {m} bus={b} timeout=2\n\
+             session optional {m} bus={b} timeout=2\n",
+            m = module.display(),
+            b = w.bus.address
+        ),
+    );
+    let (user, e) = w.enrolled_user("sl");
+    let code = code_at_step(&e.secret, e.confirm_step + 1);
+    let report = run_session(&SessionScript {
+        login: login(&w, &user.name, &[&code]),
+        inside: vec![child(login(&w, &user.name, &[]), 0)],
+        after_logout: vec![],
+    });
+    assert_eq!(report.login.rc, PAM_SUCCESS);
+    if report.session_id == "4294967295" {
+        assert_eq!(report.inside[0].prompts(), vec!["Verification code: "]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !w
+            .daemon
+            .logs
+            .lines()
+            .iter()
+            .any(|l| l.contains("pam_loginuid"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                w.daemon.logs.lines()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
