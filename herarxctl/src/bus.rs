@@ -135,6 +135,18 @@ impl Daemon {
             .block_on(self.factors.rename_factor(id, name))
             .map_err(|e| CliError::from_call(e, &self.address))
     }
+
+    pub fn set_remember_addresses(&self, on: bool) -> Result<(), CliError> {
+        self.runtime
+            .block_on(self.factors.set_remember_addresses(on))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn forget(&self) -> Result<u32, CliError> {
+        self.runtime
+            .block_on(self.factors.forget())
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
 }
 
 /// `herarxctl admin`: the daemon checks at each call that we are root or an admin.

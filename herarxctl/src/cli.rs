@@ -74,6 +74,14 @@ pub enum Command {
         /// The new name, e.g. "work phone"
         name: String,
     },
+    /// "Only ask from new addresses": turn it on or off for yourself (when policy allows)
+    Remember {
+        /// `on`: a remote address where you passed the second factor is not asked again for
+        /// a while; `off`: always ask (and forget the remembered addresses)
+        state: OnOff,
+    },
+    /// Forget every remote address and SSH key that logins remember for you
+    Forget,
     /// Other users' factors, lockouts and the audit trail (root and members of admin.group)
     Admin {
         #[command(subcommand)]
@@ -147,6 +155,13 @@ pub enum AdminCommand {
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
     },
+}
+
+/// `on` or `off`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 /// The shells `herarxctl completions` writes scripts for.

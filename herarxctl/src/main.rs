@@ -68,6 +68,8 @@ fn run(ctx: &Context, command: &Command) -> Result<(), CliError> {
             command: cli::BackupCodesCommand::Generate,
         } => commands::backup_codes::generate(ctx),
         Command::Primary { id } => commands::factor::primary(ctx, id),
+        Command::Remember { state } => commands::remember::set(ctx, *state == cli::OnOff::On),
+        Command::Forget => commands::remember::forget(ctx),
         Command::Rename { id, name } => commands::factor::rename(ctx, id, name),
         Command::Remove { id, yes } => commands::remove::run(ctx, id, *yes),
         Command::Completions { shell } => commands::completions::run(*shell),

@@ -96,6 +96,31 @@ pub fn status_human(status: &UserStatus, now: u64) -> String {
             lockout(status.remote_locked_until, now)
         );
     }
+    let _ = writeln!(
+        out,
+        "Addresses: {}",
+        if status.remember_addresses {
+            "remembered after a second factor (`herarxctl remember off` to stop)"
+        } else {
+            "always asked (`herarxctl remember on` to ask only from new ones, if allowed)"
+        }
+    );
+    if !status.remembered.is_empty() {
+        let _ = writeln!(
+            out,
+            "Remembered: {} (`herarxctl forget` clears them)",
+            status.remembered.len()
+        );
+        for r in &status.remembered {
+            let _ = writeln!(
+                out,
+                "  {:<8} {}  until {}",
+                safe(&r.kind),
+                safe(&r.value),
+                format_time(r.expires)
+            );
+        }
+    }
     if status.required {
         let _ = writeln!(
             out,
@@ -332,6 +357,8 @@ mod tests {
             remote_locked_until: 0,
             required: true,
             no_factor_policy: "ignore".into(),
+            remember_addresses: false,
+            remembered: vec![],
         }
     }
 

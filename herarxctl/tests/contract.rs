@@ -60,6 +60,8 @@ impl Fake {
             remote_locked_until: 0,
             required: true,
             no_factor_policy: "ignore".into(),
+            remember_addresses: false,
+            remembered: vec![],
         })
     }
 

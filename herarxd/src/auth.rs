@@ -25,7 +25,7 @@ use crate::ssh_info;
 use crate::state::{State, printable, valid_text};
 use crate::store::backup_codes::FEW_LEFT;
 use crate::store::enrollments::{BeginOutcome, ConfirmOutcome};
-use crate::store::factors::VerifyOutcome;
+use crate::store::factors::{Accept, VerifyOutcome};
 use crate::store::remembered::{KIND_ADDRESS, KIND_SSH_KEY};
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
 use crate::totp::{Params, Rejection};
@@ -43,6 +43,7 @@ pub const ENROL_PROMPT: &str = "Code from the app, to finish setting up: ";
 pub const ENROL_PROMPT_AFTER_WRONG: &str = "Wrong code. Code from the app, to finish setting up: ";
 pub const SAVED_PROMPT: &str = "Press Enter once you have saved them: ";
 pub const WRONG_CODE: &str = "Wrong code.";
+pub const NO_CODE_GIVEN: &str = "No code was given.";
 pub const REPLAYED_CODE: &str = "That code was already used.";
 pub const TIMED_OUT: &str = "The login timed out.";
 pub const TOO_MANY_STEPS: &str = "Too many steps in this login.";
@@ -51,6 +52,9 @@ pub const TOO_MANY_STEPS: &str = "Too many steps in this login.";
 pub const NO_FACTOR_DENIED: &str = "Two-factor authentication is required for this account, \
 and none is set up. Set it up with `herarxctl totp add` from a session that does not need it \
 (for example the console, if allowed), or ask your administrator.";
+/// A user whose methods this service does not accept (`services.NAME.methods`).
+pub const NO_ACCEPTED_METHOD: &str = "This service does not accept the sign-in methods you \
+have set up. Use another one (`herarxctl status` lists yours), or ask your administrator.";
 pub const ENROL_FAILED: &str =
     "Setting up the authenticator failed: too many wrong codes. Log in again to start over.";
 
@@ -487,9 +491,18 @@ impl Logins {
             store.login_state(user, scope, now)
         }
         .map_err(|e| self.state.internal("reading the login state", &e))?;
-        let methods = Methods {
+        let enrolled = Methods {
             totp: login.totp_factors > 0,
             backup_codes: login.backup_codes_left,
+        };
+        // What this service accepts of them (`services.NAME.methods`).
+        let methods = Methods {
+            totp: enrolled.totp && config.service_accepts(&ctx.service, "totp"),
+            backup_codes: if config.service_accepts(&ctx.service, "backup-code") {
+                enrolled.backup_codes
+            } else {
+                0
+            },
         };
         let trusted_skip =
             |net: ipnet::IpNet| skip(format!("trusted network {net} (service {})", ctx.service));
@@ -508,6 +521,21 @@ impl Logins {
             return Ok(Start::Done(Step::terminal(
                 Action::Locked,
                 locked_message(until, now),
+            )));
+        }
+        if enrolled.any() && !methods.any() {
+            self.record(&ctx.entry(
+                now,
+                "none",
+                AuditResult::Denied,
+                format!(
+                    "none of the user's methods is accepted by service {} (services.{}.methods)",
+                    ctx.service, ctx.service
+                ),
+            ));
+            return Ok(Start::Done(Step::terminal(
+                Action::Denied,
+                NO_ACCEPTED_METHOD,
             )));
         }
         if methods.any() {
@@ -657,7 +685,13 @@ impl Logins {
                 remember.push((KIND_SSH_KEY, k.fingerprint.clone(), key_seconds));
             }
         }
-        if let (Scope::Remote(source), Some(seconds)) = (scope, config.address_memory_seconds()) {
+        // Any client address counts here, loopback ones included (a remembered 127.0.0.2 is
+        // as good as any): what matters is that a code passed from it before.
+        let source = match scope {
+            Scope::Remote(source) => Some(source.clone()),
+            Scope::Local => crate::config::rhost_address(&ctx.rhost).map(|a| a.to_string()),
+        };
+        if let (Some(source), Some(seconds)) = (source.as_ref(), config.address_memory_seconds()) {
             let (opted_in, until) = {
                 let mut store = self.state.store();
                 store.remembers_addresses(user).and_then(|on| {
@@ -901,11 +935,33 @@ impl Logins {
             if items.len() > 1 {
                 return Ok(Next::Continue(Stage::Menu, menu_step(&items, None)));
             }
+            // Nothing to switch to: an empty answer is a try without a code. It uses up one
+            // of the login's tries (a client that answers empty forever ends like one that
+            // answers wrong), but no failure is counted towards the lockout.
+            let max_tries = self.state.config().login.max_tries;
+            let tries = {
+                let mut table = self.table();
+                match table.by_id.get_mut(id) {
+                    Some(txn) => {
+                        txn.tries += 1;
+                        txn.tries
+                    }
+                    None => max_tries,
+                }
+            };
+            if tries >= max_tries {
+                self.record(&ctx.entry(now, "totp", AuditResult::Denied, "no code given"));
+                return Ok(Next::Done(Step::terminal(Action::Denied, NO_CODE_GIVEN)));
+            }
             return Ok(Next::Continue(stage.clone(), prompt_of(stage, methods)));
         }
+        let accept = Accept {
+            totp: methods.totp,
+            backup_codes: methods.backup_codes > 0,
+        };
         let verified = {
             let mut store = self.state.store();
-            store.verify_and_consume(ctx, response, now, scope, "totp")
+            store.verify_and_consume_accepting(ctx, response, now, scope, "totp", accept)
         };
         let (outcome, entry) = verified.map_err(|e| self.state.internal("checking a code", &e))?;
         self.state.log.audit(&entry);
@@ -1585,6 +1641,46 @@ pub(crate) mod tests {
             .begin(&root(), "bob", "sshd", "", "", "", deadline)
             .unwrap();
         assert_eq!(step, Step::terminal(Action::Denied, NO_FACTOR_DENIED));
+    }
+
+    #[test]
+    fn a_service_accepts_only_its_methods() {
+        let config = Config::parse(
+            "[services.sudo]\nmethods = [\"totp\"]\n[services.recovery]\nmethods = [\"backup-code\"]\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let h = harness_with(config);
+        h.enrol("alice");
+        let codes = with_backup_codes(&h, "alice");
+        // sudo: the app only; a backup code is a wrong code there, and no menu is offered.
+        let (id, step) = begin_service(&h, "sudo", "");
+        assert_eq!(step, Step::prompt(PROMPT));
+        let step = h.logins.answer(":1.7", &id, &codes[0], NOW).unwrap();
+        assert_eq!(step, Step::prompt(PROMPT_AFTER_WRONG));
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(step, Step::prompt(PROMPT), "no menu with one method");
+        let step = h.logins.answer(":1.7", &id, &code(NOW), NOW).unwrap();
+        assert_eq!(step.action, Action::Success);
+        // recovery: backup codes only; the app's code is refused, the unused backup code works.
+        let (id, step) = begin_service(&h, "recovery", "");
+        assert_eq!(step, Step::prompt(BACKUP_PROMPT));
+        let step = h
+            .logins
+            .answer(":1.7", &id, &code(NOW + 30), NOW + 30)
+            .unwrap();
+        assert_eq!(step, Step::prompt(BACKUP_PROMPT_AFTER_WRONG));
+        let step = h.logins.answer(":1.7", &id, &codes[0], NOW + 30).unwrap();
+        assert_eq!(step.action, Action::Success);
+        // A user with none of the accepted methods is refused, saying so.
+        let bob = Config::parse("[services.sudo]\nmethods = [\"backup-code\"]\n").unwrap();
+        let h = harness_with(bob);
+        h.enrol("bob");
+        let (_, step) = h
+            .logins
+            .begin(&root(), "bob", "sudo", "", "", "", NOW)
+            .unwrap();
+        assert_eq!(step, Step::terminal(Action::Denied, NO_ACCEPTED_METHOD));
     }
 
     #[test]

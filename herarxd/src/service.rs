@@ -320,4 +320,27 @@ impl FactorsInterface {
         let service = self.service.clone();
         blocking(move || service.rename_factor(uid, &id, &name, unix_now())).await
     }
+
+    /// Turns "only ask from new addresses" on or off for the caller.
+    async fn set_remember_addresses(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        on: bool,
+    ) -> Result<(), HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let service = self.service.clone();
+        blocking(move || service.set_remember_addresses(uid, on, unix_now())).await
+    }
+
+    /// Forgets every address and SSH key remembered for the caller.
+    async fn forget(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let service = self.service.clone();
+        blocking(move || service.forget(uid, unix_now())).await
+    }
 }

@@ -169,6 +169,23 @@ pub struct UserStatus {
     pub required: bool,
     /// What happens at login while this user has no factor: `enroll`, `deny` or `allow`.
     pub no_factor_policy: String,
+    /// Whether the user opted in to "only ask from new addresses".
+    pub remember_addresses: bool,
+    /// Remote addresses and SSH keys a login remembers, so that it does not ask again.
+    pub remembered: Vec<RememberedInfo>,
+}
+
+/// A remote address or an SSH key that logins remember after a second factor.
+#[derive(Serialize, Deserialize, Type, Debug, Clone, PartialEq, Eq)]
+pub struct RememberedInfo {
+    /// `address` or `ssh-key`.
+    pub kind: String,
+    /// The address, or the key's `SHA256:` fingerprint.
+    pub value: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// Unix seconds after which it is asked again.
+    pub expires: u64,
 }
 
 /// One counter of failed attempts, as an admin sees it.
@@ -356,6 +373,13 @@ pub trait Factors {
 
     /// Renames factor `id`.
     fn rename_factor(&self, id: &str, name: &str) -> Result<FactorInfo, HerarxError>;
+
+    /// Turns "only ask from new addresses" on or off for the caller (when policy allows it).
+    /// Off also forgets the remembered addresses.
+    fn set_remember_addresses(&self, on: bool) -> Result<(), HerarxError>;
+
+    /// Forgets every address and SSH key remembered for the caller. Returns how many.
+    fn forget(&self) -> Result<u32, HerarxError>;
 }
 
 /// Admin actions: the caller must be root or a member of the configured admin group, checked

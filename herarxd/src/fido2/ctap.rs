@@ -89,13 +89,15 @@ impl CtapHid {
         let path = path.to_owned();
         let (tx, rx) = sync_channel(1);
         let worker = move || {
-            let _guard = guard;
             let result = catch_unwind(AssertUnwindSafe(|| {
                 let key = FidoKeyHid::new(&[HidParam::Path(path)], &quiet_cfg())
                     .map_err(|_| DeviceError::NotPresent)?;
                 job(&key)
+                // `key` (the open device) is closed here, before the device is marked free.
             }))
             .unwrap_or(Err(DeviceError::BackendPanicked));
+            // Free the device before answering, so that the caller's next call finds it free.
+            drop(guard);
             // The caller may have given up (deadline): then nobody listens, and that is fine.
             let _ = tx.send(result);
         };

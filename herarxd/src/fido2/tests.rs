@@ -338,10 +338,11 @@ fn authdata_random_and_mutated_inputs_never_panic() {
                 break;
             }
         }
-        if let Ok(p) = authdata::parse(&m) {
-            if let Some(at) = p.attested {
-                let _ = PublicKey::from_cose(at.public_key);
-            }
+        if let Ok(AuthData {
+            attested: Some(at), ..
+        }) = authdata::parse(&m)
+        {
+            let _ = PublicKey::from_cose(at.public_key);
         }
     }
 }
@@ -1076,4 +1077,10 @@ fn ctap_status_bytes_map_to_clear_errors() {
         map_error("Failed to open device."),
         DeviceError::Other(_)
     ));
+}
+
+#[test]
+fn ctap_backend_is_configured_quiet() {
+    let cfg = super::ctap::quiet_cfg();
+    assert!(!cfg.enable_keep_alive_msg && cfg.keep_alive_msg.is_empty() && !cfg.enable_log);
 }

@@ -153,8 +153,8 @@ impl Store {
         Ok(log(&self.conn, user, since, before, limit)?)
     }
 
-    /// Removes all of `ctx.user`'s factors, backup codes, pending enrolments and failure
-    /// counters, and restarts the enrolment window, in one transaction with its audit row
+    /// Removes all of `ctx.user`'s factors, backup codes, pending enrolments, failure
+    /// counters, remembered addresses and SSH keys (and the opt-in), and restarts the enrolment window, in one transaction with its audit row
     /// (`ctx.caller_uid` is the admin). A user with nothing is not an error: the row says so.
     pub fn admin_reset(
         &mut self,
@@ -173,6 +173,8 @@ impl Store {
             .prepare_cached("DELETE FROM pending_enrollments WHERE user = ?1")?
             .execute([user])?;
         let counters = lockout::clear_user(&tx, user)?;
+        let remembered = super::remembered::forget_all(&tx, user)?;
+        super::remembered::set_opt_in(&tx, user, false, now)?;
         accounts::mark_reset(&tx, user, now)?;
         let counts = ResetCounts {
             factors: count(factors),
@@ -186,7 +188,7 @@ impl Store {
             AuditResult::Success,
             format!(
                 "reset by uid {}: {} factors, {} backup codes, {} pending enrolments, \
-                 {} failure counters removed",
+                 {} failure counters, {remembered} remembered addresses and keys removed",
                 ctx.caller_uid,
                 counts.factors,
                 counts.backup_codes,

@@ -286,10 +286,33 @@ impl Store {
         scope: &Scope,
         method: &str,
     ) -> Result<(VerifyOutcome, AuditEntry), StoreError> {
+        self.verify_and_consume_accepting(ctx, code, now, scope, method, Accept::ALL)
+    }
+
+    /// Like [`Store::verify_and_consume`], accepting only the kinds of answer in `accept` (a
+    /// service's `methods`): any other is checked as a wrong code, and counted.
+    pub fn verify_and_consume_accepting(
+        &mut self,
+        ctx: &AuditCtx,
+        code: &str,
+        now: u64,
+        scope: &Scope,
+        method: &str,
+        accept: Accept,
+    ) -> Result<(VerifyOutcome, AuditEntry), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = verify_in(&tx, &self.key, &self.policy, &ctx.user, code, now, scope)?;
+        let outcome = verify_in_accepting(
+            &tx,
+            &self.key,
+            &self.policy,
+            &ctx.user,
+            code,
+            now,
+            scope,
+            accept,
+        )?;
         let (result, reason) = outcome.audit();
         let entry = ctx.entry(now, method, result, reason);
         audit::insert(&tx, &entry)?;
@@ -309,10 +332,42 @@ pub(crate) fn verify_in(
     now: u64,
     scope: &Scope,
 ) -> Result<VerifyOutcome, StoreError> {
+    verify_in_accepting(tx, key, policy, user, code, now, scope, Accept::ALL)
+}
+
+/// The kinds of answer a check accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accept {
+    pub totp: bool,
+    pub backup_codes: bool,
+}
+
+impl Accept {
+    pub const ALL: Accept = Accept {
+        totp: true,
+        backup_codes: true,
+    };
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_in_accepting(
+    tx: &Transaction<'_>,
+    key: &crate::keys::MasterKey,
+    policy: &super::StorePolicy,
+    user: &str,
+    code: &str,
+    now: u64,
+    scope: &Scope,
+    accept: Accept,
+) -> Result<VerifyOutcome, StoreError> {
     if let Some(until) = lockout::locked_until(tx, user, scope, now)? {
         return Ok(VerifyOutcome::Locked { until });
     }
-    let factors = list(tx, user, KIND_TOTP)?;
+    let factors = if accept.totp {
+        list(tx, user, KIND_TOTP)?
+    } else {
+        Vec::new()
+    };
     let mut rejection = Rejection::Malformed;
     for f in &factors {
         let aad = seal::aad(Kind::Totp, user, &f.id);
@@ -343,7 +398,9 @@ pub(crate) fn verify_in(
         }
     }
     // Not a TOTP code: a backup code, typed at the same prompt?
-    if let Some(left) = super::backup_codes::consume(tx, key, user, code, now)? {
+    if accept.backup_codes
+        && let Some(left) = super::backup_codes::consume(tx, key, user, code, now)?
+    {
         lockout::clear(tx, user, scope)?;
         return Ok(VerifyOutcome::Accepted {
             factor_id: BACKUP_CODE.into(),
@@ -366,7 +423,7 @@ pub(crate) fn verify_in(
     let after = lockout::record_failure(tx, user, scope, now, &policy.lockout)?;
     Ok(VerifyOutcome::Rejected {
         reason: rejection,
-        no_factor: factors.is_empty(),
+        no_factor: accept.totp && factors.is_empty(),
         failures: after.count,
         locked_until: after.locked_at(now),
     })

@@ -121,6 +121,62 @@ pub fn purge_expired(conn: &Connection, now: u64) -> rusqlite::Result<()> {
 }
 
 impl Store {
+    /// The opt-in and what is remembered for `user`, for its owner's status.
+    pub fn remembered_status(
+        &mut self,
+        user: &str,
+        now: u64,
+    ) -> Result<(bool, Vec<Remembered>), StoreError> {
+        Ok((opted_in(&self.conn, user)?, list(&self.conn, user, now)?))
+    }
+
+    /// Sets the opt-in, with its audit row.
+    pub fn set_remember_addresses(
+        &mut self,
+        ctx: &super::AuditCtx,
+        on: bool,
+        now: u64,
+    ) -> Result<super::AuditEntry, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        set_opt_in(&tx, &ctx.user, on, now)?;
+        let entry = ctx.entry(
+            now,
+            "remember-addresses",
+            super::AuditResult::Success,
+            if on {
+                "only ask from new addresses: on"
+            } else {
+                "only ask from new addresses: off (remembered addresses forgotten)"
+            },
+        );
+        super::audit::insert(&tx, &entry)?;
+        tx.commit()?;
+        Ok(entry)
+    }
+
+    /// Forgets everything remembered for the user, with its audit row. Returns how many.
+    pub fn forget(
+        &mut self,
+        ctx: &super::AuditCtx,
+        now: u64,
+    ) -> Result<(usize, super::AuditEntry), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = forget_all(&tx, &ctx.user)?;
+        let entry = ctx.entry(
+            now,
+            "forget",
+            super::AuditResult::Success,
+            format!("{n} remembered addresses and keys forgotten"),
+        );
+        super::audit::insert(&tx, &entry)?;
+        tx.commit()?;
+        Ok((n, entry))
+    }
+
     /// Until when `value` is remembered for `user` (a read).
     pub fn remembered_until(
         &mut self,

@@ -34,6 +34,9 @@ static CLIENT_FDS: [AtomicI32; KEYS] = [AtomicI32::new(-1), AtomicI32::new(-1)];
 static FAKE_FDS: Mutex<Option<HashSet<c_int>>> = Mutex::new(None);
 /// While set, key i waits for a touch that never comes.
 pub static HOLD: [AtomicBool; KEYS] = [AtomicBool::new(false), AtomicBool::new(false)];
+/// When set, key i answers its next CBOR request with these bytes (status byte + CBOR)
+/// instead of asking the authenticator: a key sending malformed data.
+pub static CANNED: [Mutex<Option<Vec<u8>>>; KEYS] = [Mutex::new(None), Mutex::new(None)];
 /// How many CBOR requests key i has received (to know a held request arrived).
 pub static REQUESTS: [AtomicU32; KEYS] = [AtomicU32::new(0), AtomicU32::new(0)];
 
@@ -48,7 +51,11 @@ pub unsafe extern "C" fn __wrap_open(path: *const c_char, flags: c_int, mode: c_
     for (i, magic) in PATHS.iter().enumerate() {
         if p.to_bytes() == magic.as_bytes() {
             let fd = unsafe { libc::dup(CLIENT_FDS[i].load(Ordering::SeqCst)) };
-            FAKE_FDS.lock().unwrap().get_or_insert_with(HashSet::new).insert(fd);
+            FAKE_FDS
+                .lock()
+                .unwrap()
+                .get_or_insert_with(HashSet::new)
+                .insert(fd);
             return fd;
         }
     }
@@ -58,7 +65,11 @@ pub unsafe extern "C" fn __wrap_open(path: *const c_char, flags: c_int, mode: c_
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __wrap_ioctl(fd: c_int, req: c_ulong, arg: *mut c_void) -> c_int {
     if req == HIDIOCGRDESCSIZE
-        && FAKE_FDS.lock().unwrap().as_ref().is_some_and(|s| s.contains(&fd))
+        && FAKE_FDS
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|s| s.contains(&fd))
     {
         unsafe { *(arg as *mut c_int) = 34 };
         return 0;
@@ -90,7 +101,8 @@ fn send(dev: &UnixDatagram, cid: &[u8], cmd: u8, payload: &[u8]) {
 }
 
 fn device_loop<A: App<'static>>(i: usize, dev: UnixDatagram, app: &mut A) {
-    dev.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    dev.set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
     let mut buf = [0u8; 128];
     loop {
         let n = match dev.recv(&mut buf) {
@@ -130,8 +142,16 @@ fn device_loop<A: App<'static>>(i: usize, dev: UnixDatagram, app: &mut A) {
                     send(&dev, &cid, 0xBB, &[2]); // KEEPALIVE, status UPNEEDED
                     std::thread::sleep(Duration::from_millis(100));
                 }
+                if let Some(canned) = CANNED[i].lock().unwrap().take() {
+                    send(&dev, &cid, cmd, &canned);
+                    continue;
+                }
                 let mut out: Bytes<7609> = Bytes::new();
-                let c = if cmd == 0x90 { Command::Cbor } else { Command::Msg };
+                let c = if cmd == 0x90 {
+                    Command::Cbor
+                } else {
+                    Command::Msg
+                };
                 app.call(c, &data, out.as_mut_view()).unwrap();
                 send(&dev, &cid, cmd, &out);
             }
@@ -151,11 +171,16 @@ fn spawn_key(i: usize) {
                 // The virtual platform seeds every RNG alike: give each key its own stream,
                 // or two keys would share their credential-wrapping key.
                 platform.rng().set_stream(i as u64 + 1);
-                platform.user_interface().set_user_presence_level(Level::Normal);
+                platform
+                    .user_interface()
+                    .set_user_presence_level(Level::Normal);
                 platform.run_client_with_backends(
                     "fido",
                     Dispatcher::default(),
-                    &[BackendId::Custom(BackendIds::StagingBackend), BackendId::Core],
+                    &[
+                        BackendId::Custom(BackendIds::StagingBackend),
+                        BackendId::Core,
+                    ],
                     |client| {
                         let mut cfg = Config::new(7609);
                         cfg.fido2_up_timeout = Some(100);
