@@ -13,7 +13,10 @@ needed=(dbus-daemon dbus-bin pamtester oathtool libpam0g-dev libpam-google-authe
         man-db groff-base rpm systemd python3 libseccomp2
         # The SSH tests: OpenSSH's own server under a private PAM service, and two real clients
         # (the stock ssh, and paramiko run by Debian's /usr/bin/python3).
-        openssh-server openssh-client python3-paramiko)
+        openssh-server openssh-client python3-paramiko
+        # FIDO2: the daemon reaches security keys through ctap-hid-fido2 and hidapi (libudev);
+        # the virtual-key tests build the software authenticator (bindgen needs libclang).
+        libudev-dev libclang-dev)
 missing=()
 for p in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
