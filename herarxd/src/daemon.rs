@@ -39,8 +39,14 @@ const PRUNE_STORE_EVERY: Duration = Duration::from_secs(600);
 
 /// Runs the daemon; returns the process exit code.
 pub fn run(args: Args) -> ExitCode {
+    run_with_keys(args, Arc::new(crate::fido2::CtapHid::new()))
+}
+
+/// Runs the daemon reaching security keys through `keys` (the production binary passes
+/// ctap-hid-fido2; the virtual-key tests build a daemon that passes their own devices).
+pub fn run_with_keys(args: Args, keys: Arc<dyn crate::fido2::Authenticator>) -> ExitCode {
     let log: Arc<Syslog> = Arc::new(Syslog::new(args.log_socket.clone()));
-    let prepared = match prepare(&args, log.clone()) {
+    let prepared = match prepare(&args, log.clone(), keys) {
         Ok(p) => p,
         Err(message) => return fail(&log, &message),
     };
@@ -156,7 +162,11 @@ fn lock_state_dir(dir: &Path) -> Result<Flock<File>, String> {
     })
 }
 
-fn prepare(args: &Args, log: Arc<Syslog>) -> Result<Prepared, String> {
+fn prepare(
+    args: &Args,
+    log: Arc<Syslog>,
+    keys: Arc<dyn crate::fido2::Authenticator>,
+) -> Result<Prepared, String> {
     let config = load_config(args)?;
     let state_dir = config.store.state_dir.clone();
     let lock = lock_state_dir(&state_dir)?;
@@ -175,13 +185,16 @@ fn prepare(args: &Args, log: Arc<Syslog>) -> Result<Prepared, String> {
             state_dir.display()
         ),
     );
-    let state = Arc::new(State::new(
-        Arc::new(Mutex::new(store)),
-        Arc::new(config),
-        Arc::new(SystemUsers),
-        log,
-        hostname,
-    ));
+    let state = Arc::new(
+        State::new(
+            Arc::new(Mutex::new(store)),
+            Arc::new(config),
+            Arc::new(SystemUsers),
+            log,
+            hostname,
+        )
+        .with_keys(keys),
+    );
     Ok(Prepared { state, lock })
 }
 

@@ -20,12 +20,16 @@ pub enum Kind {
     PendingTotp,
     /// The store's key check value.
     KeyCheck,
+    /// A security key's credential (id, public key, AAGUID): not secret, but sealed so that a
+    /// row cannot be edited or moved to another user or factor without the master key.
+    Fido2,
 }
 
 impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::Totp => "totp",
+            Kind::Fido2 => "fido2",
             Kind::PendingTotp => "pending-totp",
             Kind::KeyCheck => "key-check",
         }

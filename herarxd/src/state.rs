@@ -18,6 +18,10 @@ pub struct State {
     pub log: Arc<dyn LogSink>,
     /// This host's name, for the account label of otpauth URIs.
     pub hostname: String,
+    /// The security keys plugged into this machine (ctap-hid-fido2 over hidraw in production).
+    pub keys: Arc<dyn crate::fido2::Authenticator>,
+    /// Single-use FIDO2 challenges, in memory.
+    pub challenges: crate::fido2::Challenges,
 }
 
 impl State {
@@ -34,7 +38,15 @@ impl State {
             users,
             log,
             hostname,
+            keys: Arc::new(crate::fido2::CtapHid::new()),
+            challenges: crate::fido2::Challenges::new(),
         }
+    }
+
+    /// The same state reaching security keys through `keys` (tests: a virtual or scripted
+    /// authenticator; it still returns raw bytes that the daemon verifies itself).
+    pub fn with_keys(self, keys: Arc<dyn crate::fido2::Authenticator>) -> Self {
+        State { keys, ..self }
     }
 
     /// The configuration in force now. Taken once per request, so a reload in the middle of

@@ -8,7 +8,7 @@
 //! runtime.
 
 use crate::core::{Daemon, DaemonError, describe};
-use herarx_proto::{AuthProxy, HerarxError, Step};
+use herarx_proto::{AuthProxy, HerarxError, Step, limits};
 use std::time::Duration;
 use tokio::runtime::Runtime;
 use zbus::fdo;
@@ -51,8 +51,10 @@ impl BusDaemon {
         let (bus, t) = (self.bus.as_str(), self.timeout);
         let connected = rt.block_on(async {
             tokio::time::timeout(t, async {
+                // Every call is bounded by `call`'s own timer; the connection's bound only has to
+                // let the longest (the reply after a `Wait` step) through.
                 let conn = zbus::connection::Builder::address(bus)
-                    .method_timeout(t)
+                    .method_timeout(t.max(Duration::from_secs(limits::WAIT_MAX_SECONDS)))
                     .build()
                     .await?;
                 let proxy = AuthProxy::builder(&conn)
@@ -83,6 +85,16 @@ impl BusDaemon {
         call: impl AsyncFnOnce(&AuthProxy<'static>) -> Result<T, HerarxError>,
     ) -> Result<T, DaemonError> {
         let t = self.timeout;
+        self.call_within(what, t, call)
+    }
+
+    /// Runs one call under `t`.
+    fn call_within<T>(
+        &mut self,
+        what: &str,
+        t: Duration,
+        call: impl AsyncFnOnce(&AuthProxy<'static>) -> Result<T, HerarxError>,
+    ) -> Result<T, DaemonError> {
         let Some(live) = self.live.as_ref() else {
             return Err(DaemonError::Daemon(HerarxError::ZBus(
                 zbus::Error::Failure(format!("{what} without a connection")),
@@ -115,6 +127,13 @@ impl Daemon for BusDaemon {
         self.connect()?;
         self.call("Begin", async |p| {
             p.begin(user, service, rhost, tty, ssh_auth_info).await
+        })
+    }
+
+    fn wait(&mut self, transaction: &str) -> Result<Step, DaemonError> {
+        let t = Duration::from_secs(limits::WAIT_MAX_SECONDS);
+        self.call_within("Answer (waiting)", t, async |p| {
+            p.answer(transaction, "").await
         })
     }
 

@@ -117,6 +117,9 @@ pub trait Daemon {
         ssh_auth_info: &str,
     ) -> Result<(String, Step), DaemonError>;
     fn answer(&mut self, transaction: &str, response: &str) -> Result<Step, DaemonError>;
+    /// `Answer` with an empty response after a `Wait` step: the daemon replies when the touch
+    /// happened or timed out, so this call may take up to `limits::WAIT_MAX_SECONDS`.
+    fn wait(&mut self, transaction: &str) -> Result<Step, DaemonError>;
     /// Best effort: the transaction dies with the connection anyway.
     fn cancel(&mut self, transaction: &str);
     /// Hands the login's ticket over from the session hook; whether the session is trusted.
@@ -162,6 +165,28 @@ pub fn authenticate(
             Action::Locked => {
                 show_error(conv, opts, &step.message);
                 return Outcome::new(Verdict::MaxTries, "locked out by the daemon");
+            }
+            Action::Wait => {
+                if answered >= limits::STEPS_MAX {
+                    daemon.cancel(&transaction);
+                    return Outcome::new(
+                        Verdict::AuthErr,
+                        format!(
+                            "daemon still waiting after {} steps: transaction abandoned",
+                            limits::STEPS_MAX
+                        ),
+                    );
+                }
+                // The instruction ("Touch your security key") is the step itself: shown even
+                // under PAM_SILENT, like a prompt.
+                if !step.message.is_empty() {
+                    conv.info(&step.message);
+                }
+                answered += 1;
+                step = match daemon.wait(&transaction) {
+                    Ok(next) => next,
+                    Err(e) => return daemon_failed(e, Phase::Answer, conv, opts),
+                };
             }
             Action::Prompt | Action::PromptVisible => {
                 // Whatever the daemon says, a login is not an endless conversation.

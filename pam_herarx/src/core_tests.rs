@@ -92,6 +92,8 @@ enum Call {
     Cancel,
     /// `OpenSession` with this ticket, and the daemon's reply.
     OpenSession(&'static str, Result<bool, DaemonError>),
+    /// `Answer` with an empty response after a `Wait` step.
+    Wait(Result<Step, DaemonError>),
 }
 
 struct ScriptedDaemon {
@@ -158,6 +160,14 @@ impl Daemon for ScriptedDaemon {
                 reply
             }
             other => panic!("unexpected OpenSession, script wanted {other:?}"),
+        }
+    }
+
+    fn wait(&mut self, transaction: &str) -> Result<Step, DaemonError> {
+        assert_eq!(transaction, TXN, "transaction id");
+        match self.script.pop_front() {
+            Some(Call::Wait(reply)) => reply,
+            other => panic!("unexpected wait, script wanted {other:?}"),
         }
     }
 
@@ -657,4 +667,43 @@ fn the_session_hook_hands_over_the_ticket_and_never_fails_the_session() {
         open_session("alice", Some("t-3"), &mut d),
         SessionOutcome::NotTrusted(why) if why.contains("no bus")
     ));
+}
+
+#[test]
+fn a_wait_step_shows_its_message_and_waits_without_asking() {
+    let touch = "Touch your security key.";
+    for opts in [Options::default(), silent()] {
+        let out = run_with(
+            [Shown::Info(touch.into())],
+            [
+                begin_with(Step {
+                    action: Action::Wait,
+                    ..Step::terminal(Action::Wait, touch)
+                }),
+                Call::Wait(Ok(Step::terminal(Action::Success, ""))),
+            ],
+            opts,
+        );
+        assert_eq!(out.verdict, Verdict::Success);
+    }
+    // No touch: the daemon falls back to a code prompt, which the module then asks.
+    let out = run(
+        [Shown::Info(touch.into()), hidden(PROMPT, GOOD)],
+        [
+            begin_with(Step::terminal(Action::Wait, touch)),
+            Call::Wait(Ok(prompt())),
+            Call::Answer(GOOD, Ok(Step::terminal(Action::Success, ""))),
+        ],
+    );
+    assert_eq!(out.verdict, Verdict::Success);
+    // The daemon lost while waiting: fail closed.
+    let out = run_with(
+        [Shown::Info(touch.into()), Shown::Error(UNAVAILABLE.into())],
+        [
+            begin_with(Step::terminal(Action::Wait, touch)),
+            Call::Wait(Err(DaemonError::Unreachable("timeout".into()))),
+        ],
+        open(),
+    );
+    assert_eq!(out.verdict, Verdict::AuthinfoUnavail);
 }

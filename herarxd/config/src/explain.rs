@@ -66,6 +66,12 @@ const REMEMBER: &[(&str, Kind)] = &[
     ("sk_keys_are_second_factor", Kind::Bool("true")),
     ("ssh_services", Kind::Strings("[\"sshd\"]")),
 ];
+const FIDO2: &[(&str, Kind)] = &[
+    ("rp_id", Kind::Str("\"pam://web1.example.com\"")),
+    ("user_verification", Kind::Str("\"discouraged\"")),
+    ("touch_timeout_seconds", Kind::Int("20")),
+    ("keys_first", Kind::Bool("true")),
+];
 const ROOT: &[(&str, Kind)] = &[
     ("version", Kind::Int("1")),
     ("store", Kind::Table(STORE)),
@@ -75,6 +81,7 @@ const ROOT: &[(&str, Kind)] = &[
     ("network", Kind::Table(NETWORK)),
     ("admin", Kind::Table(ADMIN)),
     ("remember", Kind::Table(REMEMBER)),
+    ("fido2", Kind::Table(FIDO2)),
     ("services", Kind::Named(SERVICE)),
 ];
 

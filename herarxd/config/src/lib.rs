@@ -38,6 +38,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub admin: AdminConfig,
     pub remember: RememberConfig,
+    pub fido2: Fido2Config,
     /// Per PAM service settings, `[services.<service>]`.
     pub services: BTreeMap<String, ServiceConfig>,
 }
@@ -123,6 +124,35 @@ pub struct ServiceConfig {
 /// The methods a service may accept, by their names in `services.NAME.methods`.
 pub const METHODS: &[&str] = &["totp", "backup-code"];
 
+/// Security keys (FIDO2).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fido2Config {
+    /// The relying party id keys are registered for, `pam://<name>`. Empty: `pam://` and this
+    /// host's name at the daemon's first start, recorded in the store and never re-read, so
+    /// renaming the host does not orphan the keys.
+    pub rp_id: String,
+    /// `discouraged`: a touch is enough; `required`: the key's PIN (or built-in biometrics)
+    /// too.
+    pub user_verification: String,
+    /// How long a login or an enrolment waits for the touch.
+    pub touch_timeout_seconds: u64,
+    /// At a local login of a user who has a key, ask for the touch first (else the user's
+    /// primary method first, the key in the menu).
+    pub keys_first: bool,
+}
+
+impl Default for Fido2Config {
+    fn default() -> Self {
+        Fido2Config {
+            rp_id: String::new(),
+            user_verification: "discouraged".into(),
+            touch_timeout_seconds: 20,
+            keys_first: true,
+        }
+    }
+}
+
 /// When a second factor is not asked again.
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -192,6 +222,7 @@ impl Default for Config {
             network: NetworkConfig::default(),
             admin: AdminConfig::default(),
             remember: RememberConfig::default(),
+            fido2: Fido2Config::default(),
             services: BTreeMap::new(),
         }
     }
@@ -532,6 +563,7 @@ impl Config {
         }
         self.validate_policy(&mut problems);
         self.validate_remember(&mut problems);
+        self.validate_fido2(&mut problems);
         if !self.admin.group.is_empty() && !valid_group_name(&self.admin.group) {
             problems.push(format!(
                 "admin.group = {:?}: not a group name (lowercase letters, digits, '_' and '-', \
@@ -645,6 +677,50 @@ impl Config {
                 ));
             }
         }
+    }
+
+    fn validate_fido2(&self, problems: &mut Vec<String>) {
+        let f = &self.fido2;
+        if !f.rp_id.is_empty() {
+            let name = f.rp_id.strip_prefix("pam://").unwrap_or("");
+            if name.is_empty()
+                || name.len() > 200
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            {
+                problems.push(format!(
+                    "fido2.rp_id = {:?}: must be \"pam://\" and a host-like name (letters, \
+                     digits, '.', '-', '_'), e.g. \"pam://web1.example.com\"; empty means this \
+                     host's name at first start. Changing it orphans every registered key",
+                    f.rp_id
+                ));
+            }
+        }
+        if !matches!(f.user_verification.as_str(), "discouraged" | "required") {
+            problems.push(format!(
+                "fido2.user_verification = {:?}: must be \"discouraged\" (a touch) or \
+                 \"required\" (the key's PIN or biometrics too)",
+                f.user_verification
+            ));
+        }
+        if !(5..=120).contains(&f.touch_timeout_seconds) {
+            problems.push(format!(
+                "fido2.touch_timeout_seconds = {}: must be 5 to 120",
+                f.touch_timeout_seconds
+            ));
+        } else if f.touch_timeout_seconds + 5 > self.login.timeout_seconds {
+            problems.push(format!(
+                "fido2.touch_timeout_seconds = {} leaves no time in login.timeout_seconds = {}: \
+                 a login must outlast its touch; lower the first or raise the second",
+                f.touch_timeout_seconds, self.login.timeout_seconds
+            ));
+        }
+    }
+
+    /// Whether logins and enrolments require user verification (PIN) of security keys.
+    pub fn fido2_uv_required(&self) -> bool {
+        self.fido2.user_verification == "required"
     }
 
     /// Seconds of session trust; 0: off.

@@ -39,6 +39,9 @@ pub mod limits {
     pub const STEPS_MAX: u32 = 16;
     /// Rows one `Admin.List` or `Admin.Log` call returns at most.
     pub const PAGE_MAX: u32 = 1000;
+    /// The longest the module waits for the reply to the `Answer` after a `Wait` step (the
+    /// daemon's touch timeout is at most 120 s).
+    pub const WAIT_MAX_SECONDS: u64 = 130;
     /// Bytes of a step's `message` (a QR code in block characters fits with room to spare).
     pub const MESSAGE_MAX: usize = 16 * 1024;
 }
@@ -53,6 +56,11 @@ pub enum Action {
     Prompt,
     /// Ask with echo on (a menu choice, "press Enter"): nothing secret is typed here.
     PromptVisible,
+    /// Show `message` (e.g. "Touch your security key."), then call `Answer` with an empty
+    /// response at once, without asking anything: the daemon is waiting for something outside
+    /// the conversation (a security-key touch) and replies when it happened or timed out,
+    /// within [`limits::WAIT_MAX_SECONDS`].
+    Wait,
     /// Verified: `PAM_SUCCESS`.
     Success,
     /// Refused (wrong answers, no usable factor): `PAM_AUTH_ERR`.
@@ -64,7 +72,7 @@ pub enum Action {
 impl Action {
     /// Whether the transaction is over after this step.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Action::Prompt | Action::PromptVisible)
+        !matches!(self, Action::Prompt | Action::PromptVisible | Action::Wait)
     }
 }
 
@@ -380,6 +388,19 @@ pub trait Factors {
 
     /// Forgets every address and SSH key remembered for the caller. Returns how many.
     fn forget(&self) -> Result<u32, HerarxError>;
+
+    /// Registers a security key plugged into this machine, named `name`, after the user
+    /// touches it (and gives its PIN when policy or the key requires one: `pin`, else empty).
+    /// The daemon talks to the key and verifies the registration itself. When the caller
+    /// already has a factor, `step_up_code` must be a fresh code or a backup code; or, when it
+    /// is empty and the caller has a security key, a touch of one of their keys (asked first).
+    /// Waits for the touches, up to the policy's timeout each.
+    fn add_security_key(
+        &self,
+        name: &str,
+        step_up_code: &str,
+        pin: &str,
+    ) -> Result<FactorInfo, HerarxError>;
 }
 
 /// Admin actions: the caller must be root or a member of the configured admin group, checked
@@ -456,6 +477,7 @@ mod tests {
     fn only_prompt_continues_a_transaction() {
         assert!(!Action::Prompt.is_terminal());
         assert!(!Action::PromptVisible.is_terminal());
+        assert!(!Action::Wait.is_terminal());
         for a in [
             Action::Skip,
             Action::Success,

@@ -120,7 +120,7 @@ impl std::error::Error for DeviceError {}
 
 /// A FIDO2 device backend. Implementations must return by `deadline` (with
 /// [`DeviceError::Timeout`] if the user did not act) and must not print to stdout.
-pub trait Authenticator {
+pub trait Authenticator: Send + Sync {
     /// The FIDO devices plugged in now.
     fn list(&self) -> Vec<DeviceInfo>;
 

@@ -873,7 +873,7 @@ fn wrong_registrations_are_refused() {
 struct ScriptedDevice {
     key: Scripted,
     flags: u8,
-    counter: std::cell::Cell<u32>,
+    counter: std::sync::atomic::AtomicU32,
 }
 
 impl Authenticator for ScriptedDevice {
@@ -914,10 +914,14 @@ impl Authenticator for ScriptedDevice {
         if !allow.iter().any(|a| a.0 == self.key.cred_id) {
             return Err(DeviceError::NoCredentials);
         }
-        self.counter.set(self.counter.get() + 1);
+        self.counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(self.key.assert_raw(
-            self.key
-                .assertion_auth_data(rp_id, self.flags, self.counter.get()),
+            self.key.assertion_auth_data(
+                rp_id,
+                self.flags,
+                self.counter.load(std::sync::atomic::Ordering::SeqCst),
+            ),
             challenge,
         ))
     }

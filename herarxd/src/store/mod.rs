@@ -12,6 +12,7 @@ pub mod audit;
 pub mod backup_codes;
 pub mod enrollments;
 pub mod factors;
+pub mod fido2;
 pub mod lockout;
 pub mod remembered;
 pub mod schema;

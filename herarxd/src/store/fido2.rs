@@ -1,0 +1,414 @@
+//! Security keys in the store: rows of the `factors` table with kind `fido2`, so that status,
+//! rename, remove, primary and admin reset treat them like any other factor.
+//!
+//! The credential (id, COSE public key, AAGUID) is sealed like a secret even though it is
+//! not one: the associated data binds it to its user and factor id, so nobody who can write
+//! the database file can swap in a key of their own. The signature counter lives in
+//! `last_step` and is advanced by a compare-and-set, so two logins with one assertion cannot
+//! both pass and a counter never goes back.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
+use super::factors::{self, FACTORS_PER_USER_MAX};
+use super::lockout::{self, Scope};
+use super::{Store, StoreError, from_sql, to_sql};
+use crate::fido2::{Credential, NewCredential};
+use crate::seal::{self, Kind};
+
+pub const KIND_FIDO2: &str = "fido2";
+
+/// A registered key, unsealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub factor_id: String,
+    pub name: String,
+    pub credential: Credential,
+    pub aaguid: [u8; 16],
+}
+
+/// `[u16 BE id length][credential id][16 AAGUID][COSE key]`.
+fn encode(credential_id: &[u8], aaguid: &[u8; 16], cose_key: &[u8]) -> Option<Vec<u8>> {
+    let len = u16::try_from(credential_id.len()).ok()?;
+    let mut out = Vec::with_capacity(2 + credential_id.len() + 16 + cose_key.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(credential_id);
+    out.extend_from_slice(aaguid);
+    out.extend_from_slice(cose_key);
+    Some(out)
+}
+
+fn decode(blob: &[u8]) -> Option<(Vec<u8>, [u8; 16], Vec<u8>)> {
+    let len = usize::from(u16::from_be_bytes(blob.get(..2)?.try_into().ok()?));
+    let id = blob.get(2..2 + len)?.to_vec();
+    let aaguid: [u8; 16] = blob.get(2 + len..2 + len + 16)?.try_into().ok()?;
+    let key = blob.get(2 + len + 16..)?.to_vec();
+    (!id.is_empty() && !key.is_empty()).then_some((id, aaguid, key))
+}
+
+/// The user's keys, oldest first. A row that does not open (moved, edited) is left out: it
+/// can never verify anything.
+pub fn keys(
+    conn: &Connection,
+    key: &crate::keys::MasterKey,
+    user: &str,
+) -> rusqlite::Result<Vec<StoredKey>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, sealed, last_step FROM factors WHERE user = ?1 AND kind = ?2
+         ORDER BY created, id",
+    )?;
+    let rows = stmt.query_map((user, KIND_FIDO2), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, name, sealed, counter) = row?;
+        let aad = seal::aad(Kind::Fido2, user, &id);
+        let Some((credential_id, aaguid, cose_key)) = seal::open(key, &aad, &sealed)
+            .ok()
+            .and_then(|plain| decode(&plain))
+        else {
+            continue;
+        };
+        out.push(StoredKey {
+            factor_id: id,
+            name,
+            credential: Credential {
+                credential_id,
+                cose_key,
+                counter: u32::try_from(counter.map_or(0, from_sql)).unwrap_or(u32::MAX),
+            },
+            aaguid,
+        });
+    }
+    Ok(out)
+}
+
+/// What adding a key came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddKeyOutcome {
+    Added(herarx_proto::FactorInfo),
+    /// This very key is registered already (for this user).
+    AlreadyRegistered,
+    TooManyFactors,
+}
+
+impl Store {
+    /// The user's registered keys.
+    pub fn fido2_keys(&mut self, user: &str) -> Result<Vec<StoredKey>, StoreError> {
+        Ok(keys(&self.conn, &self.key, user)?)
+    }
+
+    /// Stores a verified registration as a new factor named `name`, with its audit row. The
+    /// caller has checked the step-up (the device round trip happens outside any transaction).
+    pub fn add_fido2_key(
+        &mut self,
+        ctx: &AuditCtx,
+        name: &str,
+        new: &NewCredential,
+        now: u64,
+    ) -> Result<(AddKeyOutcome, AuditEntry), StoreError> {
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx: rusqlite::Transaction<'_>, outcome, result, reason: String| {
+            let entry = ctx.entry(now, "fido2-enroll", result, reason);
+            audit::insert(&tx, &entry)?;
+            tx.commit()?;
+            Ok((outcome, entry))
+        };
+        if factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
+            return finish(
+                tx,
+                AddKeyOutcome::TooManyFactors,
+                AuditResult::Refused,
+                "too many factors".into(),
+            );
+        }
+        if keys(&tx, &self.key, user)?
+            .iter()
+            .any(|k| k.credential.credential_id == new.credential_id)
+        {
+            return finish(
+                tx,
+                AddKeyOutcome::AlreadyRegistered,
+                AuditResult::Refused,
+                "this security key is registered already".into(),
+            );
+        }
+        let id = factors::new_id(&tx)?;
+        let Some(plain) = encode(&new.credential_id, &new.aaguid, &new.cose_key) else {
+            return finish(
+                tx,
+                AddKeyOutcome::AlreadyRegistered,
+                AuditResult::Refused,
+                "credential id too long".into(),
+            );
+        };
+        let sealed = seal::seal(&self.key, &seal::aad(Kind::Fido2, user, &id), &plain)?;
+        tx.prepare_cached(
+            "INSERT INTO factors (id, user, kind, name, algorithm, digits, period, sealed, last_step, created, last_used)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, 0, ?6, ?7, ?8, 0)",
+        )?
+        .execute(rusqlite::params![
+            id,
+            user,
+            KIND_FIDO2,
+            name,
+            new.algorithm.name(),
+            sealed,
+            i64::from(new.counter),
+            to_sql(now),
+        ])?;
+        let first = factors::count(&tx, user)? == 1;
+        let info = herarx_proto::FactorInfo {
+            id: id.clone(),
+            kind: KIND_FIDO2.into(),
+            name: name.to_owned(),
+            created: now,
+            last_used: 0,
+            primary: first,
+        };
+        finish(
+            tx,
+            AddKeyOutcome::Added(info),
+            AuditResult::Success,
+            format!(
+                "security key {id} registered ({}, AAGUID {}, attestation {})",
+                new.algorithm.name(),
+                data_encoding::HEXLOWER.encode(&new.aaguid),
+                new.attestation_format
+            ),
+        )
+    }
+
+    /// A verified assertion of key `factor_id`: advances its counter to `counter` by a
+    /// compare-and-set and clears the attempt's failures, with the audit row, in one
+    /// transaction. `false` (and a denial audited as a possible clone) when the stored counter
+    /// moved meanwhile: another login used a later assertion first.
+    pub fn fido2_accept(
+        &mut self,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        factor_id: &str,
+        counter: u32,
+        now: u64,
+    ) -> Result<(bool, AuditEntry), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let new = i64::from(counter);
+        let moved = tx
+            .prepare_cached(
+                "UPDATE factors SET last_step = ?4, last_used = ?5
+                 WHERE id = ?1 AND user = ?2 AND kind = ?3
+                   AND (coalesce(last_step, 0) < ?4 OR (coalesce(last_step, 0) = 0 AND ?4 = 0))",
+            )?
+            .execute(rusqlite::params![
+                factor_id,
+                ctx.user,
+                KIND_FIDO2,
+                new,
+                to_sql(now)
+            ])?;
+        let (accepted, entry) = if moved == 1 {
+            lockout::clear(&tx, &ctx.user, scope)?;
+            (
+                true,
+                ctx.entry(
+                    now,
+                    "fido2",
+                    AuditResult::Success,
+                    format!("security key {factor_id} verified (counter {counter})"),
+                ),
+            )
+        } else {
+            (
+                false,
+                ctx.entry(
+                    now,
+                    "fido2",
+                    AuditResult::Denied,
+                    format!(
+                        "security key {factor_id}: counter {counter} not above the stored one \
+                         (fido2-counter-regression-possible-clone)"
+                    ),
+                ),
+            )
+        };
+        audit::insert(&tx, &entry)?;
+        tx.commit()?;
+        Ok((accepted, entry))
+    }
+
+    /// A refused assertion: counted as a failure of the attempt's scope, audited with
+    /// `reason` (never secret). Returns the lock that now bars the attempt, if any.
+    pub fn fido2_reject(
+        &mut self,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        reason: &str,
+        now: u64,
+    ) -> Result<(Option<u64>, AuditEntry), StoreError> {
+        let policy = self.policy().lockout;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let after = lockout::record_failure(&tx, &ctx.user, scope, now, &policy)?;
+        let locked = after.locked_at(now);
+        let mut reason = format!("{reason} (failure {})", after.count);
+        if let Some(until) = locked {
+            reason.push_str(&format!("; locked until {until}"));
+        }
+        let entry = ctx.entry(now, "fido2", AuditResult::Denied, reason);
+        audit::insert(&tx, &entry)?;
+        tx.commit()?;
+        Ok((locked, entry))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fido2::Algorithm;
+    use crate::store::testing::open_store;
+
+    fn ctx(user: &str) -> AuditCtx {
+        AuditCtx {
+            user: user.into(),
+            ..AuditCtx::default()
+        }
+    }
+
+    fn new_key(id: &[u8], counter: u32) -> NewCredential {
+        NewCredential {
+            credential_id: id.to_vec(),
+            cose_key: vec![0xa1, 0x01, 0x02],
+            algorithm: Algorithm::Es256,
+            aaguid: [7; 16],
+            counter,
+            user_verified: false,
+            attestation_format: "none".into(),
+        }
+    }
+
+    #[test]
+    fn keys_are_sealed_factors_listed_per_user_and_not_registered_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (o, _) = s
+            .add_fido2_key(&ctx("alice"), "YubiKey", &new_key(b"cred-1", 5), 100)
+            .unwrap();
+        let AddKeyOutcome::Added(info) = o else {
+            panic!("{o:?}")
+        };
+        assert_eq!((info.kind.as_str(), info.primary), ("fido2", true));
+        let (o, _) = s
+            .add_fido2_key(&ctx("alice"), "again", &new_key(b"cred-1", 9), 101)
+            .unwrap();
+        assert_eq!(o, AddKeyOutcome::AlreadyRegistered);
+        s.add_fido2_key(&ctx("bob"), "bob's", &new_key(b"cred-2", 0), 102)
+            .unwrap();
+        let keys = s.fido2_keys("alice").unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].credential.credential_id, b"cred-1");
+        assert_eq!(keys[0].credential.counter, 5);
+        assert_eq!(keys[0].aaguid, [7; 16]);
+        // Listed among the user's factors like any other.
+        let infos = s.factor_infos("alice").unwrap();
+        assert_eq!(infos[0].kind, "fido2");
+        // A row moved to another user no longer opens.
+        s.conn()
+            .execute("UPDATE factors SET user = 'bob' WHERE id = ?1", [&info.id])
+            .unwrap();
+        assert_eq!(
+            s.fido2_keys("bob").unwrap().len(),
+            1,
+            "only bob's own key opens"
+        );
+    }
+
+    #[test]
+    fn the_counter_only_moves_forward_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (o, _) = s
+            .add_fido2_key(&ctx("alice"), "k", &new_key(b"c", 5), 100)
+            .unwrap();
+        let AddKeyOutcome::Added(info) = o else {
+            panic!()
+        };
+        let local = Scope::Local;
+        assert!(
+            s.fido2_accept(&ctx("alice"), &local, &info.id, 6, 200)
+                .unwrap()
+                .0
+        );
+        assert!(
+            !s.fido2_accept(&ctx("alice"), &local, &info.id, 6, 201)
+                .unwrap()
+                .0,
+            "same counter"
+        );
+        assert!(
+            !s.fido2_accept(&ctx("alice"), &local, &info.id, 3, 202)
+                .unwrap()
+                .0,
+            "backwards"
+        );
+        assert!(
+            !s.fido2_accept(&ctx("bob"), &local, &info.id, 9, 203)
+                .unwrap()
+                .0,
+            "not bob's"
+        );
+        assert_eq!(s.fido2_keys("alice").unwrap()[0].credential.counter, 6);
+        // Keys without a counter (always 0) keep working.
+        let (o, _) = s
+            .add_fido2_key(&ctx("carol"), "k", &new_key(b"z", 0), 100)
+            .unwrap();
+        let AddKeyOutcome::Added(z) = o else { panic!() };
+        assert!(
+            s.fido2_accept(&ctx("carol"), &local, &z.id, 0, 200)
+                .unwrap()
+                .0
+        );
+        assert!(
+            s.fido2_accept(&ctx("carol"), &local, &z.id, 0, 201)
+                .unwrap()
+                .0
+        );
+    }
+
+    #[test]
+    fn rejections_count_towards_the_lockout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let mut last = None;
+        for i in 0..5 {
+            last = s
+                .fido2_reject(&ctx("alice"), &Scope::Local, "user not present", 100 + i)
+                .unwrap()
+                .0;
+        }
+        assert!(last.is_some(), "locked at max_failures");
+    }
+
+    #[test]
+    fn encoding_round_trips_and_refuses_garbage() {
+        let blob = encode(b"id", &[1; 16], b"key").unwrap();
+        assert_eq!(
+            decode(&blob),
+            Some((b"id".to_vec(), [1; 16], b"key".to_vec()))
+        );
+        for bad in [&b""[..], &[0, 5, 1], &[0, 0][..], &blob[..blob.len() - 3]] {
+            assert_eq!(decode(bad), None, "{bad:?}");
+        }
+    }
+}
