@@ -42,6 +42,20 @@ pub const MENU_PROMPT: &str = "Choose a number (Enter to go back): ";
 pub const ENROL_PROMPT: &str = "Code from the app, to finish setting up: ";
 pub const ENROL_PROMPT_AFTER_WRONG: &str = "Wrong code. Code from the app, to finish setting up: ";
 pub const SAVED_PROMPT: &str = "Press Enter once you have saved them: ";
+pub const TOUCH_MESSAGE: &str = "Touch your security key.";
+pub const KEY_PIN_PROMPT: &str = "Security key PIN: ";
+pub const KEY_PIN_AGAIN: &str = "Wrong PIN. Security key PIN: ";
+pub const KEY_NEEDS_PIN: &str = "This key needs its PIN. Security key PIN: ";
+pub const KEY_NOT_PLUGGED: &str = "No security key is plugged in.";
+pub const KEY_NOT_TOUCHED: &str = "The security key was not touched in time.";
+pub const KEY_NOT_REGISTERED: &str = "That security key is not registered for this account.";
+pub const KEY_REFUSED: &str = "The security key's answer was refused.";
+pub const KEY_CLONED: &str = "This security key's signature counter went backwards: it may have \
+been cloned. The login is refused; tell your administrator.";
+/// A remote login of a user whose only methods are security keys.
+pub const KEYS_NOT_REMOTE: &str = "Your only sign-in method is a security key, and keys are \
+not used for remote logins. Set up an authenticator app (`herarxctl totp add`) at this \
+machine, or log in locally.";
 pub const WRONG_CODE: &str = "Wrong code.";
 pub const NO_CODE_GIVEN: &str = "No code was given.";
 pub const REPLAYED_CODE: &str = "That code was already used.";
@@ -79,16 +93,50 @@ pub struct Caller {
 struct Methods {
     totp: bool,
     backup_codes: u32,
+    /// Security keys offered here (0 for remote logins: never a touch at the server).
+    keys: usize,
+    /// Keys need their PIN (policy `fido2.user_verification = "required"`).
+    key_pin: bool,
+    /// Ask for the touch first (policy `fido2.keys_first`).
+    keys_first: bool,
 }
 
 impl Methods {
     fn any(self) -> bool {
+        self.totp || self.backup_codes > 0 || self.keys > 0
+    }
+
+    /// Whether anything but a key is left to fall back to.
+    fn codes(self) -> bool {
         self.totp || self.backup_codes > 0
+    }
+
+    /// The stage and step that ask for a key.
+    fn key_step(self) -> (Stage, Step) {
+        if self.key_pin {
+            (Stage::KeyPin, Step::prompt(KEY_PIN_PROMPT))
+        } else {
+            (Stage::KeyTouch { pin: None }, Step::wait(TOUCH_MESSAGE))
+        }
+    }
+
+    /// The first stage and step of a login.
+    fn first(self) -> (Stage, Step) {
+        if self.keys > 0 && (self.keys_first || !self.codes()) {
+            self.key_step()
+        } else if self.totp {
+            (Stage::Code, self.first_prompt())
+        } else {
+            (Stage::BackupCode, self.first_prompt())
+        }
     }
 
     /// The menu: `(choice, what it leads to, line)`.
     fn menu(self) -> Vec<(Stage, String)> {
         let mut items = Vec::new();
+        if self.keys > 0 {
+            items.push((self.key_step().0, "Security key".to_owned()));
+        }
         if self.totp {
             items.push((Stage::Code, "Authenticator app".to_owned()));
         }
@@ -104,7 +152,7 @@ impl Methods {
     fn first_prompt(self) -> Step {
         if !self.totp {
             Step::prompt(BACKUP_PROMPT)
-        } else if self.backup_codes > 0 {
+        } else if self.backup_codes > 0 || self.keys > 0 {
             Step::prompt(PROMPT_WITH_MENU)
         } else {
             Step::prompt(PROMPT)
@@ -125,6 +173,10 @@ enum Stage {
     Enrol { pending_id: String },
     /// Enrolled; the backup codes are shown; any answer finishes.
     ShowCodes,
+    /// Asking for the security key's PIN.
+    KeyPin,
+    /// A `Wait` step was sent: the next (empty) answer runs the key's assertion.
+    KeyTouch { pin: Option<Zeroizing<String>> },
 }
 
 struct Txn {
@@ -251,6 +303,8 @@ enum Next {
 fn prompt_of(stage: &Stage, methods: Methods) -> Step {
     match stage {
         Stage::BackupCode => Step::prompt(BACKUP_PROMPT),
+        Stage::KeyPin => Step::prompt(KEY_PIN_PROMPT),
+        Stage::KeyTouch { .. } => Step::wait(TOUCH_MESSAGE),
         _ if methods.backup_codes > 0 => Step::prompt(PROMPT_WITH_MENU),
         _ => Step::prompt(PROMPT),
     }
@@ -341,7 +395,8 @@ impl Logins {
         ssh_auth_info: &str,
         now: u64,
     ) -> Result<(String, Step), HerarxError> {
-        let remote = is_remote(rhost);
+        // Remote from PAM_RHOST, or from the service's policy; never from the caller.
+        let remote = is_remote(rhost) || self.state.config().always_remote(service);
         let ctx = AuditCtx {
             user: printable(user),
             caller_uid: caller.uid,
@@ -408,7 +463,14 @@ impl Logins {
                     .into(),
             ));
         }
-        let scope = scope_of(rhost);
+        let scope = match scope_of(rhost) {
+            Scope::Local if remote => Scope::Remote(match crate::config::rhost_address(rhost) {
+                Some(a) => a.to_string(),
+                None if rhost.trim().is_empty() => "unknown".to_owned(),
+                None => rhost.trim().to_ascii_lowercase(),
+            }),
+            scope => scope,
+        };
         let start = self.decide(&ctx, &scope, caller, ssh_auth_info, now)?;
         let (stage, methods, first, remember) = match start {
             Start::Done(step) => return Ok((String::new(), step)),
@@ -494,8 +556,11 @@ impl Logins {
         let enrolled = Methods {
             totp: login.totp_factors > 0,
             backup_codes: login.backup_codes_left,
+            keys: login.fido2_keys,
+            key_pin: config.fido2_uv_required(),
+            keys_first: config.fido2.keys_first,
         };
-        // What this service accepts of them (`services.NAME.methods`).
+        // What this service accepts of them (`services.NAME.methods`); keys only locally.
         let methods = Methods {
             totp: enrolled.totp && config.service_accepts(&ctx.service, "totp"),
             backup_codes: if config.service_accepts(&ctx.service, "backup-code") {
@@ -503,6 +568,12 @@ impl Logins {
             } else {
                 0
             },
+            keys: if scope == &Scope::Local && config.service_accepts(&ctx.service, "fido2") {
+                enrolled.keys
+            } else {
+                0
+            },
+            ..enrolled
         };
         let trusted_skip =
             |net: ipnet::IpNet| skip(format!("trusted network {net} (service {})", ctx.service));
@@ -522,6 +593,15 @@ impl Logins {
                 Action::Locked,
                 locked_message(until, now),
             )));
+        }
+        if enrolled.any() && !methods.any() && scope != &Scope::Local && !enrolled.codes() {
+            self.record(&ctx.entry(
+                now,
+                "none",
+                AuditResult::Denied,
+                "only security keys enrolled; keys are not offered to remote logins",
+            ));
+            return Ok(Start::Done(Step::terminal(Action::Denied, KEYS_NOT_REMOTE)));
         }
         if enrolled.any() && !methods.any() {
             self.record(&ctx.entry(
@@ -543,16 +623,8 @@ impl Logins {
                 Verified::Yes(method, reason) => return skip_as(method, reason),
                 Verified::No(remember) => remember,
             };
-            return Ok(Start::Run(
-                if methods.totp {
-                    Stage::Code
-                } else {
-                    Stage::BackupCode
-                },
-                methods,
-                methods.first_prompt(),
-                remember,
-            ));
+            let (stage, step) = methods.first();
+            return Ok(Start::Run(stage, methods, step, remember));
         }
         // No factor: what policy says for this user, here, now.
         let requirement = policy::requirement(&config, self.state.users.as_ref(), user);
@@ -568,7 +640,7 @@ impl Logins {
         } else {
             now
         };
-        let origin = match (trusted.is_some(), ctx.remote) {
+        let origin = match (trusted.is_some(), scope != &Scope::Local) {
             (true, _) => Origin::Trusted,
             (false, true) => Origin::Remote,
             (false, false) => Origin::Local,
@@ -629,6 +701,9 @@ impl Logins {
             Methods {
                 totp: false,
                 backup_codes: 0,
+                keys: 0,
+                key_pin: false,
+                keys_first: false,
             },
             Step::prompt(ENROL_PROMPT).with_message(text.as_str()),
             Vec::new(),
@@ -883,6 +958,20 @@ impl Logins {
             }
             Stage::Menu => Ok(self.answer_menu(methods, response)),
             Stage::Enrol { pending_id } => self.answer_enrolment(&ctx, &pending_id, response, now),
+            Stage::KeyPin => Ok(Next::Continue(
+                Stage::KeyTouch {
+                    pin: Some(Zeroizing::new(response.to_owned())),
+                },
+                Step::wait(TOUCH_MESSAGE),
+            )),
+            Stage::KeyTouch { pin } => self.answer_touch(
+                id,
+                &ctx,
+                &scope,
+                methods,
+                pin.as_deref().map(String::as_str),
+                now,
+            ),
             Stage::ShowCodes => Ok(Next::Done(self.after_success(
                 id,
                 &ctx,
@@ -1016,17 +1105,228 @@ impl Logins {
         })
     }
 
+    /// Whether the transaction's next answer waits for a security key (the D-Bus layer then
+    /// runs it on the blocking pool: it can take `fido2.touch_timeout_seconds`).
+    pub fn waits_for_key(&self, bus_name: &str, id: &str) -> bool {
+        self.table()
+            .by_id
+            .get(id)
+            .is_some_and(|t| t.owner == bus_name && matches!(t.stage, Stage::KeyTouch { .. }))
+    }
+
+    /// Where a key that did not do it leaves the login: the code prompt (prefixed with why),
+    /// or the end when the user has nothing else.
+    fn after_key(&self, methods: Methods, why: &str) -> Next {
+        if methods.totp {
+            Next::Continue(
+                Stage::Code,
+                Step::prompt(format!("{why} {}", PROMPT_WITH_MENU)),
+            )
+        } else if methods.backup_codes > 0 {
+            Next::Continue(
+                Stage::BackupCode,
+                Step::prompt(format!("{why} {BACKUP_PROMPT}")),
+            )
+        } else {
+            Next::Done(Step::terminal(Action::Denied, why))
+        }
+    }
+
+    /// Uses up one of the login's tries; whether any are left.
+    fn use_try(&self, id: &str) -> bool {
+        let max_tries = self.state.config().login.max_tries;
+        let mut table = self.table();
+        match table.by_id.get_mut(id) {
+            Some(txn) => {
+                txn.tries += 1;
+                txn.tries < max_tries
+            }
+            None => false,
+        }
+    }
+
+    /// The touch: asks the plugged-in keys for an assertion over a fresh challenge, and
+    /// verifies it here (rpIdHash, flags, allow list, signature, counter) before anything is
+    /// believed; the counter moves forward in the store before success is reported.
+    fn answer_touch(
+        &self,
+        id: &str,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        methods: Methods,
+        pin: Option<&str>,
+        now: u64,
+    ) -> Result<Next, HerarxError> {
+        use crate::fido2::{AssertionError, CredId, DeviceError, Purpose, Uv};
+        use std::time::{Duration, Instant};
+        let config = self.state.config();
+        let uv_required = config.fido2_uv_required();
+        let user = ctx.user.as_str();
+        let (stored, rp_id) = {
+            let mut store = self.state.store();
+            store.fido2_keys(user).and_then(|k| {
+                Ok((
+                    k,
+                    store.fido2_rp_id(&config.fido2.rp_id, &self.state.hostname)?,
+                ))
+            })
+        }
+        .map_err(|e| self.state.internal("reading security keys", &e))?;
+        let note = |reason: String| {
+            self.record(&ctx.entry(now, "fido2", AuditResult::Denied, reason));
+        };
+        let devices = self.state.keys.list();
+        if devices.is_empty() || stored.is_empty() {
+            note("no security key plugged in".into());
+            return Ok(self.after_key(methods, KEY_NOT_PLUGGED));
+        }
+        let timeout = Duration::from_secs(config.fido2.touch_timeout_seconds);
+        let started = Instant::now();
+        let challenge = self
+            .state
+            .challenges
+            .issue(
+                user,
+                Purpose::Login,
+                started,
+                timeout + Duration::from_secs(5),
+            )
+            .map_err(|e| {
+                self.state
+                    .log
+                    .log(Severity::Error, &format!("cannot make a challenge: {e}"));
+                HerarxError::Internal("herarxd could not make a challenge; try again.".into())
+            })?;
+        let allow: Vec<CredId> = stored
+            .iter()
+            .map(|k| CredId(k.credential.credential_id.clone()))
+            .collect();
+        let uv = if uv_required {
+            Uv::Required
+        } else {
+            Uv::Discouraged
+        };
+        let asked = crate::fido2::get_assertion_any(
+            self.state.keys.as_ref(),
+            &devices,
+            &rp_id,
+            &challenge,
+            &allow,
+            uv,
+            pin,
+            started + timeout,
+        );
+        // Single use, whatever the key said.
+        let fresh = self
+            .state
+            .challenges
+            .take(&challenge, user, Purpose::Login, Instant::now());
+        let raw = match asked {
+            Ok((_, raw)) => raw,
+            Err(DeviceError::PinInvalid) => {
+                note("wrong security key PIN".into());
+                return Ok(if self.use_try(id) {
+                    Next::Continue(Stage::KeyPin, Step::prompt(KEY_PIN_AGAIN))
+                } else {
+                    Next::Done(Step::terminal(Action::Denied, "Wrong PIN."))
+                });
+            }
+            Err(DeviceError::PinRequired) if pin.is_none() => {
+                return Ok(Next::Continue(Stage::KeyPin, Step::prompt(KEY_NEEDS_PIN)));
+            }
+            Err(DeviceError::Timeout | DeviceError::Denied) => {
+                note("security key not touched in time".into());
+                return Ok(self.after_key(methods, KEY_NOT_TOUCHED));
+            }
+            Err(DeviceError::NoCredentials) => {
+                note("the plugged-in keys hold none of the user's credentials".into());
+                return Ok(self.after_key(methods, KEY_NOT_REGISTERED));
+            }
+            Err(DeviceError::NotPresent) => {
+                note("no security key plugged in".into());
+                return Ok(self.after_key(methods, KEY_NOT_PLUGGED));
+            }
+            Err(e) => {
+                note(format!("security key error: {e}"));
+                let mut why = e.to_string();
+                if let Some(first) = why.get(..1) {
+                    why = format!("{}{}.", first.to_uppercase(), &why[1..]);
+                }
+                return Ok(self.after_key(methods, &why));
+            }
+        };
+        let creds: Vec<crate::fido2::Credential> =
+            stored.iter().map(|k| k.credential.clone()).collect();
+        let verified = fresh
+            .map_err(|_| AssertionError::UnknownCredential)
+            .and_then(|()| {
+                crate::fido2::verify_assertion_for_user(
+                    &creds,
+                    &raw.credential_id,
+                    &rp_id,
+                    &challenge,
+                    &raw.auth_data,
+                    &raw.signature,
+                    uv_required,
+                )
+            });
+        match verified {
+            Ok((index, counter)) => {
+                let factor_id = stored
+                    .get(index)
+                    .map(|k| k.factor_id.clone())
+                    .unwrap_or_default();
+                let (accepted, entry) = self
+                    .state
+                    .store()
+                    .fido2_accept(ctx, scope, &factor_id, counter.counter, now)
+                    .map_err(|e| self.state.internal("recording a key's counter", &e))?;
+                self.state.log.audit(&entry);
+                if accepted {
+                    Ok(Next::Done(self.after_success(
+                        id,
+                        ctx,
+                        Step::terminal(Action::Success, ""),
+                        now,
+                    )))
+                } else {
+                    self.state.log.log(Severity::Warning, &entry.reason);
+                    Ok(Next::Done(Step::terminal(Action::Denied, KEY_CLONED)))
+                }
+            }
+            Err(e) => {
+                let (locked, entry) = self
+                    .state
+                    .store()
+                    .fido2_reject(ctx, scope, e.audit_reason(), now)
+                    .map_err(|e| self.state.internal("counting a refused key", &e))?;
+                self.state.log.audit(&entry);
+                if let Some(until) = locked {
+                    return Ok(Next::Done(Step::terminal(
+                        Action::Locked,
+                        locked_message(until, now),
+                    )));
+                }
+                if matches!(e, AssertionError::CounterRegression { .. }) {
+                    self.state.log.log(Severity::Warning, &entry.reason);
+                    return Ok(Next::Done(Step::terminal(Action::Denied, KEY_CLONED)));
+                }
+                Ok(if self.use_try(id) {
+                    self.after_key(methods, KEY_REFUSED)
+                } else {
+                    Next::Done(Step::terminal(Action::Denied, KEY_REFUSED))
+                })
+            }
+        }
+    }
+
     /// A choice in the method menu.
     fn answer_menu(&self, methods: Methods, response: &str) -> Next {
         let items = methods.menu();
         let choice = response.trim();
         if choice.is_empty() {
-            let back = if methods.totp {
-                Stage::Code
-            } else {
-                Stage::BackupCode
-            };
-            return Next::Continue(back.clone(), prompt_of(&back, methods));
+            let (back, step) = methods.first();
+            return Next::Continue(back, step);
         }
         match choice
             .parse::<usize>()
@@ -1683,6 +1983,301 @@ pub(crate) mod tests {
         assert_eq!(step, Step::terminal(Action::Denied, NO_ACCEPTED_METHOD));
     }
 
+    // ---- security keys --------------------------------------------------------------
+
+    use crate::fido2::tests::{Scripted, ScriptedDevice};
+    use crate::fido2::{Algorithm, NewCredential};
+
+    const UP: u8 = 0x01;
+    const UV: u8 = 0x04;
+
+    fn device(flags: u8) -> ScriptedDevice {
+        ScriptedDevice {
+            key: Scripted::p256(),
+            flags,
+            counter: 0.into(),
+        }
+    }
+
+    /// A harness whose machine has `dev` plugged in, with `dev`'s key registered for alice
+    /// (unless `register` is false).
+    fn key_harness(config: Config, dev: Arc<ScriptedDevice>, register: bool) -> Harness {
+        let Harness {
+            state,
+            logins,
+            log,
+            _dir,
+        } = harness_with(config);
+        drop(logins);
+        let state = Arc::new(Arc::try_unwrap(state).ok().unwrap().with_keys(dev.clone()));
+        let h = Harness {
+            logins: Logins::new(state.clone()),
+            state,
+            log,
+            _dir,
+        };
+        if register {
+            let ctx = AuditCtx {
+                user: "alice".into(),
+                ..AuditCtx::default()
+            };
+            h.state
+                .store()
+                .add_fido2_key(
+                    &ctx,
+                    "YubiKey",
+                    &NewCredential {
+                        credential_id: dev.key.cred_id.clone(),
+                        cose_key: dev.key.cose_key(),
+                        algorithm: Algorithm::Es256,
+                        aaguid: dev.key.aaguid,
+                        counter: 0,
+                        user_verified: false,
+                        attestation_format: "none".into(),
+                    },
+                    NOW,
+                )
+                .unwrap();
+        }
+        h
+    }
+
+    #[test]
+    fn a_local_login_with_a_key_is_a_touch() {
+        let h = key_harness(Config::default(), Arc::new(device(UP)), true);
+        let (id, step) = begin(&h, "alice", "");
+        assert_eq!(step, Step::wait(TOUCH_MESSAGE));
+        assert!(h.logins.waits_for_key(":1.7", &id));
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(step, Step::terminal(Action::Success, ""));
+        let a = &h.audit()[0];
+        assert_eq!(
+            (a.method.as_str(), a.result),
+            ("fido2", AuditResult::Success)
+        );
+        // Again: the counter moved on, the next assertion passes too.
+        let (id, _) = begin(&h, "alice", "");
+        assert_eq!(
+            h.logins.answer(":1.7", &id, "", NOW).unwrap().action,
+            Action::Success
+        );
+    }
+
+    #[test]
+    fn remote_logins_never_offer_a_key() {
+        let h = key_harness(Config::default(), Arc::new(device(UP)), true);
+        let (_, step) = begin(&h, "alice", "192.0.2.1");
+        assert_eq!(step, Step::terminal(Action::Denied, KEYS_NOT_REMOTE));
+        h.enrol("alice");
+        let (id, step) = begin(&h, "alice", "192.0.2.1");
+        assert_eq!(step, Step::prompt(PROMPT));
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(
+            step,
+            Step::prompt(PROMPT),
+            "no menu: the key is not offered"
+        );
+    }
+
+    #[test]
+    fn without_the_key_the_login_falls_back_to_the_code() {
+        // The plugged-in key is not alice's.
+        let h = key_harness(Config::default(), Arc::new(device(UP)), false);
+        let other = device(UP);
+        let ctx = AuditCtx {
+            user: "alice".into(),
+            ..AuditCtx::default()
+        };
+        h.state
+            .store()
+            .add_fido2_key(
+                &ctx,
+                "lost key",
+                &NewCredential {
+                    credential_id: other.key.cred_id.clone(),
+                    cose_key: other.key.cose_key(),
+                    algorithm: Algorithm::Es256,
+                    aaguid: other.key.aaguid,
+                    counter: 0,
+                    user_verified: false,
+                    attestation_format: "none".into(),
+                },
+                NOW,
+            )
+            .unwrap();
+        h.enrol("alice");
+        let (id, step) = begin(&h, "alice", "");
+        assert_eq!(step.action, Action::Wait);
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(
+            step,
+            Step::prompt(format!("{KEY_NOT_REGISTERED} {PROMPT_WITH_MENU}"))
+        );
+        assert!(!h.logins.waits_for_key(":1.7", &id));
+        let step = h.logins.answer(":1.7", &id, &code(NOW), NOW).unwrap();
+        assert_eq!(step.action, Action::Success);
+    }
+
+    #[test]
+    fn a_key_without_user_presence_is_refused_and_counted() {
+        let h = key_harness(Config::default(), Arc::new(device(0)), true);
+        h.enrol("alice");
+        let (id, _) = begin(&h, "alice", "");
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(
+            step,
+            Step::prompt(format!("{KEY_REFUSED} {PROMPT_WITH_MENU}"))
+        );
+        let a = &h.audit()[0];
+        assert!(a.reason.starts_with("fido2-user-not-present"), "{a:?}");
+        assert_eq!(
+            h.state
+                .store()
+                .failures("alice", &Scope::Local, NOW)
+                .unwrap()
+                .count,
+            1
+        );
+    }
+
+    #[test]
+    fn a_counter_going_backwards_is_refused_as_a_possible_clone() {
+        let dev = Arc::new(device(UP));
+        let h = key_harness(Config::default(), dev.clone(), true);
+        let factor = h.state.store().fido2_keys("alice").unwrap()[0]
+            .factor_id
+            .clone();
+        let ctx = AuditCtx {
+            user: "alice".into(),
+            ..AuditCtx::default()
+        };
+        // The store has seen counter 100; the key says 1.
+        assert!(
+            h.state
+                .store()
+                .fido2_accept(&ctx, &Scope::Local, &factor, 100, NOW)
+                .unwrap()
+                .0
+        );
+        let (id, _) = begin(&h, "alice", "");
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(step, Step::terminal(Action::Denied, KEY_CLONED));
+        assert!(
+            h.audit()[0].reason.contains("counter-regression"),
+            "{:?}",
+            h.audit()[0]
+        );
+        assert!(
+            h.log
+                .lines()
+                .iter()
+                .any(|l| l.contains("counter-regression"))
+        );
+    }
+
+    #[test]
+    fn no_key_plugged_in_says_so_and_offers_the_rest() {
+        struct Nothing;
+        impl crate::fido2::Authenticator for Nothing {
+            fn list(&self) -> Vec<crate::fido2::DeviceInfo> {
+                Vec::new()
+            }
+            fn make_credential(
+                &self,
+                _: &crate::fido2::DeviceInfo,
+                _: &str,
+                _: &[u8; 32],
+                _: &[u8],
+                _: &[crate::fido2::CredId],
+                _: &[Algorithm],
+                _: crate::fido2::Uv,
+                _: Option<&str>,
+                _: std::time::Instant,
+            ) -> Result<crate::fido2::RawRegistration, crate::fido2::DeviceError> {
+                Err(crate::fido2::DeviceError::NotPresent)
+            }
+            fn get_assertion(
+                &self,
+                _: &crate::fido2::DeviceInfo,
+                _: &str,
+                _: &[u8; 32],
+                _: &[crate::fido2::CredId],
+                _: crate::fido2::Uv,
+                _: Option<&str>,
+                _: std::time::Instant,
+            ) -> Result<crate::fido2::RawAssertion, crate::fido2::DeviceError> {
+                Err(crate::fido2::DeviceError::NotPresent)
+            }
+        }
+        let dev = Arc::new(device(UP));
+        let Harness {
+            state,
+            logins,
+            log: _log,
+            _dir,
+        } = key_harness(Config::default(), dev, true);
+        drop(logins);
+        let state = Arc::try_unwrap(state)
+            .ok()
+            .unwrap()
+            .with_keys(Arc::new(Nothing));
+        let state = Arc::new(state);
+        let logins = Logins::new(state.clone());
+        let (id, step) = logins
+            .begin(&root(), "alice", "login", "", "", "", NOW)
+            .unwrap();
+        assert_eq!(step.action, Action::Wait);
+        let step = logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(
+            step,
+            Step::terminal(Action::Denied, KEY_NOT_PLUGGED),
+            "nothing else"
+        );
+    }
+
+    #[test]
+    fn the_menu_offers_the_key_and_policy_can_ask_for_the_code_first() {
+        let mut config = Config::default();
+        config.fido2.keys_first = false;
+        let h = key_harness(config, Arc::new(device(UP)), true);
+        h.enrol("alice");
+        let (id, step) = begin(&h, "alice", "");
+        assert_eq!(step, Step::prompt(PROMPT_WITH_MENU));
+        let menu = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(
+            menu.message,
+            "Other ways to sign in:\n  1. Security key\n  2. Authenticator app"
+        );
+        let step = h.logins.answer(":1.7", &id, "1", NOW).unwrap();
+        assert_eq!(step, Step::wait(TOUCH_MESSAGE));
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(step.action, Action::Success);
+    }
+
+    #[test]
+    fn user_verification_asks_the_pin_and_needs_the_uv_flag() {
+        let mut config = Config::default();
+        config.fido2.user_verification = "required".into();
+        let h = key_harness(config.clone(), Arc::new(device(UP | UV)), true);
+        let (id, step) = begin(&h, "alice", "");
+        assert_eq!(step, Step::prompt(KEY_PIN_PROMPT));
+        let step = h.logins.answer(":1.7", &id, "1234", NOW).unwrap();
+        assert_eq!(step, Step::wait(TOUCH_MESSAGE));
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(step.action, Action::Success);
+        // A key that did not verify the user is refused.
+        let h = key_harness(config, Arc::new(device(UP)), true);
+        let (id, _) = begin(&h, "alice", "");
+        h.logins.answer(":1.7", &id, "1234", NOW).unwrap();
+        let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+        assert_eq!(step, Step::terminal(Action::Denied, KEY_REFUSED));
+        assert!(
+            h.audit()[0].reason.starts_with("fido2-user-not-verified"),
+            "{:?}",
+            h.audit()[0]
+        );
+    }
+
     #[test]
     fn remote_guessing_locks_its_source_then_the_remote_path_never_the_console() {
         let mut config = Config::default();
@@ -1860,6 +2455,50 @@ pub(crate) mod tests {
         let s = h.logins.answer(":1.7", &id, "000000", NOW).unwrap();
         assert_eq!(s, Step::terminal(Action::Denied, TOO_MANY_STEPS));
         assert_eq!(h.logins.live(), 0);
+    }
+
+    #[test]
+    fn a_service_can_count_as_remote_whatever_its_rhost() {
+        let config = Config::parse("[services.sshd]\nalways_remote = true\n").unwrap();
+        config.validate().unwrap();
+        let h = harness_with(config);
+        h.enrol("alice");
+        let (id, _) = h
+            .logins
+            .begin(&root(), "alice", "sshd", "127.0.0.1", "", "", NOW)
+            .unwrap();
+        h.logins.answer(":1.7", &id, &wrong(NOW), NOW).unwrap();
+        assert!(h.audit()[0].remote, "audited as remote");
+        assert_eq!(
+            h.state
+                .store()
+                .failures("alice", &Scope::Remote("127.0.0.1".into()), NOW)
+                .unwrap()
+                .count,
+            1
+        );
+        assert_eq!(
+            h.state
+                .store()
+                .failures("alice", &Scope::Local, NOW)
+                .unwrap()
+                .count,
+            0
+        );
+        // Other services from loopback stay local.
+        let (id, _) = h
+            .logins
+            .begin(&root(), "alice", "login", "127.0.0.1", "", "", NOW)
+            .unwrap();
+        h.logins.answer(":1.7", &id, &wrong(NOW), NOW).unwrap();
+        assert_eq!(
+            h.state
+                .store()
+                .failures("alice", &Scope::Local, NOW)
+                .unwrap()
+                .count,
+            1
+        );
     }
 
     #[test]

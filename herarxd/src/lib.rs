@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod enrol_text;
 pub mod fido2;
+pub mod fido2_service;
 pub mod keys;
 pub mod logger;
 pub mod otpauth;

@@ -20,10 +20,10 @@ use crate::totp::Params;
 pub const DEFAULT_FACTOR_NAME: &str = "authenticator";
 
 pub struct SelfService {
-    state: Arc<State>,
+    pub(crate) state: Arc<State>,
 }
 
-fn step_up_refusal(outcome: &VerifyOutcome, now: u64) -> HerarxError {
+pub(crate) fn step_up_refusal(outcome: &VerifyOutcome, now: u64) -> HerarxError {
     match outcome {
         VerifyOutcome::Locked { until }
         | VerifyOutcome::Rejected {
@@ -66,7 +66,12 @@ impl SelfService {
     }
 
     /// The caller's account, or a refusal when the uid has no name.
-    fn account(&self, uid: u32, method: &str, now: u64) -> Result<AuditCtx, HerarxError> {
+    pub(crate) fn account(
+        &self,
+        uid: u32,
+        method: &str,
+        now: u64,
+    ) -> Result<AuditCtx, HerarxError> {
         match self.state.users.name_of(uid) {
             Some(user) => Ok(AuditCtx {
                 user,
@@ -88,7 +93,7 @@ impl SelfService {
         }
     }
 
-    fn record(&self, entry: &AuditEntry) {
+    pub(crate) fn record(&self, entry: &AuditEntry) {
         if let Err(e) = self.state.store().record(entry) {
             self.state.log.log(
                 crate::logger::Severity::Error,
@@ -98,7 +103,7 @@ impl SelfService {
         self.state.log.audit(entry);
     }
 
-    fn refuse(&self, ctx: &AuditCtx, method: &str, now: u64, reason: &str) {
+    pub(crate) fn refuse(&self, ctx: &AuditCtx, method: &str, now: u64, reason: &str) {
         self.record(&ctx.entry(now, method, AuditResult::Refused, reason));
     }
 
@@ -334,7 +339,7 @@ impl SelfService {
     }
 
     /// Refuses a factor name that is empty, too long or not printable.
-    fn check_name(
+    pub(crate) fn check_name(
         &self,
         ctx: &AuditCtx,
         method: &str,

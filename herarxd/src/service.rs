@@ -193,6 +193,13 @@ impl AuthInterface {
     ) -> Result<Step, HerarxError> {
         let bus_name = sender_of(&hdr)?;
         let response = Zeroizing::new(response);
+        // Waiting for a security key takes seconds: off the runtime's threads. Codes are
+        // checked right here (tens of microseconds; a hop would cost more than the work).
+        if self.logins.waits_for_key(&bus_name, &transaction) {
+            let logins = self.logins.clone();
+            return blocking(move || logins.answer(&bus_name, &transaction, &response, unix_now()))
+                .await;
+        }
         self.logins
             .answer(&bus_name, &transaction, &response, unix_now())
     }
@@ -331,6 +338,24 @@ impl FactorsInterface {
         let uid = self.caller_uid(&hdr, conn).await?;
         let service = self.service.clone();
         blocking(move || service.set_remember_addresses(uid, on, unix_now())).await
+    }
+
+    /// Registers a security key plugged into this machine for the caller (see
+    /// `crate::fido2_service`). Waits for the touches on the blocking pool.
+    async fn add_security_key(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        name: String,
+        step_up_code: String,
+        pin: String,
+    ) -> Result<FactorInfo, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let step_up_code = Zeroizing::new(step_up_code);
+        let pin = Zeroizing::new(pin);
+        let service = self.service.clone();
+        blocking(move || service.add_security_key(uid, &name, &step_up_code, &pin, unix_now()))
+            .await
     }
 
     /// Forgets every address and SSH key remembered for the caller.

@@ -18,6 +18,11 @@ pub struct DaemonConfig {
     pub extra_tables: Option<String>,
     /// More `[login]` keys, e.g. `required = "groups"`.
     pub login_extra: Option<String>,
+    /// Another daemon binary to run instead of `herarxd` (same arguments), e.g. the
+    /// virtual-key daemon `hx-herarxd-virt` of herarxd/fido2-virt-tests.
+    pub daemon_binary: Option<PathBuf>,
+    /// Environment variables set for the daemon process.
+    pub daemon_env: Vec<(String, String)>,
 }
 
 impl Default for DaemonConfig {
@@ -30,6 +35,8 @@ impl Default for DaemonConfig {
             skew: 1,
             extra_tables: None,
             login_extra: None,
+            daemon_binary: None,
+            daemon_env: Vec::new(),
         }
     }
 }
@@ -58,6 +65,9 @@ impl DaemonConfig {
 
 pub struct Daemon {
     child: Option<Child>,
+    /// The binary and environment it runs with (see `DaemonConfig::daemon_binary`).
+    binary: PathBuf,
+    env: Vec<(String, String)>,
     pub address: String,
     dir: tempfile::TempDir,
     pub logs: LogCapture,
@@ -79,6 +89,11 @@ impl Daemon {
         let logs = LogCapture::start(dir.path().join("log.sock"));
         let mut d = Daemon {
             child: None,
+            binary: config
+                .daemon_binary
+                .clone()
+                .unwrap_or_else(crate::paths::herarxd),
+            env: config.daemon_env.clone(),
             address: bus.address.clone(),
             dir,
             logs,
@@ -97,7 +112,8 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new(crate::paths::herarxd())
+        let child = Command::new(&self.binary)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--bus")
             .arg(&self.address)
             .arg("--state-dir")

@@ -57,6 +57,7 @@ const ADMIN: &[(&str, Kind)] = &[("group", Kind::Str("\"herarx-admin\""))];
 const SERVICE: &[(&str, Kind)] = &[
     ("trusted_networks", Kind::Strings("[\"10.20.0.0/16\"]")),
     ("methods", Kind::Strings("[\"totp\", \"backup-code\"]")),
+    ("always_remote", Kind::Bool("true")),
 ];
 const REMEMBER: &[(&str, Kind)] = &[
     ("session", Kind::Str("\"8h\"")),

@@ -117,12 +117,16 @@ pub struct NetworkConfig {
 pub struct ServiceConfig {
     /// Replaces `network.trusted` for this service when present (an empty list trusts nothing).
     pub trusted_networks: Option<Vec<String>>,
-    /// The methods this service accepts (`totp`, `backup-code`); all when absent.
+    /// The methods this service accepts (`totp`, `backup-code`, `fido2`); all when absent.
     pub methods: Option<Vec<String>>,
+    /// Count every login of this service as remote, whatever PAM_RHOST says (sshd behind a
+    /// proxy or a tunnel that ends on this host shows 127.0.0.1): remote lockout scope, no
+    /// security keys, no enrolment where only local is allowed.
+    pub always_remote: bool,
 }
 
 /// The methods a service may accept, by their names in `services.NAME.methods`.
-pub const METHODS: &[&str] = &["totp", "backup-code"];
+pub const METHODS: &[&str] = &["totp", "backup-code", "fido2"];
 
 /// Security keys (FIDO2).
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -743,6 +747,11 @@ impl Config {
     /// Whether `service`'s `SSH_AUTH_INFO_0` is believed.
     pub fn believes_ssh_auth_info(&self, service: &str) -> bool {
         self.remember.ssh_services.iter().any(|s| s == service)
+    }
+
+    /// Whether logins of `service` count as remote whatever their PAM_RHOST.
+    pub fn always_remote(&self, service: &str) -> bool {
+        self.services.get(service).is_some_and(|s| s.always_remote)
     }
 
     /// Whether `service` accepts `method` (`totp`, `backup-code`).

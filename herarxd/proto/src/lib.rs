@@ -117,6 +117,16 @@ impl Step {
         }
     }
 
+    /// A `Wait` step: show `message`, then answer at once and wait for the daemon's reply.
+    pub fn wait(message: impl Into<String>) -> Self {
+        Step {
+            action: Action::Wait,
+            prompt: String::new(),
+            message: message.into(),
+            ticket: String::new(),
+        }
+    }
+
     /// The same step with `message` to read before the prompt.
     pub fn with_message(self, message: impl Into<String>) -> Self {
         Step {

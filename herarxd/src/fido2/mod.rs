@@ -29,4 +29,4 @@ pub use verify::{
 };
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

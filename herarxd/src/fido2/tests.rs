@@ -42,14 +42,14 @@ enum Sk {
 }
 
 /// The scripted authenticator: one credential, with knobs for every wrong thing.
-struct Scripted {
+pub(crate) struct Scripted {
     sk: Sk,
-    cred_id: Vec<u8>,
-    aaguid: [u8; 16],
+    pub(crate) cred_id: Vec<u8>,
+    pub(crate) aaguid: [u8; 16],
 }
 
 impl Scripted {
-    fn p256() -> Self {
+    pub(crate) fn p256() -> Self {
         let sk = loop {
             if let Ok(k) = p256::ecdsa::SigningKey::from_slice(&random::<32>()) {
                 break k;
@@ -62,7 +62,7 @@ impl Scripted {
         }
     }
 
-    fn ed25519() -> Self {
+    pub(crate) fn ed25519() -> Self {
         let sk = ed25519_dalek::SigningKey::from_bytes(&random::<32>());
         Self {
             sk: Sk::Ed(sk),
@@ -71,7 +71,7 @@ impl Scripted {
         }
     }
 
-    fn cose_key(&self) -> Vec<u8> {
+    pub(crate) fn cose_key(&self) -> Vec<u8> {
         match &self.sk {
             Sk::P256(sk) => {
                 let pt = sk.verifying_key().to_encoded_point(false);
@@ -89,7 +89,7 @@ impl Scripted {
         }
     }
 
-    fn sign(&self, msg: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign(&self, msg: &[u8]) -> Vec<u8> {
         match &self.sk {
             Sk::P256(sk) => {
                 let sig: p256::ecdsa::DerSignature = sk.sign(msg);
@@ -102,7 +102,7 @@ impl Scripted {
         }
     }
 
-    fn credential(&self, counter: u32) -> Credential {
+    pub(crate) fn credential(&self, counter: u32) -> Credential {
         Credential {
             credential_id: self.cred_id.clone(),
             cose_key: self.cose_key(),
@@ -111,7 +111,7 @@ impl Scripted {
     }
 
     /// Assertion authData: rpIdHash(rp) | flags | counter.
-    fn assertion_auth_data(&self, rp: &str, flags: u8, counter: u32) -> Vec<u8> {
+    pub(crate) fn assertion_auth_data(&self, rp: &str, flags: u8, counter: u32) -> Vec<u8> {
         let mut ad = rp_id_hash(rp).to_vec();
         ad.push(flags);
         ad.extend_from_slice(&counter.to_be_bytes());
@@ -119,7 +119,7 @@ impl Scripted {
     }
 
     /// A validly signed assertion over `auth_data` and `challenge`.
-    fn assert_raw(&self, auth_data: Vec<u8>, challenge: &[u8; 32]) -> RawAssertion {
+    pub(crate) fn assert_raw(&self, auth_data: Vec<u8>, challenge: &[u8; 32]) -> RawAssertion {
         let signature = self.sign(&signed_message(&auth_data, challenge));
         RawAssertion {
             credential_id: self.cred_id.clone(),
@@ -128,7 +128,7 @@ impl Scripted {
         }
     }
 
-    fn registration_auth_data(&self, rp: &str, flags: u8, cose_key: &[u8]) -> Vec<u8> {
+    pub(crate) fn registration_auth_data(&self, rp: &str, flags: u8, cose_key: &[u8]) -> Vec<u8> {
         let mut ad = rp_id_hash(rp).to_vec();
         ad.push(flags | FLAG_AT);
         ad.extend_from_slice(&0u32.to_be_bytes());
@@ -140,7 +140,7 @@ impl Scripted {
     }
 
     /// Packed self attestation.
-    fn register_raw(&self, auth_data: Vec<u8>, challenge: &[u8; 32]) -> RawRegistration {
+    pub(crate) fn register_raw(&self, auth_data: Vec<u8>, challenge: &[u8; 32]) -> RawRegistration {
         let alg = match self.sk {
             Sk::P256(_) => -7,
             Sk::Ed(_) => -8,
@@ -870,10 +870,10 @@ fn wrong_registrations_are_refused() {
 // ---------------------------------------------------------------- through the trait
 
 /// The scripted key behind the `Authenticator` trait: it can only hand back bytes.
-struct ScriptedDevice {
-    key: Scripted,
-    flags: u8,
-    counter: std::sync::atomic::AtomicU32,
+pub(crate) struct ScriptedDevice {
+    pub(crate) key: Scripted,
+    pub(crate) flags: u8,
+    pub(crate) counter: std::sync::atomic::AtomicU32,
 }
 
 impl Authenticator for ScriptedDevice {

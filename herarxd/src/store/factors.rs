@@ -214,6 +214,7 @@ pub struct LoginState {
     pub locked_until: Option<u64>,
     pub totp_factors: usize,
     pub backup_codes_left: u32,
+    pub fido2_keys: usize,
 }
 
 impl Store {
@@ -233,6 +234,13 @@ impl Store {
             locked_until,
             totp_factors: usize::try_from(n).unwrap_or(0),
             backup_codes_left: super::backup_codes::left(&self.conn, user)?,
+            fido2_keys: {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT count(*) FROM factors WHERE user = ?1 AND kind = ?2")?;
+                let n: i64 = stmt.query_row((user, super::fido2::KIND_FIDO2), |r| r.get(0))?;
+                usize::try_from(n).unwrap_or(0)
+            },
         })
     }
 

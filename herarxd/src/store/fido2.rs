@@ -10,7 +10,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
-use super::factors::{self, FACTORS_PER_USER_MAX};
+use super::factors::{self, FACTORS_PER_USER_MAX, VerifyOutcome, verify_in};
 use super::lockout::{self, Scope};
 use super::{Store, StoreError, from_sql, to_sql};
 use crate::fido2::{Credential, NewCredential};
@@ -270,6 +270,63 @@ impl Store {
         audit::insert(&tx, &entry)?;
         tx.commit()?;
         Ok((locked, entry))
+    }
+}
+
+/// The `meta` row holding the relying party id recorded at first use.
+const META_RP_ID: &str = "fido2_rp_id";
+
+impl Store {
+    /// The relying party id keys are registered for: `configured` when set (`fido2.rp_id`),
+    /// else the one recorded at first use, which is `pam://<hostname>` as the host was named
+    /// then. Recorded once and never re-read from the hostname, so renaming the host does not
+    /// orphan the registered keys.
+    pub fn fido2_rp_id(&mut self, configured: &str, hostname: &str) -> Result<String, StoreError> {
+        if !configured.is_empty() {
+            return Ok(configured.to_owned());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![
+                META_RP_ID,
+                format!("pam://{hostname}").into_bytes()
+            ])?;
+        let value: Vec<u8> = tx
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([META_RP_ID], |r| r.get(0))?;
+        tx.commit()?;
+        Ok(String::from_utf8_lossy(&value).into_owned())
+    }
+
+    /// A step-up code (TOTP or backup code) for a change to `ctx.user`'s security keys,
+    /// checked like a login's and like every other self-service step-up (consumed, counted,
+    /// locked out, local scope), with its audit row under `method`.
+    pub fn fido2_step_up_code(
+        &mut self,
+        ctx: &AuditCtx,
+        method: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<(VerifyOutcome, AuditEntry), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcome = verify_in(
+            &tx,
+            &self.key,
+            &self.policy,
+            &ctx.user,
+            code.trim(),
+            now,
+            &Scope::Local,
+        )?;
+        let (result, reason) = outcome.audit();
+        let entry = ctx.entry(now, method, result, format!("step-up: {reason}"));
+        audit::insert(&tx, &entry)?;
+        tx.commit()?;
+        Ok((outcome, entry))
     }
 }
 

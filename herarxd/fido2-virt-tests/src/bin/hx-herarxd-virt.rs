@@ -1,0 +1,114 @@
+//! `hx-herarxd-virt`: herarxd whose security keys are `fido-authenticator` software keys in
+//! its own memory, reached through the production backend (`herarxd::fido2::CtapHid`, i.e.
+//! ctap-hid-fido2 and hidapi's hidraw code) thanks to the linker-wrapped open()/ioctl() of
+//! tests/virt/shim.rs. TEST-ONLY: never install it.
+//!
+//! Same arguments as herarxd. The keys are set up from the environment at start:
+//! - `HX_VIRT_KEYS`: how many keys are plugged in (0 to 2; default 1). Udev cannot see the
+//!   virtual keys, so `list()` returns their magic paths instead of enumerating hidraw.
+//! - `HX_VIRT_PINS`: comma-separated PIN per key, empty for none (e.g. `",4321"`).
+//! - `HX_VIRT_HOLD`: comma-separated indexes of keys that are never touched (they answer
+//!   every request with keep-alives "waiting for a touch").
+
+#[path = "../../tests/virt/shim.rs"]
+#[allow(dead_code)]
+mod shim;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use clap::Parser;
+use herarxd::fido2::{
+    Algorithm, Authenticator, CredId, CtapHid, DeviceError, DeviceInfo, RawAssertion,
+    RawRegistration, Uv,
+};
+
+/// The production backend, except for enumeration.
+struct VirtualKeys {
+    inner: CtapHid,
+    plugged: usize,
+}
+
+impl Authenticator for VirtualKeys {
+    fn list(&self) -> Vec<DeviceInfo> {
+        shim::PATHS[..self.plugged]
+            .iter()
+            .map(|p| DeviceInfo::from_path(p))
+            .collect()
+    }
+
+    fn make_credential(
+        &self,
+        dev: &DeviceInfo,
+        rp_id: &str,
+        challenge: &[u8; 32],
+        user_id: &[u8],
+        exclude: &[CredId],
+        algorithms: &[Algorithm],
+        uv: Uv,
+        pin: Option<&str>,
+        deadline: Instant,
+    ) -> Result<RawRegistration, DeviceError> {
+        self.inner.make_credential(
+            dev, rp_id, challenge, user_id, exclude, algorithms, uv, pin, deadline,
+        )
+    }
+
+    fn get_assertion(
+        &self,
+        dev: &DeviceInfo,
+        rp_id: &str,
+        challenge: &[u8; 32],
+        allow: &[CredId],
+        uv: Uv,
+        pin: Option<&str>,
+        deadline: Instant,
+    ) -> Result<RawAssertion, DeviceError> {
+        self.inner
+            .get_assertion(dev, rp_id, challenge, allow, uv, pin, deadline)
+    }
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_default()
+}
+
+fn main() -> ExitCode {
+    let args = herarxd::cli::Args::parse();
+    let plugged = env("HX_VIRT_KEYS")
+        .trim()
+        .parse::<usize>()
+        .unwrap_or(1)
+        .min(shim::KEYS);
+    shim::start();
+    for (i, pin) in env("HX_VIRT_PINS").split(',').enumerate().take(shim::KEYS) {
+        if pin.is_empty() {
+            continue;
+        }
+        let set = ctap_hid_fido2::FidoKeyHid::new(
+            &[ctap_hid_fido2::HidParam::Path(shim::PATHS[i].into())],
+            &herarxd::fido2::ctap::quiet_cfg(),
+        )
+        .and_then(|key| key.set_new_pin(pin));
+        if let Err(e) = set {
+            eprintln!("hx-herarxd-virt: cannot set the PIN of virtual key {i}: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
+    for i in env("HX_VIRT_HOLD").split(',') {
+        if let Ok(i) = i.trim().parse::<usize>()
+            && i < shim::KEYS
+        {
+            shim::HOLD[i].store(true, Ordering::SeqCst);
+        }
+    }
+    herarxd::daemon::run_with_keys(
+        args,
+        Arc::new(VirtualKeys {
+            inner: CtapHid::new(),
+            plugged,
+        }),
+    )
+}

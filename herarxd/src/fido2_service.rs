@@ -1,0 +1,549 @@
+//! Security-key enrolment: `Factors.AddSecurityKey`.
+//!
+//! Who talks to the device at enrolment: the daemon, not the CLI. Reasons:
+//! - one contained code path (`fido2::CtapHid`: a worker per call, a deadline, `catch_unwind`)
+//!   serves both enrolment and login, so the device library's weaknesses are handled once;
+//! - users need no access to `/dev/hidraw*`: the systemd unit lets only the daemon open them,
+//!   and nothing depends on udev `uaccess` rules or on which seat the user sits at;
+//! - the challenge never leaves the daemon, and the registration it verifies is the one the
+//!   key sent, not one a client could have made up elsewhere;
+//! - the daemon can (later) refuse enrolment from callers outside a local session. It does not
+//!   yet: a caller on the bus is a process on this machine, and registering still needs a
+//!   touch of a key plugged into this machine, which a remote attacker cannot give.
+//!
+//! The order of an enrolment:
+//! 1. the caller's account (from the uid the bus reports), the name, the PIN's shape, the
+//!    lockout, the factor count;
+//! 2. when the user already has a factor (or unused backup codes), a step-up: either a code
+//!    (TOTP or backup code; its presence is checked now, its value after the new key's
+//!    registration verified, so that a missing PIN or an unplugged key does not burn a
+//!    one-time code — nothing is stored before both pass), or, when no code is given and the
+//!    user has a key, a touch of one of their registered keys, verified like a login
+//!    (challenge, signature, counter compare-and-set);
+//! 3. a Register challenge; `make_credential` on each plugged-in key in turn, with the user's
+//!    credentials as exclude list (a key holding one answers "excluded" and the next key is
+//!    tried); the daemon verifies the registration itself (`verify_registration`);
+//! 4. the new factor is stored with its audit row.
+//!
+//! Every refusal is audited (method `fido2-enroll`) and becomes a `HerarxError` with a
+//! sentence saying what to do.
+
+use std::time::{Duration, Instant};
+
+use herarx_proto::{FactorInfo, HerarxError, limits};
+use sha2::{Digest, Sha256};
+
+use crate::auth::locked_message;
+use crate::fido2::{
+    Algorithm, CredId, Credential, DeviceError, DeviceInfo, Purpose, RawRegistration, Uv,
+    get_assertion_any, verify_assertion_for_user, verify_registration,
+};
+use crate::selfservice::{SelfService, step_up_refusal};
+use crate::store::factors::{FACTORS_PER_USER_MAX, VerifyOutcome};
+use crate::store::fido2::{AddKeyOutcome, StoredKey};
+use crate::store::{AuditCtx, Scope};
+
+/// The audit method of enrolment decisions.
+pub const METHOD: &str = "fido2-enroll";
+/// The name a key gets when the caller gives none.
+pub const DEFAULT_KEY_NAME: &str = "security key";
+/// The sentence of the error that tells the CLI to ask for the key's PIN. `herarxctl` looks
+/// for this prefix: keep the two in step.
+pub const PIN_REQUIRED: &str = "This key needs its PIN: give it with --pin or when asked.";
+/// CTAP2 PINs are 4 to 63 bytes of UTF-8.
+const PIN_MIN: usize = 4;
+const PIN_MAX: usize = 63;
+/// The algorithms asked of a new key, in order of preference.
+const ALGORITHMS: [Algorithm; 2] = [Algorithm::Es256, Algorithm::EdDsa];
+
+/// What the user must do after a device error, as the error the caller sees.
+pub fn device_refusal(e: &DeviceError, timeout: Duration) -> HerarxError {
+    let secs = timeout.as_secs();
+    match e {
+        DeviceError::NotPresent => {
+            HerarxError::Busy("No security key is plugged in: plug one in and try again.".into())
+        }
+        DeviceError::Timeout | DeviceError::Denied => HerarxError::Busy(format!(
+            "The key was not touched within {secs} seconds: run the command again and touch \
+             the key when it blinks."
+        )),
+        DeviceError::PinInvalid => HerarxError::WrongCode(
+            "Wrong PIN for this security key: try again with the right one (a few more wrong \
+             PINs block the key)."
+                .into(),
+        ),
+        DeviceError::PinRequired => HerarxError::InvalidArgument(PIN_REQUIRED.into()),
+        DeviceError::PinNotSet => HerarxError::InvalidArgument(
+            "This key has no PIN, and policy here requires one (fido2.user_verification = \
+             \"required\"): set a PIN with the key's own tool (e.g. `ykman fido access \
+             change-pin`, `fido2-token -S`), then try again."
+                .into(),
+        ),
+        DeviceError::PinBlocked => HerarxError::Locked(
+            "This key's PIN is blocked after too many wrong PINs: unplug and replug it to try \
+             again, or reset it with its own tool (which erases its credentials)."
+                .into(),
+        ),
+        DeviceError::NoCredentials => HerarxError::InvalidArgument(
+            "None of the plugged-in keys is registered for you: plug in one of your \
+             registered keys, or give a code from another factor instead."
+                .into(),
+        ),
+        DeviceError::CredentialExcluded => HerarxError::InvalidArgument(
+            "This security key is registered already (`herarxctl key list`): plug in a \
+             different key to add it."
+                .into(),
+        ),
+        DeviceError::Unsupported(what) => HerarxError::InvalidArgument(format!(
+            "This security key does not support {what}, which Herarx needs: use another key."
+        )),
+        DeviceError::Busy => HerarxError::Busy(
+            "The security key is still busy with an earlier request: wait a few seconds (or \
+             unplug and replug it) and try again."
+                .into(),
+        ),
+        DeviceError::BackendPanicked | DeviceError::Other(_) => HerarxError::Internal(
+            "Talking to the security key failed; the details are in herarxd's log. Unplug and \
+             replug the key and try again."
+                .into(),
+        ),
+    }
+}
+
+/// The audit reason of a device error (never a secret).
+fn device_reason(e: &DeviceError) -> String {
+    match e {
+        DeviceError::NotPresent => "no security key plugged in".into(),
+        DeviceError::Timeout => "the key was not touched in time".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The user handle a key stores with the credential: a hash, so that the account name is not
+/// written to the key (CTAP allows 64 bytes; names may be longer).
+fn user_handle(user: &str) -> [u8; 32] {
+    Sha256::digest(format!("herarx user {user}").as_bytes()).into()
+}
+
+fn cred_ids(keys: &[StoredKey]) -> Vec<CredId> {
+    keys.iter()
+        .map(|k| CredId(k.credential.credential_id.clone()))
+        .collect()
+}
+
+/// The user's state read at the start of an enrolment.
+struct Before {
+    rp_id: String,
+    factors: usize,
+    keys: Vec<StoredKey>,
+    backup_codes_left: u32,
+    locked_until: Option<u64>,
+}
+
+/// What one enrolment needs to know of the policy.
+#[derive(Clone, Copy)]
+struct Policy {
+    uv: Uv,
+    uv_required: bool,
+    timeout: Duration,
+}
+
+impl SelfService {
+    /// Registers a security key plugged into this machine for the caller. See the module
+    /// comment for the order of the steps. Blocks up to the touch timeout twice (step-up
+    /// touch, then the new key): run it on the blocking pool.
+    pub fn add_security_key(
+        &self,
+        uid: u32,
+        name: &str,
+        step_up: &str,
+        pin: &str,
+        now: u64,
+    ) -> Result<FactorInfo, HerarxError> {
+        let ctx = self.account(uid, METHOD, now)?;
+        let name = if name.is_empty() {
+            DEFAULT_KEY_NAME
+        } else {
+            name
+        };
+        self.check_name(&ctx, METHOD, name, now)?;
+        if step_up.len() > limits::ANSWER_MAX {
+            self.refuse(&ctx, METHOD, now, "step-up code too long");
+            return Err(HerarxError::InvalidArgument(
+                "The step-up code is too long: give the code your authenticator shows, or a \
+                 backup code."
+                    .into(),
+            ));
+        }
+        if !pin.is_empty()
+            && (pin.len() < PIN_MIN || pin.len() > PIN_MAX || pin.chars().any(char::is_control))
+        {
+            self.refuse(&ctx, METHOD, now, "malformed PIN");
+            return Err(HerarxError::InvalidArgument(format!(
+                "A security key PIN is {PIN_MIN} to {PIN_MAX} characters without control \
+                 characters: give the key's PIN."
+            )));
+        }
+        let pin = (!pin.is_empty()).then_some(pin);
+        let step_up = step_up.trim();
+        let config = self.state.config();
+        let uv_required = config.fido2_uv_required();
+        let policy = Policy {
+            uv: if uv_required {
+                Uv::Required
+            } else {
+                Uv::Discouraged
+            },
+            uv_required,
+            timeout: Duration::from_secs(config.fido2.touch_timeout_seconds),
+        };
+
+        let before = self.before(&ctx, &config.fido2.rp_id, now)?;
+        if let Some(until) = before.locked_until {
+            self.refuse(&ctx, METHOD, now, "locked");
+            return Err(HerarxError::Locked(locked_message(until, now)));
+        }
+        if before.factors >= FACTORS_PER_USER_MAX {
+            self.refuse(&ctx, METHOD, now, "too many factors");
+            return Err(too_many_factors());
+        }
+        let needs_step_up = before.factors > 0 || before.backup_codes_left > 0;
+        if needs_step_up && step_up.is_empty() {
+            if before.keys.is_empty() {
+                self.refuse(&ctx, METHOD, now, "step-up code required");
+                return Err(HerarxError::StepUpRequired(
+                    "You already have a factor: give a current code from it, or a backup code \
+                     (step-up)."
+                        .into(),
+                ));
+            }
+            self.touch_step_up(&ctx, &before, policy, pin, now)?;
+        }
+
+        let new = self.register(&ctx, &before, policy, pin, now)?;
+
+        if needs_step_up && !step_up.is_empty() {
+            let result = self
+                .state
+                .store()
+                .fido2_step_up_code(&ctx, METHOD, step_up, now);
+            let (outcome, entry) =
+                result.map_err(|e| self.state.internal("checking a step-up code", &e))?;
+            self.state.log.audit(&entry);
+            if !matches!(outcome, VerifyOutcome::Accepted { .. }) {
+                return Err(step_up_refusal(&outcome, now));
+            }
+        }
+
+        let result = self.state.store().add_fido2_key(&ctx, name, &new, now);
+        let (outcome, entry) = result.map_err(|e| self.state.internal("storing a key", &e))?;
+        self.state.log.audit(&entry);
+        match outcome {
+            AddKeyOutcome::Added(info) => Ok(info),
+            AddKeyOutcome::AlreadyRegistered => Err(device_refusal(
+                &DeviceError::CredentialExcluded,
+                policy.timeout,
+            )),
+            AddKeyOutcome::TooManyFactors => Err(too_many_factors()),
+        }
+    }
+
+    fn before(&self, ctx: &AuditCtx, configured: &str, now: u64) -> Result<Before, HerarxError> {
+        let mut store = self.state.store();
+        let read = (|| {
+            let rp_id = store.fido2_rp_id(configured, &self.state.hostname)?;
+            let factors = store.factor_infos(&ctx.user)?.len();
+            let keys = store.fido2_keys(&ctx.user)?;
+            let (backup_codes_left, _) = store.self_status_extras(&ctx.user, now)?;
+            let locked_until = store
+                .failures(&ctx.user, &Scope::Local, now)?
+                .locked_at(now);
+            Ok(Before {
+                rp_id,
+                factors,
+                keys,
+                backup_codes_left,
+                locked_until,
+            })
+        })();
+        read.map_err(|e| self.state.internal("reading the user's keys", &e))
+    }
+
+    /// A device error: audited, and the sentence for the caller.
+    fn device_failed(
+        &self,
+        ctx: &AuditCtx,
+        what: &str,
+        e: &DeviceError,
+        policy: Policy,
+        now: u64,
+    ) -> HerarxError {
+        if matches!(e, DeviceError::BackendPanicked | DeviceError::Other(_)) {
+            self.state.log.log(
+                crate::logger::Severity::Error,
+                &format!("security key {what} for {}: {e}", ctx.user),
+            );
+        }
+        self.refuse(ctx, METHOD, now, &format!("{what}: {}", device_reason(e)));
+        device_refusal(e, policy.timeout)
+    }
+
+    /// Step-up by a touch of one of the user's registered keys, verified like a login.
+    fn touch_step_up(
+        &self,
+        ctx: &AuditCtx,
+        before: &Before,
+        policy: Policy,
+        pin: Option<&str>,
+        now: u64,
+    ) -> Result<(), HerarxError> {
+        const WHAT: &str = "step-up touch";
+        let devices = self.state.keys.list();
+        if devices.is_empty() {
+            self.refuse(
+                ctx,
+                METHOD,
+                now,
+                "step-up touch: no security key plugged in",
+            );
+            return Err(HerarxError::Busy(
+                "No security key is plugged in: plug in one of your registered keys (to \
+                 confirm it is you) and try again, or give a code from another factor."
+                    .into(),
+            ));
+        }
+        let challenge = self.challenge(ctx, Purpose::Login, policy, now)?;
+        let deadline = Instant::now() + policy.timeout;
+        let allow = cred_ids(&before.keys);
+        let (_, assertion) = get_assertion_any(
+            self.state.keys.as_ref(),
+            &devices,
+            &before.rp_id,
+            &challenge,
+            &allow,
+            policy.uv,
+            pin,
+            deadline,
+        )
+        .map_err(|e| self.device_failed(ctx, WHAT, &e, policy, now))?;
+        self.take(ctx, &challenge, Purpose::Login, policy, now)?;
+        let creds: Vec<Credential> = before.keys.iter().map(|k| k.credential.clone()).collect();
+        let verified = verify_assertion_for_user(
+            &creds,
+            &assertion.credential_id,
+            &before.rp_id,
+            &challenge,
+            &assertion.auth_data,
+            &assertion.signature,
+            policy.uv_required,
+        );
+        let (index, counter) = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                let result = self.state.store().fido2_reject(
+                    ctx,
+                    &Scope::Local,
+                    &format!("step-up for a new key: {}", e.audit_reason()),
+                    now,
+                );
+                let (locked, entry) =
+                    result.map_err(|e| self.state.internal("recording a failure", &e))?;
+                self.state.log.audit(&entry);
+                return Err(match locked {
+                    Some(until) => HerarxError::Locked(locked_message(until, now)),
+                    None => HerarxError::WrongCode(
+                        "The key you touched did not prove it is one of yours: touch one of \
+                         your registered keys, or give a code from another factor."
+                            .into(),
+                    ),
+                });
+            }
+        };
+        let factor_id = before
+            .keys
+            .get(index)
+            .map(|k| k.factor_id.clone())
+            .unwrap_or_default();
+        let result =
+            self.state
+                .store()
+                .fido2_accept(ctx, &Scope::Local, &factor_id, counter.counter, now);
+        let (accepted, entry) =
+            result.map_err(|e| self.state.internal("recording a key's use", &e))?;
+        self.state.log.audit(&entry);
+        if !accepted {
+            return Err(HerarxError::WrongCode(
+                "That key's signature counter went backwards, which a cloned key would do; it \
+                 was refused and the attempt logged. Use another factor, and tell your \
+                 administrator."
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Registers the first plugged-in key that is not one of the user's, and verifies it.
+    fn register(
+        &self,
+        ctx: &AuditCtx,
+        before: &Before,
+        policy: Policy,
+        pin: Option<&str>,
+        now: u64,
+    ) -> Result<crate::fido2::NewCredential, HerarxError> {
+        const WHAT: &str = "registration";
+        let devices = self.state.keys.list();
+        let challenge = self.challenge(ctx, Purpose::Register, policy, now)?;
+        let deadline = Instant::now() + policy.timeout;
+        let raw = self
+            .make_credential_any(
+                &devices, before, &challenge, &ctx.user, policy, pin, deadline,
+            )
+            .map_err(|e| {
+                // With UV required and no PIN, a key without built-in UV asks for its PIN.
+                let e = match e {
+                    DeviceError::Unsupported(_) if policy.uv_required && pin.is_none() => {
+                        DeviceError::PinRequired
+                    }
+                    e => e,
+                };
+                self.device_failed(ctx, WHAT, &e, policy, now)
+            })?;
+        self.take(ctx, &challenge, Purpose::Register, policy, now)?;
+        verify_registration(&before.rp_id, &challenge, &raw, policy.uv_required).map_err(|e| {
+            self.refuse(
+                ctx,
+                METHOD,
+                now,
+                &format!("registration refused: {}", e.audit_reason()),
+            );
+            HerarxError::InvalidArgument(format!(
+                "The key's registration did not verify ({}): try again, or use another key.",
+                e.audit_reason()
+            ))
+        })
+    }
+
+    /// `make_credential` on each device in turn: a device that holds one of the user's
+    /// credentials (excluded) or went away is skipped; any other error ends the attempt.
+    #[allow(clippy::too_many_arguments)]
+    fn make_credential_any(
+        &self,
+        devices: &[DeviceInfo],
+        before: &Before,
+        challenge: &[u8; 32],
+        user: &str,
+        policy: Policy,
+        pin: Option<&str>,
+        deadline: Instant,
+    ) -> Result<RawRegistration, DeviceError> {
+        let exclude = cred_ids(&before.keys);
+        let handle = user_handle(user);
+        let mut last = DeviceError::NotPresent;
+        for dev in devices {
+            match self.state.keys.make_credential(
+                dev,
+                &before.rp_id,
+                challenge,
+                &handle,
+                &exclude,
+                &ALGORITHMS,
+                policy.uv,
+                pin,
+                deadline,
+            ) {
+                Ok(raw) => return Ok(raw),
+                Err(e @ (DeviceError::CredentialExcluded | DeviceError::NotPresent)) => {
+                    if last != DeviceError::CredentialExcluded {
+                        last = e;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    fn challenge(
+        &self,
+        ctx: &AuditCtx,
+        purpose: Purpose,
+        policy: Policy,
+        now: u64,
+    ) -> Result<[u8; 32], HerarxError> {
+        // A little longer than the device deadline: the answer still has to come back.
+        let ttl = policy.timeout + Duration::from_secs(5);
+        self.state
+            .challenges
+            .issue(&ctx.user, purpose, Instant::now(), ttl)
+            .map_err(|e| {
+                self.refuse(ctx, METHOD, now, &format!("no challenge: {e}"));
+                HerarxError::Busy(
+                    "herarxd has too many security-key requests under way: try again in a \
+                     minute."
+                        .into(),
+                )
+            })
+    }
+
+    fn take(
+        &self,
+        ctx: &AuditCtx,
+        challenge: &[u8; 32],
+        purpose: Purpose,
+        policy: Policy,
+        now: u64,
+    ) -> Result<(), HerarxError> {
+        self.state
+            .challenges
+            .take(challenge, &ctx.user, purpose, Instant::now())
+            .map_err(|e| {
+                self.refuse(ctx, METHOD, now, &format!("challenge refused: {e}"));
+                device_refusal(&DeviceError::Timeout, policy.timeout)
+            })
+    }
+}
+
+fn too_many_factors() -> HerarxError {
+    HerarxError::Busy(format!(
+        "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
+         (`herarxctl key remove ID` or `herarxctl remove ID`)."
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_device_error_says_what_to_do() {
+        let t = Duration::from_secs(20);
+        assert_eq!(
+            device_refusal(&DeviceError::NotPresent, t),
+            HerarxError::Busy("No security key is plugged in: plug one in and try again.".into())
+        );
+        let HerarxError::Busy(m) = device_refusal(&DeviceError::Timeout, t) else {
+            panic!()
+        };
+        assert!(m.contains("not touched within 20 seconds"), "{m}");
+        assert!(matches!(
+            device_refusal(&DeviceError::PinInvalid, t),
+            HerarxError::WrongCode(ref m) if m.starts_with("Wrong PIN")
+        ));
+        assert_eq!(
+            device_refusal(&DeviceError::PinRequired, t),
+            HerarxError::InvalidArgument(PIN_REQUIRED.into())
+        );
+        assert!(matches!(
+            device_refusal(&DeviceError::CredentialExcluded, t),
+            HerarxError::InvalidArgument(ref m) if m.contains("registered already")
+        ));
+    }
+
+    #[test]
+    fn the_user_handle_hides_the_name_and_fits() {
+        let h = user_handle(&"a".repeat(300));
+        assert_eq!(h.len(), 32);
+        assert_ne!(user_handle("alice"), user_handle("bob"));
+    }
+}
