@@ -44,13 +44,19 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn connect(address: &str) -> Result<Daemon, CliError> {
+        Self::connect_waiting(address, METHOD_TIMEOUT)
+    }
+
+    /// A connection whose calls may take up to `method_timeout` (a security key waiting for
+    /// its touches).
+    pub fn connect_waiting(address: &str, method_timeout: Duration) -> Result<Daemon, CliError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| CliError::Io(format!("cannot start the async runtime: {e}")))?;
         let connect = async {
             let connection = zbus::connection::Builder::address(address)
-                .method_timeout(METHOD_TIMEOUT)
+                .method_timeout(method_timeout)
                 .build()
                 .await?;
             FactorsProxy::builder(&connection)
@@ -139,6 +145,17 @@ impl Daemon {
     pub fn set_remember_addresses(&self, on: bool) -> Result<(), CliError> {
         self.runtime
             .block_on(self.factors.set_remember_addresses(on))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn add_security_key(
+        &self,
+        name: &str,
+        step_up_code: &str,
+        pin: &str,
+    ) -> Result<FactorInfo, CliError> {
+        self.runtime
+            .block_on(self.factors.add_security_key(name, step_up_code, pin))
             .map_err(|e| CliError::from_call(e, &self.address))
     }
 

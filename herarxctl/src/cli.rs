@@ -44,6 +44,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TotpCommand,
     },
+    /// Security keys (FIDO2): register, list, rename and remove your keys
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Remove one of your factors (asks for a code from one of them)
     Remove {
         /// The factor's id, as `herarxctl status` shows it
@@ -183,6 +188,40 @@ pub enum TotpCommand {
         /// is removed when the new one is confirmed
         #[arg(long, value_name = "ID")]
         replace: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Register a security key plugged into this machine: touch it (and give its PIN when
+    /// the key or policy needs one)
+    Add {
+        /// A name to tell this key apart, e.g. "YubiKey office" [default: chosen by herarxd]
+        #[arg(long)]
+        name: Option<String>,
+        /// Ask for the key's PIN before the touch (hidden on a terminal)
+        #[arg(long)]
+        pin: bool,
+        /// Read the key's PIN from the next line of stdin (scripts), after the step-up code
+        #[arg(long, conflicts_with = "pin")]
+        pin_stdin: bool,
+    },
+    /// List your security keys
+    List,
+    /// Give one of your security keys a new name
+    Rename {
+        /// The key's id, as `herarxctl key list` shows it
+        id: String,
+        /// The new name, e.g. "YubiKey spare"
+        name: String,
+    },
+    /// Remove one of your security keys (asks for a code from one of your factors)
+    Remove {
+        /// The key's id, as `herarxctl key list` shows it
+        id: String,
+        /// Do not ask for confirmation (required when stdin is not a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 

@@ -41,6 +41,30 @@ pub fn clean_code(raw: &str) -> Zeroizing<String> {
     Zeroizing::new(raw.chars().filter(|c| !c.is_whitespace()).collect())
 }
 
+/// Terminal echo turned off on stdin until dropped.
+struct EchoOff {
+    saved: nix::sys::termios::Termios,
+}
+
+impl EchoOff {
+    fn start() -> Option<EchoOff> {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).ok()?;
+        Some(EchoOff { saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        use nix::sys::termios::{SetArg, tcsetattr};
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
 pub struct Answers<R, W> {
     reader: R,
     prompts: W,
@@ -87,6 +111,26 @@ impl<R: BufRead, W: Write> Answers<R, W> {
             }
             return Ok(code);
         }
+    }
+
+    /// Shows `prompt` and reads one secret line (a security key's PIN) as typed, without its
+    /// line ending; on a terminal without echo. `what` names it in errors.
+    pub fn secret(&mut self, prompt: &str, what: &str) -> Result<Zeroizing<String>, CliError> {
+        let echo = if self.interactive {
+            EchoOff::start()
+        } else {
+            None
+        };
+        let line = self.line(prompt, what);
+        if echo.is_some() {
+            drop(echo);
+            // The user's Enter was not echoed either.
+            writeln!(self.prompts)?;
+        }
+        let line = line?;
+        let mut secret = Zeroizing::new(String::with_capacity(line.len()));
+        secret.push_str(line.trim_end_matches(['\n', '\r']));
+        Ok(secret)
     }
 
     /// Asks a yes/no question whose default is no.

@@ -72,11 +72,31 @@ fn run(ctx: &Context, command: &Command) -> Result<(), CliError> {
         Command::Forget => commands::remember::forget(ctx),
         Command::Rename { id, name } => commands::factor::rename(ctx, id, name),
         Command::Remove { id, yes } => commands::remove::run(ctx, id, *yes),
+        Command::Key { command } => run_key(ctx, command),
         Command::Completions { shell } => commands::completions::run(*shell),
         Command::Admin { command } => run_admin(ctx, command),
         Command::Config {
             command: cli::ConfigCommand::Check { file },
         } => commands::config::check(ctx.json, file),
+    }
+}
+
+fn run_key(ctx: &Context, command: &cli::KeyCommand) -> Result<(), CliError> {
+    use cli::KeyCommand as K;
+    use commands::key;
+    match command {
+        K::Add {
+            name,
+            pin,
+            pin_stdin,
+        } => key::add(
+            ctx,
+            name.as_deref(),
+            key::PinSource::from_flags(*pin, *pin_stdin),
+        ),
+        K::List => key::list(ctx),
+        K::Rename { id, name } => key::rename(ctx, id, name),
+        K::Remove { id, yes } => key::remove(ctx, id, *yes),
     }
 }
 

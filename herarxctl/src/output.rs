@@ -64,6 +64,43 @@ pub fn removed_json(factor: &FactorInfo) -> Result<String, CliError> {
     to_json(&Removed { removed: factor })
 }
 
+/// `herarxctl key list --json`: `{"keys":[factor, ...]}`.
+pub fn keys_json(keys: &[&FactorInfo]) -> Result<String, CliError> {
+    #[derive(Serialize)]
+    struct Keys<'a> {
+        keys: &'a [&'a FactorInfo],
+    }
+    to_json(&Keys { keys })
+}
+
+/// `herarxctl key list` for a person: one key per line, the primary one marked.
+pub fn keys_human(keys: &[&FactorInfo]) -> String {
+    if keys.is_empty() {
+        return "You have no security keys. Add one with `herarxctl key add`.".to_owned();
+    }
+    let mut out = format!("  {:<10} {:<24} {:<18} LAST USED\n", "ID", "NAME", "ADDED");
+    for k in keys {
+        let last = if k.last_used == 0 {
+            "never".to_owned()
+        } else {
+            format_time(k.last_used)
+        };
+        let _ = writeln!(
+            out,
+            "{} {:<10} {:<24} {:<18} {}",
+            if k.primary { "*" } else { " " },
+            safe(&k.id),
+            safe(&k.name),
+            format_time(k.created),
+            last
+        );
+    }
+    if keys.len() == 1 {
+        out.push_str("\nOnly one key: register a second one as a backup (`herarxctl key add`).\n");
+    }
+    out
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<String, CliError> {
     serde_json::to_string(value).map_err(|e| CliError::Io(format!("cannot encode JSON: {e}")))
 }

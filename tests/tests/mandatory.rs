@@ -360,13 +360,29 @@ fn an_admin_reset_sends_the_user_back_to_enrolment_at_the_next_login() {
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
     // Enrolled: the next login asks for a code, not an enrolment.
     let r = login_from(&w, &user.name, None, &[]);
-    assert_eq!(r.transcript.prompts(), vec!["Verification code (Enter for other ways): "]);
+    assert_eq!(
+        r.transcript.prompts(),
+        vec!["Verification code (Enter for other ways): "]
+    );
 
-    let out = herarx_tests::ctl::run(None, &w.bus.address, &["admin", "reset", &user.name, "--yes"], &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = herarx_tests::ctl::run(
+        None,
+        &w.bus.address,
+        &["admin", "reset", &user.name, "--yes"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = login_from(&w, &user.name, None, &[TOTP_FROM_SHOWN_KEY, ""]);
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
-    assert_eq!(r.transcript.prompts(), vec![ENROL_PROMPT, SAVED_PROMPT], "enrolled again");
+    assert_eq!(
+        r.transcript.prompts(),
+        vec![ENROL_PROMPT, SAVED_PROMPT],
+        "enrolled again"
+    );
     // The old backup codes died with the reset; the new ones work.
     assert_eq!(shown_codes(&r).len(), 10);
 }

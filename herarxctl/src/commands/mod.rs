@@ -5,6 +5,7 @@ pub mod backup_codes;
 pub mod completions;
 pub mod config;
 pub mod factor;
+pub mod key;
 pub mod remember;
 pub mod remove;
 pub mod status;

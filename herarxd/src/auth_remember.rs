@@ -1,0 +1,196 @@
+//! What a login already proved another way (a FIDO-backed or remembered SSH key, a remembered
+//! address), what it remembers once its code passes, and session trust.
+
+use herarx_proto::{HerarxError, Step};
+
+use super::*;
+use crate::logger::Severity;
+use crate::sessions::NO_SESSION;
+use crate::ssh_info;
+use crate::state::printable;
+use crate::store::remembered::{KIND_ADDRESS, KIND_SSH_KEY};
+use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
+
+impl Logins {
+    /// Whether this connection already proved what a second factor would (a FIDO-backed SSH
+    /// key, a remembered SSH key, a remembered address); if not, what to remember once the
+    /// code passes.
+    pub(super) fn already_verified(
+        &self,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        caller: &Caller,
+        ssh_auth_info: &str,
+        now: u64,
+    ) -> Result<Verified, HerarxError> {
+        let config = self.state.config();
+        let user = ctx.user.as_str();
+        let mut remember = Vec::new();
+        let keys = if caller.uid == 0 && config.believes_ssh_auth_info(&ctx.service) {
+            ssh_info::passed_keys(ssh_auth_info)
+        } else {
+            Vec::new()
+        };
+        if config.remember.sk_keys_are_second_factor
+            && let Some(k) = keys.iter().find(|k| k.is_security_key())
+        {
+            return Ok(Verified::Yes(
+                "sk-key",
+                format!(
+                    "FIDO-backed SSH key {} {} counts as the second factor \
+                     (remember.sk_keys_are_second_factor)",
+                    k.key_type, k.fingerprint
+                ),
+            ));
+        }
+        let key_seconds = config.ssh_key_memory_seconds();
+        if key_seconds > 0 {
+            for k in &keys {
+                let until = self
+                    .state
+                    .store()
+                    .remembered_until(user, KIND_SSH_KEY, &k.fingerprint, now)
+                    .map_err(|e| self.state.internal("reading remembered keys", &e))?;
+                if let Some(until) = until {
+                    return Ok(Verified::Yes(
+                        "ssh-key",
+                        format!("remembered SSH key {} (until {until})", k.fingerprint),
+                    ));
+                }
+            }
+            if let Some(k) = keys.first() {
+                remember.push((KIND_SSH_KEY, k.fingerprint.clone(), key_seconds));
+            }
+        }
+        // Any client address counts here, loopback ones included (a remembered 127.0.0.2 is
+        // as good as any): what matters is that a code passed from it before.
+        let source = match scope {
+            Scope::Remote(source) => Some(source.clone()),
+            Scope::Local => crate::config::rhost_address(&ctx.rhost).map(|a| a.to_string()),
+        };
+        if let (Some(source), Some(seconds)) = (source.as_ref(), config.address_memory_seconds()) {
+            let (opted_in, until) = {
+                let mut store = self.state.store();
+                store.remembers_addresses(user).and_then(|on| {
+                    Ok((
+                        on,
+                        if on {
+                            store.remembered_until(user, KIND_ADDRESS, source, now)?
+                        } else {
+                            None
+                        },
+                    ))
+                })
+            }
+            .map_err(|e| self.state.internal("reading remembered addresses", &e))?;
+            if let Some(until) = until {
+                return Ok(Verified::Yes(
+                    "address",
+                    format!("remembered address {source} (until {until})"),
+                ));
+            }
+            if opted_in {
+                remember.push((KIND_ADDRESS, source.clone(), seconds));
+            }
+        }
+        Ok(Verified::No(remember))
+    }
+
+    /// After a second factor passed: remember what the login asked to, and make the ticket
+    /// that lets its session be trusted. Failing to remember costs the user a prompt next time,
+    /// never the login: logged, not returned.
+    pub(super) fn after_success(&self, id: &str, ctx: &AuditCtx, step: Step, now: u64) -> Step {
+        let remember = self
+            .table()
+            .by_id
+            .get_mut(id)
+            .map(|t| std::mem::take(&mut t.remember))
+            .unwrap_or_default();
+        for (kind, value, seconds) in remember {
+            let written = self.state.store().remember(ctx, kind, &value, seconds, now);
+            match written {
+                Ok(entry) => self.state.log.audit(&entry),
+                Err(e) => self
+                    .state
+                    .log
+                    .log(Severity::Error, &format!("cannot remember a {kind}: {e}")),
+            }
+        }
+        if !self.session_trust() {
+            return step;
+        }
+        match random_hex(16) {
+            Ok(ticket) => {
+                self.sessions.issue(&ticket, &ctx.user, now);
+                step.with_ticket(ticket)
+            }
+            Err(e) => {
+                self.state.log.log(
+                    Severity::Error,
+                    &format!("cannot make a session ticket: {e}"),
+                );
+                step
+            }
+        }
+    }
+
+    /// From the module's session hook (root): trusts the caller's session for `user`.
+    pub fn open_session(
+        &self,
+        caller: &Caller,
+        caller_pid: u32,
+        user: &str,
+        ticket: &str,
+        now: u64,
+    ) -> Result<bool, HerarxError> {
+        if caller.uid != 0 {
+            return Err(HerarxError::PermissionDenied(
+                "Only root (the login program's session hook) may open a trusted session.".into(),
+            ));
+        }
+        let seconds = self.state.config().session_trust_seconds();
+        let opened = self
+            .sessions
+            .open(ticket, user, caller.session, caller_pid, seconds, now);
+        let ctx = AuditCtx {
+            user: printable(user),
+            caller_uid: caller.uid,
+            ..AuditCtx::default()
+        };
+        let (result, reason) = if opened {
+            (
+                AuditResult::Success,
+                format!("session {} trusted for {seconds}s", caller.session),
+            )
+        } else if caller.session == NO_SESSION {
+            (
+                AuditResult::Refused,
+                "the session hook's process has no audit session: put pam_loginuid before \
+                 pam_herarx in the session stack"
+                    .to_owned(),
+            )
+        } else {
+            (
+                AuditResult::Refused,
+                "no valid ticket (expired, used, another user's, or session trust off)".to_owned(),
+            )
+        };
+        self.record(&ctx.entry(now, "session-open", result, reason));
+        Ok(opened)
+    }
+
+    /// From the module's session hook at logout (root): ends the caller's session trust.
+    pub fn close_session(
+        &self,
+        caller: &Caller,
+        caller_pid: u32,
+        user: &str,
+    ) -> Result<bool, HerarxError> {
+        if caller.uid != 0 {
+            return Err(HerarxError::PermissionDenied(
+                "Only root (the login program's session hook) may close a trusted session.".into(),
+            ));
+        }
+        Ok(self.sessions.close(caller.session, user, caller_pid))
+    }
+}
