@@ -78,7 +78,7 @@ pub fn keys_human(keys: &[&FactorInfo]) -> String {
     if keys.is_empty() {
         return "You have no security keys. Add one with `herarxctl key add`.".to_owned();
     }
-    let mut out = format!("  {:<10} {:<24} {:<18} LAST USED\n", "ID", "NAME", "ADDED");
+    let mut out = format!("  {:<10} {:<24} {:<21} LAST USED\n", "ID", "NAME", "ADDED");
     for k in keys {
         let last = if k.last_used == 0 {
             "never".to_owned()
@@ -87,7 +87,7 @@ pub fn keys_human(keys: &[&FactorInfo]) -> String {
         };
         let _ = writeln!(
             out,
-            "{} {:<10} {:<24} {:<18} {}",
+            "{} {:<10} {:<24} {:<21} {}",
             if k.primary { "*" } else { " " },
             safe(&k.id),
             safe(&k.name),
@@ -418,7 +418,7 @@ mod tests {
             })
         );
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert_eq!(keys.len(), 8, "{keys:?}");
+        assert_eq!(keys.len(), 10, "{keys:?}");
         assert_eq!(v["backup_codes_left"], 7);
         assert_eq!(v["required"], true);
         assert_eq!(v["remote_locked_until"], 0);
@@ -446,6 +446,7 @@ Factors:   2
 Backup:    7 codes left
 Failures:  2
 Lockout:   none
+Addresses: always asked (`herarxctl remember on` to ask only from new ones, if allowed)
 Required:  yes, policy requires a second factor of you
 Policy:    without a factor, a login needs only the password (login.no_factor = \"ignore\" in herarx.toml)
 ";

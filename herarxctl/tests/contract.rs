@@ -144,6 +144,48 @@ impl Fake {
         Ok(())
     }
 
+    /// Plays the daemon's security-key answers: the PIN `4321` is right, a name `pin` stands
+    /// for a key that needs its PIN.
+    async fn add_security_key(
+        &mut self,
+        name: &str,
+        step_up_code: &str,
+        pin: &str,
+    ) -> Result<FactorInfo, HerarxError> {
+        if self.factors.iter().any(|f| f.kind == "fido2") {
+            if !step_up_code.is_empty() {
+                return Err(HerarxError::InvalidArgument("Unexpected code.".into()));
+            }
+        } else {
+            self.step_up(step_up_code)?;
+        }
+        match (name, pin) {
+            (_, p) if !p.is_empty() && p != "4321" => {
+                return Err(HerarxError::WrongCode("Wrong PIN for this key.".into()));
+            }
+            ("pin", "") => {
+                return Err(HerarxError::InvalidArgument(
+                    "This key needs its PIN: give it with --pin or when asked.".into(),
+                ));
+            }
+            _ => {}
+        }
+        let factor = FactorInfo {
+            id: format!("k{}", self.factors.len() + 1),
+            kind: "fido2".into(),
+            name: if name.is_empty() {
+                "security key".into()
+            } else {
+                name.into()
+            },
+            created: 1_700_000_000,
+            last_used: 0,
+            primary: false,
+        };
+        self.factors.push(factor.clone());
+        Ok(factor)
+    }
+
     async fn rename_factor(&mut self, id: &str, name: &str) -> Result<FactorInfo, HerarxError> {
         let f = self
             .factors
@@ -667,5 +709,113 @@ fn replacing_a_factor_asks_a_step_up_then_swaps_it() {
         ids,
         ["f1"],
         "the old f1 went, the new one took the next free id"
+    );
+}
+
+#[test]
+fn key_add_asks_a_step_up_code_then_the_pin_from_stdin_and_lists_the_key() {
+    let bus = Bus::start(1, true);
+    let out = bus.run(
+        &["key", "add", "--name", "pin", "--pin-stdin", "--json"],
+        &format!("{STEP_UP_CODE}\n4321\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let added: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (added["kind"].as_str(), added["name"].as_str()),
+        (Some("fido2"), Some("pin"))
+    );
+    assert!(
+        text(&out.stderr).contains("Touch your security key now"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !text(&out.stderr).contains("4321"),
+        "the PIN is never echoed"
+    );
+
+    // With a key, the step-up is a touch: nothing is read from stdin.
+    let out = bus.run(&["key", "add", "--name", "spare"], "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Touch one of your registered keys"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = bus.run(&["key", "list", "--json"], "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pin", "spare"], "only keys, not the TOTP factor");
+    let out = bus.run(&["key", "list"], "");
+    assert!(text(&out.stdout).contains("spare"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn key_add_in_a_script_fails_clearly_without_the_pin_or_with_a_wrong_one() {
+    let bus = Bus::start(0, true);
+    let out = bus.run(&["key", "add", "--name", "pin"], "");
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("needs its PIN"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = bus.run(&["key", "add", "--pin-stdin"], "0000\n");
+    assert_eq!(out.status.code(), Some(4), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Wrong PIN"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "");
+}
+
+#[test]
+fn key_rename_and_remove_only_take_keys() {
+    let bus = Bus::start(1, true);
+    let out = bus.run(&["key", "rename", "f1", "x"], "");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a TOTP factor is not a key: {}",
+        text(&out.stderr)
+    );
+    let out = bus.run(&["key", "remove", "f1", "--yes"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = bus.run(&["key", "remove", "f1"], "");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "needs --yes: {}",
+        text(&out.stderr)
+    );
+    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
+
+    let out = bus.run(&["key", "add", "--name", "k"], &format!("{STEP_UP_CODE}\n"));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let out = bus.run(&["key", "rename", "k2", "office", "--json"], "");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("\"office\""),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = bus.run(
+        &["key", "remove", "k2", "--yes", "--json"],
+        &format!("{STEP_UP_CODE}\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("\"removed\""),
+        "{}",
+        text(&out.stdout)
     );
 }

@@ -713,7 +713,9 @@ impl Config {
                 "fido2.touch_timeout_seconds = {}: must be 5 to 120",
                 f.touch_timeout_seconds
             ));
-        } else if f.touch_timeout_seconds + 5 > self.login.timeout_seconds {
+        } else if (10..=3600).contains(&self.login.timeout_seconds)
+            && f.touch_timeout_seconds + 5 > self.login.timeout_seconds
+        {
             problems.push(format!(
                 "fido2.touch_timeout_seconds = {} leaves no time in login.timeout_seconds = {}: \
                  a login must outlast its touch; lower the first or raise the second",
@@ -1043,6 +1045,34 @@ mod tests {
             (
                 "[admin]\ngroup = \"-x\"\n",
                 "admin.group = \"-x\": not a group name",
+            ),
+            (
+                "[fido2]\nrp_id = \"web1\"\n",
+                "fido2.rp_id = \"web1\": must be \"pam://\"",
+            ),
+            (
+                "[fido2]\nuser_verification = \"always\"\n",
+                "fido2.user_verification = \"always\"",
+            ),
+            (
+                "[fido2]\ntouch_timeout_seconds = 300\n",
+                "fido2.touch_timeout_seconds = 300: must be 5 to 120",
+            ),
+            (
+                "[fido2]\ntouch_timeout_seconds = 60\n[login]\ntimeout_seconds = 60\n",
+                "leaves no time in login.timeout_seconds = 60",
+            ),
+            (
+                "[services.sudo]\nmethods = [\"sms\"]\n",
+                "services.sudo.methods[0] = \"sms\": not a method",
+            ),
+            (
+                "[remember]\nsession = \"a while\"\n",
+                "remember.session = \"a while\": not a duration",
+            ),
+            (
+                "[remember]\naddresses = \"yes\"\n",
+                "remember.addresses = \"yes\"",
             ),
             ("[login]\nmax_tries = 0\n", "login.max_tries = 0"),
             (

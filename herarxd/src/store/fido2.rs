@@ -458,6 +458,41 @@ mod tests {
     }
 
     #[test]
+    fn the_rp_id_is_recorded_at_first_use_and_never_re_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        assert_eq!(s.fido2_rp_id("", "host-a").unwrap(), "pam://host-a");
+        assert_eq!(
+            s.fido2_rp_id("", "renamed").unwrap(),
+            "pam://host-a",
+            "the host was renamed: the recorded id stays"
+        );
+        assert_eq!(
+            s.fido2_rp_id("pam://fleet.example", "renamed").unwrap(),
+            "pam://fleet.example",
+            "a configured id wins"
+        );
+        drop(s);
+        let mut s = open_store(dir.path());
+        assert_eq!(s.fido2_rp_id("", "other").unwrap(), "pam://host-a");
+    }
+
+    #[test]
+    fn a_step_up_code_is_checked_and_counted_like_a_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (outcome, entry) = s
+            .fido2_step_up_code(&ctx("alice"), "fido2-enroll", "000000", 100)
+            .unwrap();
+        assert!(
+            matches!(outcome, VerifyOutcome::Rejected { failures: 1, .. }),
+            "{outcome:?}"
+        );
+        assert!(entry.reason.starts_with("step-up:"), "{}", entry.reason);
+        assert_eq!(entry.method, "fido2-enroll");
+    }
+
+    #[test]
     fn encoding_round_trips_and_refuses_garbage() {
         let blob = encode(b"id", &[1; 16], b"key").unwrap();
         assert_eq!(
