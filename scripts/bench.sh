@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then echo "run as root: it creates (and removes) benchmark users" >&2; exit 1; fi
 scripts/install-test-deps.sh
-cargo build --release --workspace --quiet
+cargo build --release -p herarxd -p herarxctl -p pam_herarx -p herarx-tests --quiet
 exec target/release/hx-bench "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package from this checkout:
 #   ./scripts/build-deb.sh        ->  target/debian/herarx_<version>_<arch>.deb
-# Runs `cargo build --release --workspace`, stages the files listed in scripts/lib/layout.sh
+# Runs `cargo build --release` of the shipped crates, stages the files listed in scripts/lib/layout.sh
 # (the same list scripts/install.sh installs) and packs them with dpkg-deb. No root needed.
 # Needs: cargo, dpkg-dev (dpkg-architecture, dpkg-shlibdeps), binutils (strip), gzip.
 # HERARX_ALLOW_MISSING=1 builds even when a man page or completions are missing (development
@@ -17,7 +17,7 @@ for tool in cargo dpkg-deb strip gzip; do
   command -v "$tool" >/dev/null || { echo "build-deb: $tool is missing" >&2; exit 1; }
 done
 
-cargo build --release --workspace --quiet
+cargo build --release -p herarxd -p herarxctl -p pam_herarx --quiet
 
 upstream=$(herarx_version)
 # The Debian revision comes from the top entry of packaging/debian/changelog, which must be

@@ -24,7 +24,7 @@ miss=(); for p in "${need[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null
 if [ ${#miss[@]} -gt 0 ]; then apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${miss[@]}" >/dev/null; fi
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (https://rustup.rs) first" >&2; exit 1; }
 
-cargo build --release --workspace --quiet
+cargo build --release -p herarxd -p herarxctl -p pam_herarx --quiet
 herarx_check_sources >&2 || [ "${HERARX_ALLOW_MISSING:-}" = 1 ] || { echo "nothing was installed" >&2; exit 1; }
 
 umask 022

@@ -9,6 +9,8 @@
 //! - `HX_VIRT_PINS`: comma-separated PIN per key, empty for none (e.g. `",4321"`).
 //! - `HX_VIRT_HOLD`: comma-separated indexes of keys that are never touched (they answer
 //!   every request with keep-alives "waiting for a touch").
+//! - `HX_VIRT_HOLD_FILE`: a path; while a file exists there, no key is touched (a test can
+//!   register a key, then create the file to play a user who does not touch it at login).
 
 #[path = "../../tests/virt/shim.rs"]
 #[allow(dead_code)]
@@ -71,6 +73,23 @@ impl Authenticator for VirtualKeys {
     }
 }
 
+/// While `HX_VIRT_HOLD_FILE` exists, every key is held; once it is gone they are released
+/// again (keys held from `HX_VIRT_HOLD` stay held). Polled, so that a request already waiting
+/// for a touch is released too, as a real key is when finally touched.
+fn follow_hold_file(path: String) {
+    let fixed = env("HX_VIRT_HOLD");
+    loop {
+        let held = std::path::Path::new(&path).exists();
+        for (i, hold) in shim::HOLD.iter().enumerate() {
+            let always = fixed
+                .split(',')
+                .any(|x| x.trim().parse::<usize>().ok() == Some(i));
+            hold.store(held || always, Ordering::SeqCst);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_default()
 }
@@ -103,6 +122,10 @@ fn main() -> ExitCode {
         {
             shim::HOLD[i].store(true, Ordering::SeqCst);
         }
+    }
+    let hold_file = env("HX_VIRT_HOLD_FILE");
+    if !hold_file.is_empty() {
+        std::thread::spawn(move || follow_hold_file(hold_file));
     }
     herarxd::daemon::run_with_keys(
         args,
