@@ -248,6 +248,28 @@ impl SelfService {
         }
     }
 
+    /// A step-up by a touch of one of the caller's keys, for changes other than enrolment
+    /// (removing a factor when the user has only keys). `Ok(false)` when the user has no key:
+    /// the caller then asks for a code as usual. No PIN is taken here: with
+    /// `user_verification = "required"`, such a user steps up with a code or a backup code.
+    pub(crate) fn step_up_by_touch(&self, ctx: &AuditCtx, now: u64) -> Result<bool, HerarxError> {
+        let config = self.state.config();
+        let before = self.before(ctx, &config.fido2.rp_id, now)?;
+        if before.keys.is_empty() {
+            return Ok(false);
+        }
+        if let Some(until) = before.locked_until {
+            return Err(HerarxError::Locked(locked_message(until, now)));
+        }
+        let policy = Policy {
+            uv: Uv::Discouraged,
+            uv_required: false,
+            timeout: Duration::from_secs(config.fido2.touch_timeout_seconds),
+        };
+        self.touch_step_up(ctx, &before, policy, None, now)?;
+        Ok(true)
+    }
+
     fn before(&self, ctx: &AuditCtx, configured: &str, now: u64) -> Result<Before, HerarxError> {
         let mut store = self.state.store();
         let read = (|| {

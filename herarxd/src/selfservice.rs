@@ -322,9 +322,16 @@ impl SelfService {
             self.refuse(&ctx, METHOD, now, "step-up code too long");
             return Err(step_up_too_long());
         }
+        // No code: a user with security keys confirms with a touch of one of them (checked
+        // like a login: challenge, signature, counter; failures count towards the lockout).
+        let touched = step_up_code.trim().is_empty() && self.step_up_by_touch(&ctx, now)?;
         let result = {
             let mut store = self.state.store();
-            store.remove_factor(&ctx, id, step_up_code, now)
+            if touched {
+                store.remove_factor_after_touch(&ctx, id, now)
+            } else {
+                store.remove_factor(&ctx, id, step_up_code, now)
+            }
         };
         let (outcome, entry) = result.map_err(|e| self.state.internal("removing a factor", &e))?;
         self.state.log.audit(&entry);

@@ -47,9 +47,17 @@ pub fn run(ctx: &Context, id: &str, yes: bool) -> Result<(), CliError> {
         }
     }
 
-    with_code(&mut answers, STEP_UP_PROMPT, "the step-up code", |code| {
-        daemon.remove_factor(id, code)
-    })?;
+    // A user with only security keys confirms with a touch: no code to give.
+    let keys_only =
+        status.factors.iter().all(|f| f.kind == "fido2") && status.backup_codes_left == 0;
+    if keys_only {
+        answers.say("Touch one of your security keys to confirm it is you.")?;
+        daemon.remove_factor(id, "")?;
+    } else {
+        with_code(&mut answers, STEP_UP_PROMPT, "the step-up code", |code| {
+            daemon.remove_factor(id, code)
+        })?;
+    }
 
     if ctx.json {
         printer.data(&output::removed_json(&factor)?)?;

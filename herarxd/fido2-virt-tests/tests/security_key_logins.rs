@@ -280,3 +280,56 @@ fn a_removed_key_no_longer_logs_in_and_the_other_still_does() {
         last_verified()
     );
 }
+
+#[test]
+fn a_user_with_only_keys_removes_one_with_a_touch() {
+    let hold = tempfile::tempdir().unwrap();
+    let hold_file = hold.path().join("hold");
+    let v = start(
+        1,
+        "touch_timeout_seconds = 5",
+        &[("HX_VIRT_HOLD_FILE", hold_file.to_str().unwrap())],
+    );
+    let user = TestUser::create("km");
+    v.add_key(&user, "only", &[], &[]);
+    let out = run(Some(&user), &v.bus.address, &["key", "list", "--json"], &[]);
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
+    // Not touched: nothing removed.
+    std::fs::write(&hold_file, "").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = run(
+        Some(&user),
+        &v.bus.address,
+        &["key", "remove", &id, "--yes"],
+        &[],
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not touched"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(&hold_file).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = run(Some(&user), &v.bus.address, &["key", "list", "--json"], &[]);
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "still there");
+    // Touched: removed, and the login no longer asks for a touch.
+    let out = run(
+        Some(&user),
+        &v.bus.address,
+        &["key", "remove", &id, "--yes"],
+        &[],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Touch one of your security keys"));
+    let t = v.login(&user.name, None, &[]);
+    assert!(infos(&t).is_empty(), "{t:?}");
+    assert_eq!(t.rc, PAM_AUTH_ERR, "no factor left: deny by default: {t:?}");
+}

@@ -497,6 +497,28 @@ impl Store {
         step_up: &str,
         now: u64,
     ) -> Result<(RemoveOutcome, AuditEntry), StoreError> {
+        self.remove_factor_with(ctx, id, Some(step_up), now)
+    }
+
+    /// Removes a factor after the caller proved it is the user by a touch of one of their
+    /// security keys (verified, counter advanced and audited before this call).
+    pub fn remove_factor_after_touch(
+        &mut self,
+        ctx: &AuditCtx,
+        id: &str,
+        now: u64,
+    ) -> Result<(RemoveOutcome, AuditEntry), StoreError> {
+        self.remove_factor_with(ctx, id, None, now)
+    }
+
+    /// `step_up`: a code to check in the transaction, or `None` when a touch was verified.
+    fn remove_factor_with(
+        &mut self,
+        ctx: &AuditCtx,
+        id: &str,
+        step_up: Option<&str>,
+        now: u64,
+    ) -> Result<(RemoveOutcome, AuditEntry), StoreError> {
         const METHOD: &str = "remove";
         let user = ctx.user.as_str();
         let tx = self
@@ -513,7 +535,9 @@ impl Store {
                 "no such factor".into(),
             );
         }
-        if let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)? {
+        if let Some(step_up) = step_up
+            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
+        {
             let (result, reason) = refusal.audit();
             return finish(tx, RemoveOutcome::from(refusal), result, reason);
         }
