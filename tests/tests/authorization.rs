@@ -79,6 +79,7 @@ fn another_user_cannot_remove_or_authenticate_as_the_first() {
             "string:sudo",
             "string:",
             "string:",
+            "string:",
         ],
     );
     assert!(!ok && text.contains(DENIED), "{text}");
@@ -89,6 +90,7 @@ fn another_user_cannot_remove_or_authenticate_as_the_first() {
         &[
             &format!("string:{}", bob.name),
             "string:sudo",
+            "string:",
             "string:",
             "string:",
         ],
@@ -103,6 +105,7 @@ fn another_user_cannot_remove_or_authenticate_as_the_first() {
             "string:sshd",
             "string:192.0.2.1",
             "string:ssh",
+            "string:",
         ],
     );
     assert!(ok, "{text}");
