@@ -48,6 +48,23 @@ impl LogCapture {
         std::thread::sleep(Duration::from_millis(100));
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// Waits (up to 5 s) for a line containing `needle`; panics with every line if none comes.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {needle:?} in:\n{}",
+                lines.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for LogCapture {

@@ -500,3 +500,25 @@ fn wait_bounded(mut child: Child, limit: Duration) -> std::process::Output {
         stderr: err_reader.join().unwrap_or_default(),
     }
 }
+
+/// Set-up A's PAM stack: the password (pam_unix), then the code.
+pub fn stack_password_then_code(bus: &str) -> String {
+    format!(
+        "auth required pam_unix.so nodelay\n{}account required pam_unix.so\nsession required pam_permit.so\n",
+        crate::pamconf::module_line(bus, "")
+    )
+}
+
+/// Set-up B's PAM stack as the README recommends it: Herarx decides; when it has nothing to
+/// ask (PAM_IGNORE) pam_permit lets the key alone through; any other result of Herarx ends the
+/// stack with a failure.
+pub fn stack_key_then_code(bus: &str) -> String {
+    format!(
+        "{}auth required pam_permit.so\naccount required pam_unix.so\nsession required pam_permit.so\n",
+        crate::pamconf::module_line(bus, "").replacen(
+            "auth required",
+            "auth [success=done ignore=ignore default=die]",
+            1
+        )
+    )
+}

@@ -87,20 +87,7 @@ fn enrolment_inside_the_login_with_a_code_from_oathtool_then_backup_codes() {
     let r = login_from(&w, &user.name, None, &[&codes[0], &codes[0], &codes[0]]);
     assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "used up: {:?}", r.transcript);
     // The audit trail names the enrolment loudly.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !w
-        .daemon
-        .logs
-        .lines()
-        .iter()
-        .any(|l| l.contains("ENROLLED INSIDE A LOGIN"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log names the enrolment"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    w.daemon.logs.wait_for("ENROLLED INSIDE A LOGIN");
 }
 
 #[test]

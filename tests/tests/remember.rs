@@ -5,11 +5,11 @@
 
 use herarx_tests::ctl::{self, run};
 use herarx_tests::pam_client::*;
-use herarx_tests::pamconf::{module_line, run_login};
-use herarx_tests::sshd::{ClientLogin, Sshd};
+use herarx_tests::pamconf::run_login;
+use herarx_tests::sshd::{ClientLogin, Sshd, stack_key_then_code, stack_password_then_code};
 use herarx_tests::totp::code_at_step;
 use herarx_tests::{DaemonConfig, TestUser, World};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PROMPT: &str = "Verification code: ";
 
@@ -31,15 +31,7 @@ fn from(w: &World, user: &str, rhost: &str, env: &[String], answers: &[&str]) ->
 }
 
 fn wait_for_log(w: &World, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !w.daemon.logs.lines().iter().any(|l| l.contains(needle)) {
-        assert!(
-            Instant::now() < deadline,
-            "no log line with {needle:?}: {:?}",
-            w.daemon.logs.lines()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    w.daemon.logs.wait_for(needle);
 }
 
 #[test]
@@ -212,18 +204,6 @@ fn a_fido_backed_ssh_key_counts_as_the_second_factor_only_when_policy_says_so() 
     assert_eq!(t.prompts(), vec![PROMPT], "policy off");
 }
 
-/// sshd with key then code, as the README recommends it.
-fn stack_key_then_code(bus: &str) -> String {
-    format!(
-        "{}auth required pam_permit.so\naccount required pam_unix.so\nsession required pam_permit.so\n",
-        module_line(bus, "").replacen(
-            "auth required",
-            "auth [success=done ignore=ignore default=die]",
-            1
-        )
-    )
-}
-
 #[test]
 fn sshd_reports_the_key_and_a_remembered_key_logs_in_without_the_code() {
     const PASSWORD: &str = "Herarx-test pw 7";
@@ -282,10 +262,7 @@ fn sshd_remembers_the_client_address_for_an_opted_in_user() {
     );
     let sshd = Sshd::start(
         "keyboard-interactive",
-        &format!(
-            "auth required pam_unix.so nodelay\n{}account required pam_unix.so\nsession required pam_permit.so\n",
-            module_line(&w.bus.address, "")
-        ),
+        &stack_password_then_code(&w.bus.address),
         &[&user],
     );
     let at = format!("({}@127.0.0.1) ", user.name);

@@ -155,20 +155,6 @@ fn without_session_trust_or_without_pam_loginuid_everyone_is_asked() {
     assert_eq!(report.login.rc, PAM_SUCCESS);
     if report.session_id == "4294967295" {
         assert_eq!(report.inside[0].prompts(), vec!["Verification code: "]);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !w
-            .daemon
-            .logs
-            .lines()
-            .iter()
-            .any(|l| l.contains("pam_loginuid"))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{:?}",
-                w.daemon.logs.lines()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        w.daemon.logs.wait_for("pam_loginuid");
     }
 }

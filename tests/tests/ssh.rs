@@ -6,7 +6,9 @@
 //! B: `AuthenticationMethods publickey,keyboard-interactive`: the key, then only the code.
 
 use herarx_tests::pamconf::module_line;
-use herarx_tests::sshd::{ClientLogin, ParamikoReport, Sshd};
+use herarx_tests::sshd::{
+    ClientLogin, ParamikoReport, Sshd, stack_key_then_code, stack_password_then_code,
+};
 use herarx_tests::totp::{code_at_step, wrong_code};
 use herarx_tests::{DaemonConfig, TestUser, World, ctl};
 
@@ -15,13 +17,6 @@ const PROMPT: &str = "Verification code: ";
 const PROMPT_AFTER_WRONG: &str = "Wrong code. Verification code: ";
 
 /// A: the password through pam_unix, then the code.
-fn stack_password_then_code(bus: &str) -> String {
-    format!(
-        "auth required pam_unix.so nodelay\n{}account required pam_unix.so\nsession required pam_permit.so\n",
-        module_line(bus, "")
-    )
-}
-
 /// B as the issue first put it: Herarx alone in auth (sshd checked the key already).
 fn stack_code_only(bus: &str) -> String {
     format!(
@@ -30,18 +25,9 @@ fn stack_code_only(bus: &str) -> String {
     )
 }
 
-/// B as the README recommends it: Herarx decides; when it has nothing to ask (PAM_IGNORE:
-/// no factor under `no_factor = "ignore"`) pam_permit lets the key alone through; any other
-/// result of Herarx ends the stack with a failure.
+/// B as the README recommends it (see `stack_key_then_code`).
 fn stack_code_only_recommended(bus: &str) -> String {
-    format!(
-        "{}auth required pam_permit.so\naccount required pam_unix.so\nsession required pam_permit.so\n",
-        module_line(bus, "").replacen(
-            "auth required",
-            "auth [success=done ignore=ignore default=die]",
-            1
-        )
-    )
+    stack_key_then_code(bus)
 }
 
 /// A login user with one TOTP factor; the code of the step after the enrolment (fresh) and a

@@ -4,7 +4,7 @@
 
 use herarx_tests::pam_client::*;
 use herarx_tests::pamconf::{module_line, run_login};
-use herarx_tests::sshd::{ClientLogin, Sshd};
+use herarx_tests::sshd::{ClientLogin, Sshd, stack_password_then_code};
 use herarx_tests::totp::{code_at_step, wrong_code};
 use herarx_tests::{DaemonConfig, TestUser, World, ctl};
 
@@ -200,10 +200,7 @@ fn sshd_lets_a_trusted_source_in_with_the_password_alone() {
     let right = code_at_step(&e.secret, e.confirm_step + 1);
     let sshd = Sshd::start(
         "keyboard-interactive",
-        &format!(
-            "auth required pam_unix.so nodelay\n{}account required pam_unix.so\nsession required pam_permit.so\n",
-            module_line(&w.bus.address, "")
-        ),
+        &stack_password_then_code(&w.bus.address),
         &[&user],
     );
     let at = format!("({}@127.0.0.1) ", user.name);

@@ -8,14 +8,15 @@
 #[allow(dead_code)]
 mod shim;
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use herarx_tests::ctl::{enrol_totp, run};
 use herarx_tests::pam_client::*;
 use herarx_tests::pamconf::{PamConf, run_login};
 use herarx_tests::totp::code_at_step;
-use herarx_tests::{Bus, Daemon, DaemonConfig, TestUser};
+use herarx_tests::{Bus, Daemon, TestUser};
 
 const TOUCH: &str = "Touch your security key.";
 
@@ -26,19 +27,7 @@ struct Virt {
 }
 
 fn start(keys: usize, fido2: &str, env: &[(&str, &str)]) -> Virt {
-    let bus = Bus::start();
-    let mut daemon_env: Vec<(String, String)> = vec![("HX_VIRT_KEYS".into(), keys.to_string())];
-    daemon_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let daemon = Daemon::start(
-        &bus,
-        DaemonConfig {
-            skew: 3,
-            extra_tables: Some(format!("[fido2]\nrp_id = \"pam://virt-test\"\n{fido2}\n")),
-            daemon_binary: Some(PathBuf::from(env!("CARGO_BIN_EXE_hx-herarxd-virt"))),
-            daemon_env,
-            ..DaemonConfig::default()
-        },
-    );
+    let (daemon, bus) = common::start_daemon(keys, fido2, env);
     let pam = PamConf::new(&bus.address);
     Virt {
         _daemon: daemon,
