@@ -46,6 +46,9 @@ pub const ENROL_PROMPT_AFTER_WRONG: &str = "Wrong code. Code from the app, to fi
 pub const SAVED_PROMPT: &str = "Press Enter once you have saved them: ";
 pub const TOUCH_MESSAGE: &str = "Touch your security key.";
 pub const KEY_PIN_PROMPT: &str = "Security key PIN: ";
+/// After the touch, when policy wants key and code both.
+pub const KEY_THEN_CODE_PROMPT: &str = "Security key accepted. Verification code: ";
+pub const KEY_THEN_BACKUP_PROMPT: &str = "Security key accepted. Backup code: ";
 pub const KEY_PIN_AGAIN: &str = "Wrong PIN. Security key PIN: ";
 pub const KEY_NEEDS_PIN: &str = "This key needs its PIN. Security key PIN: ";
 pub const KEY_NOT_PLUGGED: &str = "No security key is plugged in.";
@@ -101,6 +104,8 @@ struct Methods {
     key_pin: bool,
     /// Ask for the touch first (policy `fido2.keys_first`).
     keys_first: bool,
+    /// The touch and then a code, both (policy `fido2.key_alone = false`).
+    key_then_code: bool,
 }
 
 impl Methods {
@@ -124,7 +129,7 @@ impl Methods {
 
     /// The first stage and step of a login.
     fn first(self) -> (Stage, Step) {
-        if self.keys > 0 && (self.keys_first || !self.codes()) {
+        if self.keys > 0 && (self.keys_first || !self.codes() || self.key_then_code) {
             self.key_step()
         } else if self.totp {
             (Stage::Code, self.first_prompt())
@@ -136,6 +141,10 @@ impl Methods {
     /// The menu: `(choice, what it leads to, line)`.
     fn menu(self) -> Vec<(Stage, String)> {
         let mut items = Vec::new();
+        // With key and code both required, the key cannot be swapped for a code.
+        if self.key_then_code {
+            return items;
+        }
         if self.keys > 0 {
             items.push((self.key_step().0, "Security key".to_owned()));
         }
@@ -561,6 +570,7 @@ impl Logins {
             keys: login.fido2_keys,
             key_pin: config.fido2_uv_required(),
             keys_first: config.fido2.keys_first,
+            key_then_code: false,
         };
         // What this service accepts of them (`services.NAME.methods`); keys only locally.
         let methods = Methods {
@@ -576,6 +586,10 @@ impl Logins {
                 0
             },
             ..enrolled
+        };
+        let methods = Methods {
+            key_then_code: !config.fido2.key_alone && methods.keys > 0 && methods.codes(),
+            ..methods
         };
         let trusted_skip =
             |net: ipnet::IpNet| skip(format!("trusted network {net} (service {})", ctx.service));

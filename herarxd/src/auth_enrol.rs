@@ -54,6 +54,7 @@ impl Logins {
                 keys: 0,
                 key_pin: false,
                 keys_first: false,
+                key_then_code: false,
             },
             Step::prompt(ENROL_PROMPT).with_message(text.as_str()),
             Vec::new(),

@@ -20,7 +20,10 @@ impl Logins {
     /// Where a key that did not do it leaves the login: the code prompt (prefixed with why),
     /// or the end when the user has nothing else.
     pub(super) fn after_key(&self, methods: Methods, why: &str) -> Next {
-        if methods.totp {
+        // Key and code both required: a key that did not do it ends the login.
+        if methods.key_then_code {
+            Next::Done(Step::terminal(Action::Denied, why))
+        } else if methods.totp {
             Next::Continue(
                 Stage::Code,
                 Step::prompt(format!("{why} {}", PROMPT_WITH_MENU)),
@@ -185,7 +188,27 @@ impl Logins {
                     .fido2_accept(ctx, scope, &factor_id, counter.counter, now)
                     .map_err(|e| self.state.internal("recording a key's counter", &e))?;
                 self.state.log.audit(&entry);
-                if accepted {
+                if accepted && methods.key_then_code {
+                    // The code comes next; from now on, the codes are all this login offers.
+                    if let Some(txn) = self.table().by_id.get_mut(id) {
+                        txn.methods = Methods {
+                            keys: 0,
+                            key_then_code: false,
+                            ..methods
+                        };
+                    }
+                    let stage = if methods.totp {
+                        Stage::Code
+                    } else {
+                        Stage::BackupCode
+                    };
+                    let prompt = if methods.totp {
+                        KEY_THEN_CODE_PROMPT
+                    } else {
+                        KEY_THEN_BACKUP_PROMPT
+                    };
+                    Ok(Next::Continue(stage, Step::prompt(prompt)))
+                } else if accepted {
                     Ok(Next::Done(self.after_success(
                         id,
                         ctx,

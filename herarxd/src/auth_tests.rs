@@ -810,6 +810,39 @@ fn the_menu_offers_the_key_and_policy_can_ask_for_the_code_first() {
 }
 
 #[test]
+fn policy_can_want_the_key_and_a_code_both() {
+    let mut config = Config::default();
+    config.fido2.key_alone = false;
+    let h = key_harness(config.clone(), Arc::new(device(UP)), true);
+    h.enrol("alice");
+    let (id, step) = begin(&h, "alice", "");
+    assert_eq!(step, Step::wait(TOUCH_MESSAGE));
+    let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+    assert_eq!(
+        step,
+        Step::prompt(KEY_THEN_CODE_PROMPT),
+        "the key is not enough"
+    );
+    let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+    assert_eq!(
+        step,
+        Step::prompt(PROMPT),
+        "no menu: the codes are all that is left"
+    );
+    let step = h.logins.answer(":1.7", &id, &code(NOW), NOW).unwrap();
+    assert_eq!(step.action, Action::Success);
+    // A key that does not do it ends the login: no way around it with a code alone.
+    let h = key_harness(config, Arc::new(device(0)), true);
+    h.enrol("alice");
+    let (id, _) = begin(&h, "alice", "");
+    let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
+    assert_eq!(step, Step::terminal(Action::Denied, KEY_REFUSED));
+    // Remotely the key is never asked: the code alone, as always.
+    let (_, step) = begin(&h, "alice", "192.0.2.1");
+    assert_eq!(step, Step::prompt(PROMPT));
+}
+
+#[test]
 fn user_verification_asks_the_pin_and_needs_the_uv_flag() {
     let mut config = Config::default();
     config.fido2.user_verification = "required".into();

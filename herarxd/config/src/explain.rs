@@ -72,6 +72,7 @@ const FIDO2: &[(&str, Kind)] = &[
     ("user_verification", Kind::Str("\"discouraged\"")),
     ("touch_timeout_seconds", Kind::Int("20")),
     ("keys_first", Kind::Bool("true")),
+    ("key_alone", Kind::Bool("true")),
 ];
 const ROOT: &[(&str, Kind)] = &[
     ("version", Kind::Int("1")),

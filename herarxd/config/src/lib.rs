@@ -144,6 +144,10 @@ pub struct Fido2Config {
     /// At a local login of a user who has a key, ask for the touch first (else the user's
     /// primary method first, the key in the menu).
     pub keys_first: bool,
+    /// Whether a key alone is the second factor. `false`: a local login of a user who has a
+    /// key and a code method needs both, the touch and then a code (remote logins, where keys
+    /// are never asked, need the code alone as always).
+    pub key_alone: bool,
 }
 
 impl Default for Fido2Config {
@@ -153,6 +157,7 @@ impl Default for Fido2Config {
             user_verification: "discouraged".into(),
             touch_timeout_seconds: 20,
             keys_first: true,
+            key_alone: true,
         }
     }
 }
