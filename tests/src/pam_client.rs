@@ -150,6 +150,9 @@ pub struct SessionScript {
 pub struct Child {
     pub delay_ms: u64,
     pub login: Login,
+    /// Run as this `(uid, gid)` instead of root (a screen locker authenticates its own user).
+    #[serde(default)]
+    pub run_as: Option<(u32, u32)>,
 }
 
 /// What a session script did.
@@ -377,7 +380,7 @@ fn env_list(pamh: *mut c_void) -> Vec<String> {
 /// and returns its transcript.
 pub fn run_session(
     script: &SessionScript,
-    child: &dyn Fn(&Login) -> Result<Transcript, String>,
+    child: &dyn Fn(&Login, Option<(u32, u32)>) -> Result<Transcript, String>,
 ) -> Result<SessionReport, String> {
     let mut login = script.login.clone();
     login.open_session = true;
@@ -392,7 +395,7 @@ pub fn run_session(
             .to_owned();
         for c in &script.inside {
             std::thread::sleep(std::time::Duration::from_millis(c.delay_ms));
-            match child(&c.login) {
+            match child(&c.login, c.run_as) {
                 Ok(t) => inside.borrow_mut().push(t),
                 Err(e) => *failed.borrow_mut() = Some(e),
             }
@@ -404,7 +407,7 @@ pub fn run_session(
     let mut after_logout = Vec::new();
     for c in &script.after_logout {
         std::thread::sleep(std::time::Duration::from_millis(c.delay_ms));
-        after_logout.push(child(&c.login)?);
+        after_logout.push(child(&c.login, c.run_as)?);
     }
     Ok(SessionReport {
         login: transcript,

@@ -36,7 +36,11 @@ fn login(w: &World, user: &str, answers: &[&str]) -> Login {
 }
 
 fn child(login: Login, delay_ms: u64) -> Child {
-    Child { delay_ms, login }
+    Child {
+        delay_ms,
+        login,
+        run_as: None,
+    }
 }
 
 #[test]
@@ -53,6 +57,11 @@ fn calls_from_inside_a_verified_session_skip_and_nothing_else_does() {
             child(login(&w, &user.name, &[]), 0),
             // Another user from inside this session (su to them) is asked.
             child(login(&w, &other.name, &[&other_code]), 0),
+            // A screen locker: the user's own process, authenticating its user.
+            Child {
+                run_as: Some((user.uid, user.gid)),
+                ..child(login(&w, &user.name, &[]), 0)
+            },
         ],
         after_logout: vec![child(login(&w, &user.name, &[]), 0)],
     });
@@ -80,6 +89,12 @@ fn calls_from_inside_a_verified_session_skip_and_nothing_else_does() {
         su.prompts(),
         vec!["Verification code: "],
         "another user is asked"
+    );
+    let locker = &report.inside[3];
+    assert_eq!(locker.rc, PAM_SUCCESS, "{locker:?}");
+    assert!(
+        locker.prompts().is_empty(),
+        "the screen locker is not asked: {locker:?}"
     );
     let out = &report.after_logout[0];
     assert_eq!(out.rc, PAM_CONV_ERR, "asked again after logout: {out:?}");

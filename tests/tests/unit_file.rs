@@ -211,7 +211,7 @@ fn the_unit_keeps_the_hardening_issue_6_asks_for() {
         ("SystemCallArchitectures", "native"),
         ("MemoryDenyWriteExecute", "yes"),
         ("LockPersonality", "yes"),
-        ("ProtectProc", "invisible"),
+        ("ProtectProc", "default"),
         ("ProcSubset", "pid"),
         ("Restart", "on-failure"),
     ] {
@@ -510,15 +510,15 @@ os.execv(sys.argv[2], sys.argv[2:])
 "#;
 
 /// The shipped unit's sandbox, as far as it can be built without systemd as PID 1: a private
-/// network namespace (PrivateNetwork=), `/proc` with only the daemon's own processes
-/// (ProtectProc=invisible, ProcSubset=pid), a read-only root except the state directory
+/// network namespace (PrivateNetwork=), `/proc` with processes only (ProcSubset=pid), a
+/// read-only root except the state directory
 /// (ProtectSystem=strict + StateDirectory=), no capabilities (CapabilityBoundingSet=),
 /// no_new_privs, the unit's system call filter and MemoryDenyWriteExecute=.
 const SANDBOX_SH: &str = r#"#!/bin/sh
 export HX_STATE="@STATE@" HX_FILTER="@FILTER@" HX_ALLOWED="@ALLOWED@"
 exec unshare --net --mount --pid --fork --propagation private /bin/sh -c '
   set -e
-  mount -t proc -o subset=pid,hidepid=invisible proc /proc
+  mount -t proc -o subset=pid proc /proc
   mkdir -p -m 0700 "$HX_STATE"
   mount --bind "$HX_STATE" "$HX_STATE"
   mount -o remount,bind,ro /

@@ -17,10 +17,24 @@ struct ScriptInput {
     session_script: SessionScript,
 }
 
-/// One login in a child process of this one (it inherits the audit session).
-fn child(login: &Login) -> Result<Transcript, String> {
+/// One login in a child process of this one (it inherits the audit session), as root or as
+/// `run_as`.
+fn child(login: &Login, run_as: Option<(u32, u32)>) -> Result<Transcript, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut c = Command::new(exe)
+    let mut cmd = match run_as {
+        Some((uid, gid)) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+                "--clear-groups".to_owned(),
+            ])
+            .arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut c = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
