@@ -90,10 +90,11 @@ impl<R: BufRead, W: Write> Answers<R, W> {
         self.interactive
     }
 
-    /// Shows `prompt` and reads one code; `what` names it in errors ("the step-up code").
+    /// Shows `prompt` and reads one code; `what` names it in errors ("the step-up code"). On
+    /// a terminal without echo: a backup code typed as step-up must not stay on the screen.
     pub fn code(&mut self, prompt: &str, what: &str) -> Result<Zeroizing<String>, CliError> {
         loop {
-            let line = self.line(prompt, what)?;
+            let line = self.line_hidden(prompt, what)?;
             let code = clean_code(&line);
             if code.is_empty() {
                 if self.interactive {
@@ -116,6 +117,15 @@ impl<R: BufRead, W: Write> Answers<R, W> {
     /// Shows `prompt` and reads one secret line (a security key's PIN) as typed, without its
     /// line ending; on a terminal without echo. `what` names it in errors.
     pub fn secret(&mut self, prompt: &str, what: &str) -> Result<Zeroizing<String>, CliError> {
+        let line = self.line_hidden(prompt, what)?;
+        let mut secret = Zeroizing::new(String::with_capacity(line.len()));
+        secret.push_str(line.trim_end_matches(['\n', '\r']));
+        Ok(secret)
+    }
+
+    /// Asks a yes/no question whose default is no.
+    /// Like `line`, without echo on a terminal.
+    fn line_hidden(&mut self, prompt: &str, what: &str) -> Result<Zeroizing<String>, CliError> {
         let echo = if self.interactive {
             EchoOff::start()
         } else {
@@ -127,13 +137,9 @@ impl<R: BufRead, W: Write> Answers<R, W> {
             // The user's Enter was not echoed either.
             writeln!(self.prompts)?;
         }
-        let line = line?;
-        let mut secret = Zeroizing::new(String::with_capacity(line.len()));
-        secret.push_str(line.trim_end_matches(['\n', '\r']));
-        Ok(secret)
+        line
     }
 
-    /// Asks a yes/no question whose default is no.
     pub fn confirm(&mut self, question: &str) -> Result<bool, CliError> {
         let line = self.line(
             &format!("{question} [y/N] "),
