@@ -376,12 +376,12 @@ fn env_list(pamh: *mut c_void) -> Vec<String> {
     out
 }
 
+/// Runs one login of a session script in a child process, as root or as `(uid, gid)`.
+pub type ChildRunner = dyn Fn(&Login, Option<(u32, u32)>) -> Result<Transcript, String>;
+
 /// Runs a session script (see [`SessionScript`]); `child` runs one login in a child process
 /// and returns its transcript.
-pub fn run_session(
-    script: &SessionScript,
-    child: &dyn Fn(&Login, Option<(u32, u32)>) -> Result<Transcript, String>,
-) -> Result<SessionReport, String> {
+pub fn run_session(script: &SessionScript, child: &ChildRunner) -> Result<SessionReport, String> {
     let mut login = script.login.clone();
     login.open_session = true;
     login.close_session = true;
