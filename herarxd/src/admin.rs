@@ -163,6 +163,18 @@ impl Admin {
         let result = self.state.store().admin_reset(&ctx, now);
         let (counts, entry) = result.map_err(|e| self.state.internal("resetting a user", &e))?;
         self.state.log.audit(&entry);
+        // A reset means "this account's second factor is not to be trusted": its trusted
+        // sessions end too (they live in memory, not in the store).
+        let ended = self.state.sessions.forget_user(&ctx.user);
+        if ended > 0 {
+            self.state.log.log(
+                crate::logger::Severity::Notice,
+                &format!(
+                    "admin reset of {}: {ended} trusted sessions ended",
+                    ctx.user
+                ),
+            );
+        }
         Ok(counts.factors)
     }
 
@@ -397,7 +409,12 @@ mod tests {
         lock(&h, "alice");
         assert_eq!(admin.unlock(1002, "alice", NOW + 10).unwrap(), 1);
         assert_eq!(admin.unlock(1002, "alice", NOW + 10).unwrap(), 0);
+        // A session of alice's trusted after a second factor: the reset ends it.
+        let sessions = &admin.state.sessions;
+        sessions.issue("ticket", "alice", NOW);
+        assert!(sessions.open("ticket", "alice", 7, 500, 3600, NOW));
         assert_eq!(admin.reset(1002, "alice", NOW + 10).unwrap(), 1);
+        assert!(sessions.trusted(7, "alice", NOW + 10).is_none());
         assert_eq!(admin.reset(1002, "alice", NOW + 11).unwrap(), 0);
         let st = admin.user_status(0, "alice", NOW + 12).unwrap();
         assert!(st.factors.is_empty());

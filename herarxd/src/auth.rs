@@ -18,7 +18,6 @@ use zeroize::Zeroizing;
 
 use crate::logger::Severity;
 use crate::policy::{self, NoFactor, Origin};
-use crate::sessions::Sessions;
 use crate::state::{State, printable, valid_text};
 use crate::store::backup_codes::FEW_LEFT;
 use crate::store::factors::{Accept, VerifyOutcome};
@@ -338,7 +337,6 @@ fn menu_step(items: &[(Stage, String)], note: Option<&str>) -> Step {
 pub struct Logins {
     state: Arc<State>,
     table: Mutex<Table>,
-    sessions: Sessions,
 }
 
 fn no_such_transaction() -> HerarxError {
@@ -362,7 +360,6 @@ impl Logins {
         Logins {
             state,
             table: Mutex::new(Table::default()),
-            sessions: Sessions::default(),
         }
     }
 
@@ -545,7 +542,7 @@ impl Logins {
         let skip = |reason: String| skip_as("none", reason);
         // Already verified in this very login session (sudo, a screen locker): nothing to ask.
         if config.session_trust_seconds() > 0
-            && let Some(trust) = self.sessions.trusted(caller.session, user, now)
+            && let Some(trust) = self.state.sessions.trusted(caller.session, user, now)
         {
             return skip_as(
                 "session",

@@ -121,7 +121,7 @@ impl Logins {
         }
         match random_hex(16) {
             Ok(ticket) => {
-                self.sessions.issue(&ticket, &ctx.user, now);
+                self.state.sessions.issue(&ticket, &ctx.user, now);
                 step.with_ticket(ticket)
             }
             Err(e) => {
@@ -149,9 +149,10 @@ impl Logins {
             ));
         }
         let seconds = self.state.config().session_trust_seconds();
-        let opened = self
-            .sessions
-            .open(ticket, user, caller.session, caller_pid, seconds, now);
+        let opened =
+            self.state
+                .sessions
+                .open(ticket, user, caller.session, caller_pid, seconds, now);
         let ctx = AuditCtx {
             user: printable(user),
             caller_uid: caller.uid,
@@ -191,6 +192,6 @@ impl Logins {
                 "Only root (the login program's session hook) may close a trusted session.".into(),
             ));
         }
-        Ok(self.sessions.close(caller.session, user, caller_pid))
+        Ok(self.state.sessions.close(caller.session, user, caller_pid))
     }
 }

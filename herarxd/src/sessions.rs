@@ -120,6 +120,15 @@ impl Sessions {
             .cloned()
     }
 
+    /// Ends every trust and ticket of `user` (an admin reset). Returns how many sessions.
+    pub fn forget_user(&self, user: &str) -> usize {
+        let mut t = self.lock();
+        t.tickets.retain(|_, k| k.user != user);
+        let before = t.sessions.len();
+        t.sessions.retain(|_, s| s.user != user);
+        before - t.sessions.len()
+    }
+
     /// Ends the trust of `session` when `closer` opened it for `user`.
     pub fn close(&self, session: u32, user: &str, closer: u32) -> bool {
         let mut t = self.lock();
@@ -177,6 +186,23 @@ mod tests {
         assert!(s.trusted(NO_SESSION, "alice", 101).is_none());
         s.issue("v", "alice", 100);
         assert!(!s.open("v", "alice", 7, 500, 0, 101), "trust off");
+    }
+
+    #[test]
+    fn a_reset_forgets_the_users_sessions_and_tickets_only() {
+        let s = Sessions::default();
+        s.issue("t1", "alice", 100);
+        s.issue("t2", "bob", 100);
+        assert!(s.open("t1", "alice", 7, 500, 3600, 101));
+        assert!(s.open("t2", "bob", 8, 501, 3600, 101));
+        s.issue("t3", "alice", 102);
+        assert_eq!(s.forget_user("alice"), 1);
+        assert!(s.trusted(7, "alice", 103).is_none());
+        assert!(
+            !s.open("t3", "alice", 9, 502, 3600, 103),
+            "the pending ticket went too"
+        );
+        assert!(s.trusted(8, "bob", 103).is_some());
     }
 
     #[test]

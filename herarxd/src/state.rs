@@ -22,6 +22,8 @@ pub struct State {
     pub keys: Arc<dyn crate::fido2::Authenticator>,
     /// Single-use FIDO2 challenges, in memory.
     pub challenges: crate::fido2::Challenges,
+    /// Session trust (tickets and trusted login sessions), in memory.
+    pub sessions: crate::sessions::Sessions,
 }
 
 impl State {
@@ -40,6 +42,7 @@ impl State {
             hostname,
             keys: Arc::new(crate::fido2::CtapHid::new()),
             challenges: crate::fido2::Challenges::new(),
+            sessions: crate::sessions::Sessions::default(),
         }
     }
 

@@ -74,6 +74,7 @@ const FIDO2: &[(&str, Kind)] = &[
     ("keys_first", Kind::Bool("true")),
     ("key_alone", Kind::Bool("true")),
 ];
+const AUDIT: &[(&str, Kind)] = &[("retention", Kind::Str("\"365d\""))];
 const ROOT: &[(&str, Kind)] = &[
     ("version", Kind::Int("1")),
     ("store", Kind::Table(STORE)),
@@ -84,6 +85,7 @@ const ROOT: &[(&str, Kind)] = &[
     ("admin", Kind::Table(ADMIN)),
     ("remember", Kind::Table(REMEMBER)),
     ("fido2", Kind::Table(FIDO2)),
+    ("audit", Kind::Table(AUDIT)),
     ("services", Kind::Named(SERVICE)),
 ];
 

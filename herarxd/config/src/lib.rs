@@ -39,6 +39,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub remember: RememberConfig,
     pub fido2: Fido2Config,
+    pub audit: AuditConfig,
     /// Per PAM service settings, `[services.<service>]`.
     pub services: BTreeMap<String, ServiceConfig>,
 }
@@ -127,6 +128,22 @@ pub struct ServiceConfig {
 
 /// The methods a service may accept, by their names in `services.NAME.methods`.
 pub const METHODS: &[&str] = &["totp", "backup-code", "fido2"];
+
+/// The audit trail in the store (syslog keeps its own copy, under the host's log rotation).
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// How long rows are kept (`365d`); `0`: forever.
+    pub retention: String,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention: "365d".into(),
+        }
+    }
+}
 
 /// Security keys (FIDO2).
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -232,6 +249,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             remember: RememberConfig::default(),
             fido2: Fido2Config::default(),
+            audit: AuditConfig::default(),
             services: BTreeMap::new(),
         }
     }
@@ -573,6 +591,18 @@ impl Config {
         self.validate_policy(&mut problems);
         self.validate_remember(&mut problems);
         self.validate_fido2(&mut problems);
+        match parse_duration(&self.audit.retention) {
+            None => problems.push(format!(
+                "audit.retention = {:?}: not a duration; write e.g. \"365d\", \"90d\", or \"0\" to \
+                 keep the audit trail forever",
+                self.audit.retention
+            )),
+            Some(s) if s != 0 && s < 86_400 => problems.push(format!(
+                "audit.retention = {:?}: at least one day (\"1d\"), or \"0\" to keep forever",
+                self.audit.retention
+            )),
+            Some(_) => {}
+        }
         if !self.admin.group.is_empty() && !valid_group_name(&self.admin.group) {
             problems.push(format!(
                 "admin.group = {:?}: not a group name (lowercase letters, digits, '_' and '-', \
@@ -732,6 +762,11 @@ impl Config {
     /// Whether logins and enrolments require user verification (PIN) of security keys.
     pub fn fido2_uv_required(&self) -> bool {
         self.fido2.user_verification == "required"
+    }
+
+    /// Seconds audit rows are kept; 0: forever.
+    pub fn audit_retention_seconds(&self) -> u64 {
+        parse_duration(&self.audit.retention).unwrap_or(0)
     }
 
     /// Seconds of session trust; 0: off.
@@ -1080,6 +1115,14 @@ mod tests {
                 "remember.addresses = \"yes\"",
             ),
             ("[login]\nmax_tries = 0\n", "login.max_tries = 0"),
+            (
+                "[audit]\nretention = \"1h\"\n",
+                "audit.retention = \"1h\": at least one day",
+            ),
+            (
+                "[audit]\nretention = \"forever\"\n",
+                "audit.retention = \"forever\": not a duration",
+            ),
             (
                 "[login]\ntimeout_seconds = 1\n",
                 "login.timeout_seconds = 1",

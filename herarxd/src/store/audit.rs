@@ -144,6 +144,15 @@ pub fn insert(conn: &Connection, e: &AuditEntry) -> rusqlite::Result<()> {
 }
 
 /// The last `limit` rows, newest first (admin reads and tests).
+/// Drops up to `batch` of the oldest rows older than `before` (unix seconds). Returns how many.
+pub fn purge_older_than(conn: &Connection, before: u64, batch: u32) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM audit WHERE id IN (
+            SELECT id FROM audit WHERE time < ?1 ORDER BY time LIMIT ?2)",
+    )?
+    .execute((super::to_sql(before), batch))
+}
+
 pub fn recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT time, user, caller_uid, service, rhost, remote, method, result, reason
@@ -176,6 +185,33 @@ pub fn recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<AuditEntry>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_rows_are_purged_in_bounded_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::store::testing::open_store(dir.path());
+        let ctx = AuditCtx {
+            user: "alice".into(),
+            ..AuditCtx::default()
+        };
+        for t in 0..25u64 {
+            insert(
+                s.conn(),
+                &ctx.entry(1000 + t, "totp", AuditResult::Success, "x"),
+            )
+            .unwrap();
+        }
+        assert_eq!(purge_older_than(s.conn(), 1020, 8).unwrap(), 8, "a batch");
+        assert_eq!(purge_older_than(s.conn(), 1020, 8).unwrap(), 8);
+        assert_eq!(
+            purge_older_than(s.conn(), 1020, 8).unwrap(),
+            4,
+            "only the old ones"
+        );
+        let left = recent(s.conn(), 100).unwrap();
+        assert_eq!(left.len(), 5);
+        assert!(left.iter().all(|r| r.time >= 1020));
+    }
 
     #[test]
     fn the_log_line_quotes_what_needs_quoting() {

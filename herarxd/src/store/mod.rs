@@ -30,6 +30,9 @@ use crate::seal::{self, Kind, SealError};
 pub use audit::{AuditCtx, AuditEntry, AuditResult};
 pub use lockout::{Failures, LockoutPolicy, Scope};
 
+/// Audit rows dropped at most per housekeeping run (every 10 minutes).
+pub const AUDIT_PRUNE_BATCH: u32 = 10_000;
+
 /// The store file inside the state directory.
 pub const DB_FILE: &str = "herarx.db";
 
@@ -39,6 +42,8 @@ pub struct StorePolicy {
     /// TOTP steps accepted on each side of the current one.
     pub skew: u32,
     pub lockout: LockoutPolicy,
+    /// Seconds audit rows are kept; 0: forever.
+    pub audit_retention_seconds: u64,
 }
 
 impl StorePolicy {
@@ -52,6 +57,7 @@ impl StorePolicy {
                 lockout_seconds: config.lockout.lockout_seconds,
                 max_lockout_seconds: config.lockout.max_lockout_seconds,
             },
+            audit_retention_seconds: config.audit_retention_seconds(),
         }
     }
 }
@@ -239,7 +245,9 @@ impl Store {
         Ok(())
     }
 
-    /// Housekeeping: drops expired enrolments and failure counters that no longer count.
+    /// Housekeeping: drops expired enrolments, failure counters that no longer count, expired
+    /// remembered things, and audit rows past their retention (a bounded batch per call, so
+    /// that a first prune of a large trail does not hold the writer lock for long).
     pub fn prune(&mut self, now: u64) -> Result<(), StoreError> {
         let tx = self
             .conn
@@ -247,6 +255,13 @@ impl Store {
         enrollments::purge_expired(&tx, now)?;
         lockout::purge_stale(&tx, now, &self.policy.lockout)?;
         remembered::purge_expired(&tx, now)?;
+        if self.policy.audit_retention_seconds > 0 {
+            audit::purge_older_than(
+                &tx,
+                now.saturating_sub(self.policy.audit_retention_seconds),
+                AUDIT_PRUNE_BATCH,
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -277,6 +292,7 @@ pub(crate) mod testing {
             lockout_seconds: 900,
             max_lockout_seconds: 86_400,
         },
+        audit_retention_seconds: 365 * 86_400,
     };
 
     pub fn open_store(dir: &Path) -> Store {
