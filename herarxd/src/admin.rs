@@ -129,14 +129,7 @@ impl Admin {
             AuditResult::Success,
             format!("status read by uid {uid}"),
         ));
-        let no_factor_policy = if requirement.required {
-            config
-                .no_factor_policy()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| config.login.no_factor.clone())
-        } else {
-            "allow".to_owned()
-        };
+        let no_factor_policy = crate::policy::no_factor_name(&config, &requirement);
         Ok(AdminUserStatus {
             user: user.to_owned(),
             exists,

@@ -170,8 +170,8 @@ impl Methods {
     }
 }
 
-/// Where a transaction stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a transaction stands. No `Debug`: `KeyTouch` holds the key's PIN.
+#[derive(Clone, PartialEq, Eq)]
 enum Stage {
     /// Asking for a code from the app (a backup code is accepted too).
     Code,
@@ -315,8 +315,7 @@ fn prompt_of(stage: &Stage, methods: Methods) -> Step {
         Stage::BackupCode => Step::prompt(BACKUP_PROMPT),
         Stage::KeyPin => Step::prompt(KEY_PIN_PROMPT),
         Stage::KeyTouch { .. } => Step::wait(TOUCH_MESSAGE),
-        _ if methods.backup_codes > 0 => Step::prompt(PROMPT_WITH_MENU),
-        _ => Step::prompt(PROMPT),
+        _ => methods.first_prompt(),
     }
 }
 
@@ -810,18 +809,7 @@ impl Logins {
             // Nothing to switch to: an empty answer is a try without a code. It uses up one
             // of the login's tries (a client that answers empty forever ends like one that
             // answers wrong), but no failure is counted towards the lockout.
-            let max_tries = self.state.config().login.max_tries;
-            let tries = {
-                let mut table = self.table();
-                match table.by_id.get_mut(id) {
-                    Some(txn) => {
-                        txn.tries += 1;
-                        txn.tries
-                    }
-                    None => max_tries,
-                }
-            };
-            if tries >= max_tries {
+            if !self.use_try(id) {
                 self.record(&ctx.entry(now, "totp", AuditResult::Denied, "no code given"));
                 return Ok(Next::Done(Step::terminal(Action::Denied, NO_CODE_GIVEN)));
             }
@@ -859,19 +847,8 @@ impl Logins {
                 ..
             } => Next::Done(Step::terminal(Action::Locked, locked_message(until, now))),
             VerifyOutcome::Rejected { reason, .. } => {
-                let max_tries = self.state.config().login.max_tries;
-                let tries = {
-                    let mut table = self.table();
-                    match table.by_id.get_mut(id) {
-                        Some(txn) => {
-                            txn.tries += 1;
-                            txn.tries
-                        }
-                        None => max_tries,
-                    }
-                };
                 let replayed = reason == Rejection::Replayed;
-                if tries < max_tries {
+                if self.use_try(id) {
                     let again = match (stage, replayed) {
                         (_, true) => Step::prompt(PROMPT_AFTER_REPLAY),
                         (Stage::BackupCode, false) => Step::prompt(BACKUP_PROMPT_AFTER_WRONG),

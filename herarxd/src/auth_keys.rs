@@ -38,7 +38,8 @@ impl Logins {
         }
     }
 
-    /// Uses up one of the login's tries; whether any are left.
+    /// Uses up one of the login's tries; whether any are left (none when the transaction
+    /// went away meanwhile).
     pub(super) fn use_try(&self, id: &str) -> bool {
         let max_tries = self.state.config().login.max_tries;
         let mut table = self.table();
@@ -66,7 +67,7 @@ impl Logins {
         use crate::fido2::{AssertionError, CredId, DeviceError, Purpose, Uv};
         use std::time::{Duration, Instant};
         let config = self.state.config();
-        let uv_required = config.fido2_uv_required();
+        let uv_required = methods.key_pin;
         let user = ctx.user.as_str();
         let (stored, rp_id) = {
             let mut store = self.state.store();

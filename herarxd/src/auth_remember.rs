@@ -121,8 +121,15 @@ impl Logins {
         }
         match random_hex(16) {
             Ok(ticket) => {
-                self.state.sessions.issue(&ticket, &ctx.user, now);
-                step.with_ticket(ticket)
+                if self.state.sessions.issue(&ticket, &ctx.user, now) {
+                    step.with_ticket(ticket)
+                } else {
+                    self.state.log.log(
+                        Severity::Warning,
+                        "session trust: too many tickets waiting; this session is not trusted",
+                    );
+                    step
+                }
             }
             Err(e) => {
                 self.state.log.log(

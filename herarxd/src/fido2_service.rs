@@ -143,6 +143,8 @@ struct Before {
 /// What one enrolment needs to know of the policy.
 #[derive(Clone, Copy)]
 struct Policy {
+    /// The audit method of the change this serves (`fido2-enroll`, `remove`).
+    method: &'static str,
     uv: Uv,
     uv_required: bool,
     timeout: Duration,
@@ -189,6 +191,7 @@ impl SelfService {
         let config = self.state.config();
         let uv_required = config.fido2_uv_required();
         let policy = Policy {
+            method: METHOD,
             uv: if uv_required {
                 Uv::Required
             } else {
@@ -262,6 +265,7 @@ impl SelfService {
             return Err(HerarxError::Locked(locked_message(until, now)));
         }
         let policy = Policy {
+            method: "remove",
             uv: Uv::Discouraged,
             uv_required: false,
             timeout: Duration::from_secs(config.fido2.touch_timeout_seconds),
@@ -306,7 +310,12 @@ impl SelfService {
                 &format!("security key {what} for {}: {e}", ctx.user),
             );
         }
-        self.refuse(ctx, METHOD, now, &format!("{what}: {}", device_reason(e)));
+        self.refuse(
+            ctx,
+            policy.method,
+            now,
+            &format!("{what}: {}", device_reason(e)),
+        );
         device_refusal(e, policy.timeout)
     }
 
@@ -324,7 +333,7 @@ impl SelfService {
         if devices.is_empty() {
             self.refuse(
                 ctx,
-                METHOD,
+                policy.method,
                 now,
                 "step-up touch: no security key plugged in",
             );
@@ -365,7 +374,7 @@ impl SelfService {
                 let result = self.state.store().fido2_reject(
                     ctx,
                     &Scope::Local,
-                    &format!("step-up for a new key: {}", e.audit_reason()),
+                    &format!("step-up touch refused: {}", e.audit_reason()),
                     now,
                 );
                 let (locked, entry) =
@@ -435,7 +444,7 @@ impl SelfService {
         verify_registration(&before.rp_id, &challenge, &raw, policy.uv_required).map_err(|e| {
             self.refuse(
                 ctx,
-                METHOD,
+                policy.method,
                 now,
                 &format!("registration refused: {}", e.audit_reason()),
             );
@@ -499,7 +508,7 @@ impl SelfService {
             .challenges
             .issue(&ctx.user, purpose, Instant::now(), ttl)
             .map_err(|e| {
-                self.refuse(ctx, METHOD, now, &format!("no challenge: {e}"));
+                self.refuse(ctx, policy.method, now, &format!("no challenge: {e}"));
                 HerarxError::Busy(
                     "herarxd has too many security-key requests under way: try again in a \
                      minute."
@@ -520,7 +529,7 @@ impl SelfService {
             .challenges
             .take(challenge, &ctx.user, purpose, Instant::now())
             .map_err(|e| {
-                self.refuse(ctx, METHOD, now, &format!("challenge refused: {e}"));
+                self.refuse(ctx, policy.method, now, &format!("challenge refused: {e}"));
                 device_refusal(&DeviceError::Timeout, policy.timeout)
             })
     }

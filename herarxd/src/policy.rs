@@ -51,6 +51,18 @@ pub fn requirement(config: &Config, users: &dyn UserDb, user: &str) -> Requireme
     }
 }
 
+/// The no-factor policy that applies to a user, as status output names it: `allow` when
+/// nothing is required of them, else `enroll`, `deny` or `allow` (the old name `ignore`
+/// shown as `allow`).
+pub fn no_factor_name(config: &Config, requirement: &Requirement) -> String {
+    if !requirement.required {
+        return NoFactorPolicy::Allow.as_str().to_owned();
+    }
+    config
+        .no_factor_policy()
+        .map_or_else(|| config.login.no_factor.clone(), |p| p.as_str().to_owned())
+}
+
 /// What a login of a user without any factor gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoFactor {

@@ -127,12 +127,7 @@ impl SelfService {
             .map_err(|e| self.state.internal("reading a status", &e))?;
         let config = self.state.config();
         let requirement = crate::policy::requirement(&config, self.state.users.as_ref(), &ctx.user);
-        // Without the requirement, a login without a factor is let through.
-        let no_factor_policy = if requirement.required {
-            config.login.no_factor.clone()
-        } else {
-            "allow".to_owned()
-        };
+        let no_factor_policy = crate::policy::no_factor_name(&config, &requirement);
         Ok(UserStatus {
             user: ctx.user,
             factors,

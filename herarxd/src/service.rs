@@ -29,20 +29,29 @@ impl BusDriver {
 
     /// The uid of the connection that sent `sender`, as the bus knows it.
     pub(crate) async fn uid_of(&self, conn: &Connection, sender: &str) -> Result<u32, HerarxError> {
-        let proxy = self.proxy(conn).await?;
-        let name = zbus::names::BusName::try_from(sender).map_err(|e| internal_bus(&e))?;
-        proxy
+        let name = bus_name(sender)?;
+        self.proxy(conn)
+            .await?
             .get_connection_unix_user(name)
             .await
             .map_err(|e| internal_bus(&e))
     }
 
+    /// The uid of the caller of the message with header `hdr`.
+    pub(crate) async fn caller_uid(
+        &self,
+        conn: &Connection,
+        hdr: &Header<'_>,
+    ) -> Result<u32, HerarxError> {
+        self.uid_of(conn, &sender_of(hdr)?).await
+    }
+
     /// The pid of the process behind `sender`, as the bus knows it (from the socket's
     /// credentials, not from the caller).
     pub(crate) async fn pid_of(&self, conn: &Connection, sender: &str) -> Result<u32, HerarxError> {
-        let proxy = self.proxy(conn).await?;
-        let name = zbus::names::BusName::try_from(sender).map_err(|e| internal_bus(&e))?;
-        proxy
+        let name = bus_name(sender)?;
+        self.proxy(conn)
+            .await?
             .get_connection_unix_process_id(name)
             .await
             .map_err(|e| internal_bus(&e))
@@ -72,6 +81,10 @@ impl BusDriver {
             pid,
         ))
     }
+}
+
+fn bus_name(sender: &str) -> Result<zbus::names::BusName<'_>, HerarxError> {
+    zbus::names::BusName::try_from(sender).map_err(|e| internal_bus(&e))
 }
 
 fn internal_bus(e: &dyn std::fmt::Display) -> HerarxError {
@@ -226,8 +239,7 @@ impl FactorsInterface {
     }
 
     async fn caller_uid(&self, hdr: &Header<'_>, conn: &Connection) -> Result<u32, HerarxError> {
-        let sender = sender_of(hdr)?;
-        self.bus.uid_of(conn, &sender).await
+        self.bus.caller_uid(conn, hdr).await
     }
 }
 

@@ -9,7 +9,7 @@ use zbus::Connection;
 use zbus::message::Header;
 
 use crate::admin::Admin;
-use crate::service::{BusDriver, blocking, sender_of};
+use crate::service::{BusDriver, blocking};
 use crate::state::unix_now;
 
 pub struct AdminInterface {
@@ -23,8 +23,7 @@ impl AdminInterface {
     }
 
     async fn caller_uid(&self, hdr: &Header<'_>, conn: &Connection) -> Result<u32, HerarxError> {
-        let sender = sender_of(hdr)?;
-        self.bus.uid_of(conn, &sender).await
+        self.bus.caller_uid(conn, hdr).await
     }
 }
 

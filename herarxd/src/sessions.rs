@@ -55,21 +55,24 @@ impl Sessions {
         t.sessions.retain(|_, s| s.expires > now);
     }
 
-    /// Records a ticket for `user` (made by the caller from random bytes).
-    pub fn issue(&self, ticket: &str, user: &str, now: u64) {
+    /// Records a ticket for `user` (made by the caller from random bytes). `false` when the
+    /// table is full even after pruning: the ticket must then not be handed out.
+    pub fn issue(&self, ticket: &str, user: &str, now: u64) -> bool {
         let mut t = self.lock();
         if t.tickets.len() >= ENTRIES_MAX {
             Self::prune(&mut t, now);
         }
-        if t.tickets.len() < ENTRIES_MAX {
-            t.tickets.insert(
-                ticket.to_owned(),
-                Ticket {
-                    user: user.to_owned(),
-                    expires: now.saturating_add(TICKET_SECONDS),
-                },
-            );
+        if t.tickets.len() >= ENTRIES_MAX {
+            return false;
         }
+        t.tickets.insert(
+            ticket.to_owned(),
+            Ticket {
+                user: user.to_owned(),
+                expires: now.saturating_add(TICKET_SECONDS),
+            },
+        );
+        true
     }
 
     /// Trusts `session` for `user` until `now + seconds`, given a ticket of that user: the

@@ -30,7 +30,7 @@ pub enum Verdict {
 }
 
 /// The verdict and one line for the log saying why. The reason never contains a response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub verdict: Verdict,
     pub reason: String,
@@ -39,6 +39,18 @@ pub struct Outcome {
     pub failed_open: bool,
     /// With `Success`, when session trust is on: the ticket for the session hook.
     pub ticket: Option<Zeroizing<String>>,
+}
+
+/// Never the ticket: a `{:?}` must not hand out a session's trust.
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outcome")
+            .field("verdict", &self.verdict)
+            .field("reason", &self.reason)
+            .field("failed_open", &self.failed_open)
+            .field("ticket", &self.ticket.as_ref().map(|_| "(redacted)"))
+            .finish()
+    }
 }
 
 impl Outcome {

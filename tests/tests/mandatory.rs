@@ -345,6 +345,7 @@ fn an_admin_reset_sends_the_user_back_to_enrolment_at_the_next_login() {
     let user = TestUser::create("rst");
     let r = login_from(&w, &user.name, None, &[TOTP_FROM_SHOWN_KEY, ""]);
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
+    let old_codes = shown_codes(&r);
     // Enrolled: the next login asks for a code, not an enrolment.
     let r = login_from(&w, &user.name, None, &[]);
     assert_eq!(
@@ -371,5 +372,19 @@ fn an_admin_reset_sends_the_user_back_to_enrolment_at_the_next_login() {
         "enrolled again"
     );
     // The old backup codes died with the reset; the new ones work.
-    assert_eq!(shown_codes(&r).len(), 10);
+    let new_codes = shown_codes(&r);
+    assert_eq!(new_codes.len(), 10);
+    let r = login_from(
+        &w,
+        &user.name,
+        None,
+        &[&old_codes[0], &old_codes[1], &old_codes[2]],
+    );
+    assert_eq!(
+        r.transcript.rc, PAM_AUTH_ERR,
+        "old codes: {:?}",
+        r.transcript
+    );
+    let r = login_from(&w, &user.name, None, &[&new_codes[0]]);
+    assert_eq!(r.transcript.rc, PAM_SUCCESS, "new code: {:?}", r.transcript);
 }

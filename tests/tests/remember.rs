@@ -210,13 +210,16 @@ fn sshd_reports_the_key_and_a_remembered_key_logs_in_without_the_code() {
     let config = DaemonConfig::default();
     let w = World::start(config.clone());
     let user = TestUser::create_login("rks", PASSWORD);
+    let other = TestUser::create_login("rko", PASSWORD);
     let e = ctl::enrol_totp(&user, &w.bus.address, "phone", None);
+    ctl::enrol_totp(&other, &w.bus.address, "phone", None);
     let sshd = Sshd::start(
         "publickey,keyboard-interactive",
         &stack_key_then_code(&w.bus.address),
-        &[&user],
+        &[&user, &other],
     );
     sshd.authorize(&user);
+    sshd.authorize(&other);
     // Believe this sshd's PAM service (named for its symlink) and remember keys.
     w.daemon.reconfigure(&format!(
         "{}[remember]\nssh_keys = \"30d\"\nssh_services = [\"{}\"]\n",
@@ -240,12 +243,11 @@ fn sshd_reports_the_key_and_a_remembered_key_logs_in_without_the_code() {
     let r = sshd.paramiko(&ClientLogin::key(&user, &[]));
     assert!(r.ran_as(&user.name), "the key alone now: {}", show(&r));
     assert!(r.prompts().is_empty(), "{}", show(&r));
-    // The same user by password (no key) is still asked for the code.
-    let r = sshd.paramiko(&ClientLogin {
-        with_key: false,
-        ..ClientLogin::key(&user, &[])
-    });
+    // The same key for another account is still asked for that account's code: keys are
+    // remembered per user.
+    let r = sshd.paramiko(&ClientLogin::key(&other, &[]));
     assert!(!r.authenticated, "{}", show(&r));
+    assert_eq!(r.prompts()[0], PROMPT, "{}", show(&r));
 }
 
 #[test]

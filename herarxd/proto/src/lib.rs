@@ -86,7 +86,7 @@ impl Action {
 /// round. For a terminal action, `message` is a sentence for the user (shown as an error
 /// message for Denied/Locked, informational otherwise, unless the application asked for
 /// silence).
-#[derive(Serialize, Deserialize, Type, Debug, Clone, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Type, Clone, PartialEq, Eq)]
 pub struct Step {
     pub action: Action,
     pub prompt: String,
@@ -95,6 +95,26 @@ pub struct Step {
     /// opaque one-time ticket the module hands back to `OpenSession` from its session hook, so
     /// that later logins from inside that session can skip the second factor. Empty otherwise.
     pub ticket: String,
+}
+
+/// Never the ticket: a `{:?}` in a log line must not hand out a session's trust.
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("action", &self.action)
+            .field("prompt", &self.prompt)
+            // The message may carry an enrolment's key and URI, or new backup codes.
+            .field("message", &format_args!("({} bytes)", self.message.len()))
+            .field(
+                "ticket",
+                &if self.ticket.is_empty() {
+                    ""
+                } else {
+                    "(redacted)"
+                },
+            )
+            .finish()
+    }
 }
 
 impl Step {
@@ -466,6 +486,14 @@ mod tests {
     fn action_travels_as_a_string() {
         assert_eq!(Action::SIGNATURE, "s");
         assert_eq!(Step::SIGNATURE, "(ssss)");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_session_ticket() {
+        let step = Step::terminal(Action::Success, "").with_ticket("0123456789abcdef");
+        let shown = format!("{step:?}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(shown.contains("(redacted)"), "{shown}");
     }
 
     #[test]

@@ -324,7 +324,8 @@ impl Store {
                 format!("already {existing} factors"),
             );
         }
-        if existing > 0
+        // Unused backup codes count too: they log in, so whoever adds a factor proves it first.
+        if (existing > 0 || backup_codes::left(&tx, user)? > 0)
             && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
         {
             let (result, reason) = refusal.audit();

@@ -7,7 +7,7 @@
 //! `last_step` and is advanced by a compare-and-set, so two logins with one assertion cannot
 //! both pass and a counter never goes back.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
 use super::factors::{self, FACTORS_PER_USER_MAX, VerifyOutcome, verify_in};
@@ -284,6 +284,15 @@ impl Store {
     pub fn fido2_rp_id(&mut self, configured: &str, hostname: &str) -> Result<String, StoreError> {
         if !configured.is_empty() {
             return Ok(configured.to_owned());
+        }
+        // Recorded once; later calls (every key login) only read it.
+        let recorded: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([META_RP_ID], |r| r.get(0))
+            .optional()?;
+        if let Some(value) = recorded {
+            return Ok(String::from_utf8_lossy(&value).into_owned());
         }
         let tx = self
             .conn
