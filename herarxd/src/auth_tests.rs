@@ -590,6 +590,7 @@ fn key_harness(config: Config, dev: Arc<ScriptedDevice>, register: bool) -> Harn
                     user_verified: false,
                     attestation_format: "none".into(),
                 },
+                true,
                 NOW,
             )
             .unwrap();
@@ -657,6 +658,7 @@ fn without_the_key_the_login_falls_back_to_the_code() {
                 user_verified: false,
                 attestation_format: "none".into(),
             },
+            true,
             NOW,
         )
         .unwrap();

@@ -238,7 +238,10 @@ impl SelfService {
             }
         }
 
-        let result = self.state.store().add_fido2_key(&ctx, name, &new, now);
+        let result = self
+            .state
+            .store()
+            .add_fido2_key(&ctx, name, &new, needs_step_up, now);
         let (outcome, entry) = result.map_err(|e| self.state.internal("storing a key", &e))?;
         self.state.log.audit(&entry);
         match outcome {
@@ -248,6 +251,11 @@ impl SelfService {
                 policy.timeout,
             )),
             AddKeyOutcome::TooManyFactors => Err(too_many_factors()),
+            AddKeyOutcome::StepUpRequired => Err(HerarxError::StepUpRequired(
+                "A factor was added to your account while the key was being registered: run \
+                 `herarxctl key add` again, with a step-up."
+                    .into(),
+            )),
         }
     }
 

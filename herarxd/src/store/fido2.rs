@@ -95,6 +95,9 @@ pub enum AddKeyOutcome {
     Added(herarx_proto::FactorInfo),
     /// This very key is registered already (for this user).
     AlreadyRegistered,
+    /// The user gained a factor or backup codes after the caller decided no step-up was
+    /// needed (the touch takes seconds): nothing stored, ask again with a step-up.
+    StepUpRequired,
     TooManyFactors,
 }
 
@@ -104,13 +107,16 @@ impl Store {
         Ok(keys(&self.conn, &self.key, user)?)
     }
 
-    /// Stores a verified registration as a new factor named `name`, with its audit row. The
-    /// caller has checked the step-up (the device round trip happens outside any transaction).
+    /// Stores a verified registration as a new factor named `name`, with its audit row.
+    /// `stepped_up`: the caller verified a step-up (the device round trip happens outside any
+    /// transaction); without one, the store checks here, in the writing transaction, that the
+    /// user still has nothing that would require it.
     pub fn add_fido2_key(
         &mut self,
         ctx: &AuditCtx,
         name: &str,
         new: &NewCredential,
+        stepped_up: bool,
         now: u64,
     ) -> Result<(AddKeyOutcome, AuditEntry), StoreError> {
         let user = ctx.user.as_str();
@@ -123,6 +129,16 @@ impl Store {
             tx.commit()?;
             Ok((outcome, entry))
         };
+        if !stepped_up
+            && (factors::count(&tx, user)? > 0 || super::backup_codes::left(&tx, user)? > 0)
+        {
+            return finish(
+                tx,
+                AddKeyOutcome::StepUpRequired,
+                AuditResult::Refused,
+                "a factor was added meanwhile: step-up required".into(),
+            );
+        }
         if factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
             return finish(
                 tx,
@@ -369,17 +385,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open_store(dir.path());
         let (o, _) = s
-            .add_fido2_key(&ctx("alice"), "YubiKey", &new_key(b"cred-1", 5), 100)
+            .add_fido2_key(&ctx("alice"), "YubiKey", &new_key(b"cred-1", 5), true, 100)
             .unwrap();
         let AddKeyOutcome::Added(info) = o else {
             panic!("{o:?}")
         };
         assert_eq!((info.kind.as_str(), info.primary), ("fido2", true));
         let (o, _) = s
-            .add_fido2_key(&ctx("alice"), "again", &new_key(b"cred-1", 9), 101)
+            .add_fido2_key(&ctx("alice"), "again", &new_key(b"cred-1", 9), true, 101)
             .unwrap();
         assert_eq!(o, AddKeyOutcome::AlreadyRegistered);
-        s.add_fido2_key(&ctx("bob"), "bob's", &new_key(b"cred-2", 0), 102)
+        s.add_fido2_key(&ctx("bob"), "bob's", &new_key(b"cred-2", 0), true, 102)
             .unwrap();
         let keys = s.fido2_keys("alice").unwrap();
         assert_eq!(keys.len(), 1);
@@ -401,11 +417,26 @@ mod tests {
     }
 
     #[test]
+    fn without_a_step_up_a_user_who_has_a_factor_gets_no_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (o, _) = s
+            .add_fido2_key(&ctx("alice"), "first", &new_key(b"c1", 0), false, 100)
+            .unwrap();
+        assert!(matches!(o, AddKeyOutcome::Added(_)), "nothing to prove yet");
+        let (o, _) = s
+            .add_fido2_key(&ctx("alice"), "second", &new_key(b"c2", 0), false, 101)
+            .unwrap();
+        assert_eq!(o, AddKeyOutcome::StepUpRequired);
+        assert_eq!(s.fido2_keys("alice").unwrap().len(), 1);
+    }
+
+    #[test]
     fn the_counter_only_moves_forward_and_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open_store(dir.path());
         let (o, _) = s
-            .add_fido2_key(&ctx("alice"), "k", &new_key(b"c", 5), 100)
+            .add_fido2_key(&ctx("alice"), "k", &new_key(b"c", 5), true, 100)
             .unwrap();
         let AddKeyOutcome::Added(info) = o else {
             panic!()
@@ -437,7 +468,7 @@ mod tests {
         assert_eq!(s.fido2_keys("alice").unwrap()[0].credential.counter, 6);
         // Keys without a counter (always 0) keep working.
         let (o, _) = s
-            .add_fido2_key(&ctx("carol"), "k", &new_key(b"z", 0), 100)
+            .add_fido2_key(&ctx("carol"), "k", &new_key(b"z", 0), true, 100)
             .unwrap();
         let AddKeyOutcome::Added(z) = o else { panic!() };
         assert!(
