@@ -74,6 +74,66 @@ const FIDO2: &[(&str, Kind)] = &[
     ("keys_first", Kind::Bool("true")),
     ("key_alone", Kind::Bool("true")),
 ];
+const EMAIL: &[(&str, Kind)] = &[
+    ("transport", Kind::Str("\"sendmail\"")),
+    ("from", Kind::Str("\"herarx@example.com\"")),
+    (
+        "sendmail_command",
+        Kind::Strings("[\"/usr/sbin/sendmail\", \"-t\", \"-i\"]"),
+    ),
+    ("smtp_host", Kind::Str("\"smtp.example.com\"")),
+    ("smtp_port", Kind::Int("587")),
+    ("smtp_security", Kind::Str("\"starttls\"")),
+    ("smtp_username", Kind::Str("\"herarx\"")),
+    (
+        "smtp_password_file",
+        Kind::Str("\"/etc/herarx/smtp.password\""),
+    ),
+    ("timeout_seconds", Kind::Int("10")),
+];
+const SMS: &[(&str, Kind)] = &[
+    ("gateway", Kind::Str("\"webhook\"")),
+    (
+        "command",
+        Kind::Strings("[\"/usr/local/bin/send-sms\", \"{to}\"]"),
+    ),
+    ("webhook_url", Kind::Str("\"https://api.example.com/sms\"")),
+    (
+        "webhook_body",
+        Kind::Str("'{\"to\": \"{to}\", \"text\": \"{message}\"}'"),
+    ),
+    ("webhook_content_type", Kind::Str("\"application/json\"")),
+    (
+        "webhook_headers",
+        Kind::Strings("[\"Authorization: Bearer {secret}\"]"),
+    ),
+    (
+        "webhook_secret_file",
+        Kind::Str("\"/etc/herarx/sms.token\""),
+    ),
+    ("timeout_seconds", Kind::Int("10")),
+    ("retries", Kind::Int("1")),
+];
+const SENT_CODES: &[(&str, Kind)] = &[
+    ("digits", Kind::Int("6")),
+    ("valid_for", Kind::Str("\"5m\"")),
+    ("resend_after", Kind::Str("\"30s\"")),
+    ("max_per_user_per_hour", Kind::Int("5")),
+    ("max_per_destination_per_hour", Kind::Int("5")),
+];
+const ALERTS: &[(&str, Kind)] = &[
+    ("new_address", Kind::Bool("true")),
+    ("failed_second_factor", Kind::Int("3")),
+    ("lockout", Kind::Bool("true")),
+    ("admin_reset", Kind::Bool("true")),
+    ("method_changes", Kind::Bool("true")),
+    ("to_user", Kind::Bool("true")),
+    ("admin_email", Kind::Str("\"security@example.com\"")),
+    (
+        "admin_command",
+        Kind::Strings("[\"/usr/local/bin/page-security\"]"),
+    ),
+];
 const AUDIT: &[(&str, Kind)] = &[("retention", Kind::Str("\"365d\""))];
 const ROOT: &[(&str, Kind)] = &[
     ("version", Kind::Int("1")),
@@ -86,6 +146,10 @@ const ROOT: &[(&str, Kind)] = &[
     ("remember", Kind::Table(REMEMBER)),
     ("fido2", Kind::Table(FIDO2)),
     ("audit", Kind::Table(AUDIT)),
+    ("email", Kind::Table(EMAIL)),
+    ("sms", Kind::Table(SMS)),
+    ("sent_codes", Kind::Table(SENT_CODES)),
+    ("alerts", Kind::Table(ALERTS)),
     ("services", Kind::Named(SERVICE)),
 ];
 

@@ -18,8 +18,12 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 mod explain;
+mod messaging;
 
 pub use explain::line_of;
+pub use messaging::{
+    AlertsConfig, EmailConfig, SentCodesConfig, SmsConfig, is_loopback_host, url_host,
+};
 
 /// The only configuration format version this daemon understands.
 pub const CONFIG_VERSION: u32 = 1;
@@ -40,6 +44,10 @@ pub struct Config {
     pub remember: RememberConfig,
     pub fido2: Fido2Config,
     pub audit: AuditConfig,
+    pub email: EmailConfig,
+    pub sms: SmsConfig,
+    pub sent_codes: SentCodesConfig,
+    pub alerts: AlertsConfig,
     /// Per PAM service settings, `[services.<service>]`.
     pub services: BTreeMap<String, ServiceConfig>,
 }
@@ -118,7 +126,8 @@ pub struct NetworkConfig {
 pub struct ServiceConfig {
     /// Replaces `network.trusted` for this service when present (an empty list trusts nothing).
     pub trusted_networks: Option<Vec<String>>,
-    /// The methods this service accepts (`totp`, `backup-code`, `fido2`); all when absent.
+    /// The methods this service accepts (`totp`, `backup-code`, `fido2`, `email`, `sms`); all
+    /// when absent.
     pub methods: Option<Vec<String>>,
     /// Count every login of this service as remote, whatever PAM_RHOST says (sshd behind a
     /// proxy or a tunnel that ends on this host shows 127.0.0.1): remote lockout scope, no
@@ -127,7 +136,7 @@ pub struct ServiceConfig {
 }
 
 /// The methods a service may accept, by their names in `services.NAME.methods`.
-pub const METHODS: &[&str] = &["totp", "backup-code", "fido2"];
+pub const METHODS: &[&str] = &["totp", "backup-code", "fido2", "email", "sms"];
 
 /// The audit trail in the store (syslog keeps its own copy, under the host's log rotation).
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -250,6 +259,10 @@ impl Default for Config {
             remember: RememberConfig::default(),
             fido2: Fido2Config::default(),
             audit: AuditConfig::default(),
+            email: EmailConfig::default(),
+            sms: SmsConfig::default(),
+            sent_codes: SentCodesConfig::default(),
+            alerts: AlertsConfig::default(),
             services: BTreeMap::new(),
         }
     }
@@ -591,6 +604,7 @@ impl Config {
         self.validate_policy(&mut problems);
         self.validate_remember(&mut problems);
         self.validate_fido2(&mut problems);
+        self.validate_messaging(&mut problems);
         match parse_duration(&self.audit.retention) {
             None => problems.push(format!(
                 "audit.retention = {:?}: not a duration; write e.g. \"365d\", \"90d\", or \"0\" to \
@@ -1103,8 +1117,8 @@ mod tests {
                 "leaves no time in login.timeout_seconds = 60",
             ),
             (
-                "[services.sudo]\nmethods = [\"sms\"]\n",
-                "services.sudo.methods[0] = \"sms\": not a method",
+                "[services.sudo]\nmethods = [\"fax\"]\n",
+                "services.sudo.methods[0] = \"fax\": not a method",
             ),
             (
                 "[remember]\nsession = \"a while\"\n",
