@@ -112,6 +112,37 @@ impl Daemon {
             .map_err(|e| CliError::from_call(e, &self.address))
     }
 
+    pub fn begin_contact_enrollment(
+        &self,
+        kind: &str,
+        destination: &str,
+        name: &str,
+        step_up_code: &str,
+        replace: &str,
+    ) -> Result<(String, String), CliError> {
+        self.runtime
+            .block_on(self.factors.begin_contact_enrollment(
+                kind,
+                destination,
+                name,
+                step_up_code,
+                replace,
+            ))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn confirm_contact_enrollment(&self, id: &str, code: &str) -> Result<FactorInfo, CliError> {
+        self.runtime
+            .block_on(self.factors.confirm_contact_enrollment(id, code))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
+    pub fn send_code(&self, id: &str) -> Result<String, CliError> {
+        self.runtime
+            .block_on(self.factors.send_code(id))
+            .map_err(|e| CliError::from_call(e, &self.address))
+    }
+
     pub fn confirm_totp_enrollment(&self, id: &str, code: &str) -> Result<FactorInfo, CliError> {
         self.runtime
             .block_on(self.factors.confirm_totp_enrollment(id, code))

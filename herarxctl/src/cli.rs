@@ -49,6 +49,16 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Codes by email: add an address (a code is sent there to confirm it)
+    Email {
+        #[command(subcommand)]
+        command: ContactCommand,
+    },
+    /// Codes by text message: add a phone number (a code is sent there to confirm it)
+    Sms {
+        #[command(subcommand)]
+        command: ContactCommand,
+    },
     /// Remove one of your factors (asks for a code from one of them)
     Remove {
         /// The factor's id, as `herarxctl status` shows it
@@ -98,6 +108,26 @@ pub enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+}
+
+/// `herarxctl email` and `herarxctl sms`.
+#[derive(Subcommand, Debug)]
+pub enum ContactCommand {
+    /// Add ADDRESS (email) or NUMBER (sms, international form: +441234567890): a code is
+    /// sent there and must be entered here
+    Add {
+        /// The email address, or the phone number with its country code
+        destination: String,
+        /// A name to tell it apart, e.g. "work" [default: "email" or "phone"]
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace this factor (its id, as `herarxctl status` shows it) once the new one is
+        /// confirmed
+        #[arg(long, value_name = "ID")]
+        replace: Option<String>,
+    },
+    /// List your addresses (or numbers), masked
+    List,
 }
 
 #[derive(Subcommand, Debug)]

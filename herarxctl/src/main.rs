@@ -73,6 +73,8 @@ fn run(ctx: &Context, command: &Command) -> Result<(), CliError> {
         Command::Rename { id, name } => commands::factor::rename(ctx, id, name),
         Command::Remove { id, yes } => commands::remove::run(ctx, id, *yes),
         Command::Key { command } => run_key(ctx, command),
+        Command::Email { command } => commands::contact::run(ctx, "email", command),
+        Command::Sms { command } => commands::contact::run(ctx, "sms", command),
         Command::Completions { shell } => commands::completions::run(*shell),
         Command::Admin { command } => run_admin(ctx, command),
         Command::Config {

@@ -199,7 +199,12 @@ fn factor_table(factors: &[FactorInfo]) -> String {
                     safe(&f.id).into_owned()
                 },
                 safe(&f.kind).into_owned(),
-                safe(&f.name).into_owned(),
+                // An email or SMS factor shows where its codes go, masked.
+                if f.detail.is_empty() {
+                    safe(&f.name).into_owned()
+                } else {
+                    format!("{} {}", safe(&f.name), safe(&f.detail))
+                },
                 format_time(f.created),
                 if f.last_used == 0 {
                     "never".to_owned()
@@ -378,6 +383,7 @@ mod tests {
                     created: 1_704_067_200, // 2024-01-01 00:00
                     last_used: NOW - 60,
                     primary: true,
+                    detail: String::new(),
                 },
                 FactorInfo {
                     id: "77b1".into(),
@@ -386,6 +392,7 @@ mod tests {
                     created: 1_709_294_400, // 2024-03-01 12:00
                     last_used: 0,
                     primary: false,
+                    detail: String::new(),
                 },
             ],
             backup_codes_left: 7,

@@ -251,6 +251,7 @@ mod tests {
                 created: 1_704_067_200,
                 last_used: 0,
                 primary: true,
+                detail: String::new(),
             }],
             backup_codes_left: 7,
             locks: vec![LockInfo {

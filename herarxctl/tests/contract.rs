@@ -108,6 +108,7 @@ impl Fake {
             created: 1_700_000_000,
             last_used: 0,
             primary: false,
+            detail: String::new(),
         };
         self.factors.push(factor.clone());
         Ok(factor)
@@ -181,6 +182,7 @@ impl Fake {
             created: 1_700_000_000,
             last_used: 0,
             primary: false,
+            detail: String::new(),
         };
         self.factors.push(factor.clone());
         Ok(factor)
@@ -279,6 +281,7 @@ impl Bus {
                         created: 1_700_000_000,
                         last_used: 0,
                         primary: false,
+                        detail: String::new(),
                     })
                     .collect(),
                 pending: false,

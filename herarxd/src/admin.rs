@@ -153,9 +153,29 @@ impl Admin {
     /// Removes everything of `user`; returns how many factors went. Idempotent.
     pub fn reset(&self, uid: u32, user: &str, now: u64) -> Result<u32, HerarxError> {
         let ctx = self.authorize_user(uid, "admin-reset", user, now)?;
+        // The user hears of it at the addresses the reset is about to remove.
+        let emails = self.state.user_emails(&ctx.user);
         let result = self.state.store().admin_reset(&ctx, now);
         let (counts, entry) = result.map_err(|e| self.state.internal("resetting a user", &e))?;
         self.state.log.audit(&entry);
+        let config = self.state.config();
+        self.state.alerts.raise(
+            &config,
+            &self.state.hostname,
+            &self.state.log,
+            crate::alerts::Alert {
+                kind: crate::alerts::AlertKind::AdminReset,
+                user: ctx.user.clone(),
+                when: now,
+                rhost: String::new(),
+                service: "herarxctl admin".into(),
+                what: format!(
+                    "an administrator (uid {uid}) removed every sign-in method of this account                      ({} factors)",
+                    counts.factors
+                ),
+            },
+            emails,
+        );
         // A reset means "this account's second factor is not to be trusted": its trusted
         // sessions end too (they live in memory, not in the store).
         let ended = self.state.sessions.forget_user(&ctx.user);

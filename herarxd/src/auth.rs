@@ -30,6 +30,10 @@ mod enrol;
 mod keys;
 #[path = "auth_remember.rs"]
 mod remember;
+#[path = "auth_sent.rs"]
+mod sent;
+
+pub use sent::{SENT_PROMPT, SENT_PROMPT_AFTER_WRONG};
 
 pub const PROMPT: &str = "Verification code: ";
 pub const PROMPT_AFTER_WRONG: &str = "Wrong code. Verification code: ";
@@ -105,16 +109,30 @@ struct Methods {
     keys_first: bool,
     /// The touch and then a code, both (policy `fido2.key_alone = false`).
     key_then_code: bool,
+    /// Email and SMS factors offered here (the list is the transaction's `contacts`).
+    contacts: usize,
+    /// The primary method is one of them: its code is sent at the start of the login.
+    contact_first: bool,
 }
 
 impl Methods {
     fn any(self) -> bool {
-        self.totp || self.backup_codes > 0 || self.keys > 0
+        self.totp || self.backup_codes > 0 || self.keys > 0 || self.contacts > 0
     }
 
     /// Whether anything but a key is left to fall back to.
     fn codes(self) -> bool {
-        self.totp || self.backup_codes > 0
+        self.totp || self.backup_codes > 0 || self.contacts > 0
+    }
+
+    /// What the code prompts accept.
+    fn accept(self) -> Accept {
+        Accept {
+            totp: self.totp,
+            backup_codes: self.backup_codes > 0,
+            email: self.contacts > 0,
+            sms: self.contacts > 0,
+        }
     }
 
     /// The stage and step that ask for a key.
@@ -126,10 +144,20 @@ impl Methods {
         }
     }
 
-    /// The first stage and step of a login.
+    /// The first stage and step of a login. `Stage::Send` means: send the code of the
+    /// primary contact now.
     fn first(self) -> (Stage, Step) {
         if self.keys > 0 && (self.keys_first || !self.codes() || self.key_then_code) {
             self.key_step()
+        } else if self.contacts > 0
+            && (self.contact_first || (!self.totp && self.backup_codes == 0))
+        {
+            (
+                Stage::Send {
+                    factor_id: String::new(),
+                },
+                Step::prompt(""),
+            )
         } else if self.totp {
             (Stage::Code, self.first_prompt())
         } else {
@@ -137,8 +165,8 @@ impl Methods {
         }
     }
 
-    /// The menu: `(choice, what it leads to, line)`.
-    fn menu(self) -> Vec<(Stage, String)> {
+    /// The menu: `(what it leads to, line)`.
+    fn menu(self, contacts: &[ContactChoice]) -> Vec<(Stage, String)> {
         let mut items = Vec::new();
         // With key and code both required, the key cannot be swapped for a code.
         if self.key_then_code {
@@ -149,6 +177,14 @@ impl Methods {
         }
         if self.totp {
             items.push((Stage::Code, "Authenticator app".to_owned()));
+        }
+        for c in contacts.iter().take(self.contacts) {
+            items.push((
+                Stage::Send {
+                    factor_id: c.factor_id.clone(),
+                },
+                c.menu_line(),
+            ));
         }
         if self.backup_codes > 0 {
             items.push((
@@ -162,7 +198,7 @@ impl Methods {
     fn first_prompt(self) -> Step {
         if !self.totp {
             Step::prompt(BACKUP_PROMPT)
-        } else if self.backup_codes > 0 || self.keys > 0 {
+        } else if self.backup_codes > 0 || self.keys > 0 || self.contacts > 0 {
             Step::prompt(PROMPT_WITH_MENU)
         } else {
             Step::prompt(PROMPT)
@@ -177,8 +213,13 @@ enum Stage {
     Code,
     /// Asking for a backup code (a code from the app is accepted too).
     BackupCode,
-    /// The method menu is shown.
-    Menu,
+    /// The method menu is shown; Enter goes back to `back`.
+    Menu { back: Box<Stage> },
+    /// A menu choice (never a transaction's stage): send a code to this email or SMS factor
+    /// (empty: the primary one).
+    Send { factor_id: String },
+    /// A code was sent to `masked`: asking for it (any other code is accepted too).
+    SentCode { masked: String },
     /// Enrolling inside the login: waiting for the first code of the new app.
     Enrol { pending_id: String },
     /// Enrolled; the backup codes are shown; any answer finishes.
@@ -204,6 +245,28 @@ struct Txn {
     methods: Methods,
     /// What to remember if this login passes: `(kind, value)`, for `remember_for` seconds.
     remember: Vec<(&'static str, String, u64)>,
+    /// The email and SMS factors this login offers.
+    contacts: Vec<ContactChoice>,
+    /// When this login last sent a code.
+    last_sent: Option<u64>,
+}
+
+/// An email or SMS factor a login offers, its destination masked.
+#[derive(Clone, PartialEq, Eq)]
+struct ContactChoice {
+    factor_id: String,
+    kind: String,
+    masked: String,
+}
+
+impl ContactChoice {
+    fn menu_line(&self) -> String {
+        if self.kind == crate::store::sent_codes::KIND_EMAIL {
+            format!("Email a code to {}", self.masked)
+        } else {
+            format!("Text a code to {}", self.masked)
+        }
+    }
 }
 
 #[derive(Default)]
@@ -313,6 +376,7 @@ enum Next {
 fn prompt_of(stage: &Stage, methods: Methods) -> Step {
     match stage {
         Stage::BackupCode => Step::prompt(BACKUP_PROMPT),
+        Stage::SentCode { .. } => Step::prompt(SENT_PROMPT),
         Stage::KeyPin => Step::prompt(KEY_PIN_PROMPT),
         Stage::KeyTouch { .. } => Step::wait(TOUCH_MESSAGE),
         _ => methods.first_prompt(),
@@ -350,8 +414,18 @@ fn no_such_transaction() -> HerarxError {
 enum Start {
     /// A terminal first step.
     Done(Step),
-    /// A transaction in this stage, with this first step, and what to remember if it passes.
-    Run(Stage, Methods, Step, Vec<(&'static str, String, u64)>),
+    /// A transaction.
+    Run(Box<Run>),
+}
+
+/// A transaction to create: its stage, first step, and what to remember if it passes.
+struct Run {
+    stage: Stage,
+    methods: Methods,
+    step: Step,
+    remember: Vec<(&'static str, String, u64)>,
+    contacts: Vec<ContactChoice>,
+    last_sent: Option<u64>,
 }
 
 impl Logins {
@@ -379,7 +453,10 @@ impl Logins {
     /// and the login path stays on the runtime's thread.
     pub fn may_block(&self) -> bool {
         let config = self.state.config();
-        !config.login.exempt_groups.is_empty()
+        // A login may send a code by email or text message at its start.
+        config.email_enabled()
+            || config.sms_enabled()
+            || !config.login.exempt_groups.is_empty()
             || !config.login.required_groups.is_empty()
             || config.no_factor_policy() == Some(crate::config::NoFactorPolicy::Enroll)
     }
@@ -479,9 +556,9 @@ impl Logins {
             scope => scope,
         };
         let start = self.decide(&ctx, &scope, caller, ssh_auth_info, now)?;
-        let (stage, methods, first, remember) = match start {
+        let run = match start {
             Start::Done(step) => return Ok((String::new(), step)),
-            Start::Run(stage, methods, step, remember) => (stage, methods, step, remember),
+            Start::Run(run) => *run,
         };
         let id = random_hex(16).map_err(|e| self.state.internal("making a transaction id", &e))?;
         let deadline = now.saturating_add(self.state.config().login.timeout_seconds);
@@ -514,13 +591,15 @@ impl Logins {
                     steps: 1,
                     tries: 0,
                     checking: false,
-                    stage,
-                    methods,
-                    remember,
+                    stage: run.stage,
+                    methods: run.methods,
+                    remember: run.remember,
+                    contacts: run.contacts,
+                    last_sent: run.last_sent,
                 },
             );
         }
-        Ok((id, first))
+        Ok((id, run.step))
     }
 
     /// What this login needs, from policy and the store: the heart of `begin`.
@@ -567,6 +646,8 @@ impl Logins {
             key_pin: config.fido2_uv_required(),
             keys_first: config.fido2.keys_first,
             key_then_code: false,
+            contacts: login.contacts,
+            contact_first: false,
         };
         // What this service accepts of them (`services.NAME.methods`); keys only locally.
         let methods = Methods {
@@ -583,8 +664,21 @@ impl Logins {
             },
             ..enrolled
         };
+        // Email and SMS factors this service accepts and this host can send to.
+        let (contacts, contact_first) = if enrolled.contacts > 0 {
+            self.contact_choices(&config, ctx)?
+        } else {
+            (Vec::new(), false)
+        };
         let methods = Methods {
-            key_then_code: !config.fido2.key_alone && methods.keys > 0 && methods.codes(),
+            contacts: contacts.len(),
+            contact_first,
+            ..methods
+        };
+        let methods = Methods {
+            key_then_code: !config.fido2.key_alone
+                && methods.keys > 0
+                && (methods.totp || methods.backup_codes > 0),
             ..methods
         };
         let trusted_skip =
@@ -635,8 +729,7 @@ impl Logins {
                 Verified::Yes(method, reason) => return skip_as(method, reason),
                 Verified::No(remember) => remember,
             };
-            let (stage, step) = methods.first();
-            return Ok(Start::Run(stage, methods, step, remember));
+            return self.first_run(ctx, methods, contacts, remember, now);
         }
         // No factor: what policy says for this user, here, now.
         let requirement = policy::requirement(&config, self.state.users.as_ref(), user);
@@ -682,7 +775,7 @@ impl Logins {
         response: &str,
         now: u64,
     ) -> Result<Step, HerarxError> {
-        let (ctx, scope, stage, methods) = {
+        let (ctx, scope, stage, methods, contacts, last_sent) = {
             let mut table = self.table();
             let Some(txn) = table.by_id.get_mut(id).filter(|t| t.owner == bus_name) else {
                 drop(table);
@@ -726,6 +819,8 @@ impl Logins {
                 txn.scope.clone(),
                 txn.stage.clone(),
                 txn.methods,
+                txn.contacts.clone(),
+                txn.last_sent,
             )
         };
         // An overlong answer is no code: checked (and counted) as a malformed one.
@@ -735,10 +830,14 @@ impl Logins {
             "-"
         };
         let next = match stage {
-            Stage::Code | Stage::BackupCode => {
-                self.answer_code(id, &ctx, &scope, &stage, methods, response, now)
+            Stage::Code | Stage::BackupCode | Stage::SentCode { .. } => {
+                self.answer_code(id, &ctx, &scope, &stage, methods, &contacts, response, now)
             }
-            Stage::Menu => Ok(self.answer_menu(methods, response)),
+            Stage::Menu { back } => self.answer_menu(
+                id, &ctx, *back, methods, &contacts, last_sent, response, now,
+            ),
+            // Never a transaction's stage.
+            Stage::Send { .. } => Ok(Next::Done(Step::terminal(Action::Denied, ""))),
             Stage::Enrol { pending_id } => self.answer_enrolment(&ctx, &pending_id, response, now),
             Stage::KeyPin => Ok(Next::Continue(
                 Stage::KeyTouch {
@@ -786,7 +885,8 @@ impl Logins {
         }
     }
 
-    /// A code (from the app, or a backup code) at a code prompt.
+    /// A code (from the app, a backup code, or a code sent by email or text) at a code
+    /// prompt.
     #[allow(clippy::too_many_arguments)]
     fn answer_code(
         &self,
@@ -795,16 +895,24 @@ impl Logins {
         scope: &Scope,
         stage: &Stage,
         methods: Methods,
+        contacts: &[ContactChoice],
         response: &str,
         now: u64,
     ) -> Result<Next, HerarxError> {
         // An empty answer (or `?`) asks for the other ways in, when there are any; it is no
-        // attempt at a code, so it is not counted.
+        // attempt at a code, so it is not counted. After a code was sent, the menu is where a
+        // new one is asked for, even when it is the only way.
         let wants_menu = response.trim().is_empty() || response.trim() == "?";
         if wants_menu {
-            let items = methods.menu();
-            if items.len() > 1 {
-                return Ok(Next::Continue(Stage::Menu, menu_step(&items, None)));
+            let items = methods.menu(contacts);
+            let sent = matches!(stage, Stage::SentCode { .. });
+            if items.len() > 1 || (sent && !items.is_empty()) {
+                return Ok(Next::Continue(
+                    Stage::Menu {
+                        back: Box::new(stage.clone()),
+                    },
+                    menu_step(&items, None),
+                ));
             }
             // Nothing to switch to: an empty answer is a try without a code. It uses up one
             // of the login's tries (a client that answers empty forever ends like one that
@@ -815,16 +923,21 @@ impl Logins {
             }
             return Ok(Next::Continue(stage.clone(), prompt_of(stage, methods)));
         }
-        let accept = Accept {
-            totp: methods.totp,
-            backup_codes: methods.backup_codes > 0,
-        };
+        let accept = methods.accept();
         let verified = {
             let mut store = self.state.store();
             store.verify_and_consume_accepting(ctx, response, now, scope, "totp", accept)
         };
         let (outcome, entry) = verified.map_err(|e| self.state.internal("checking a code", &e))?;
         self.state.log.audit(&entry);
+        if let VerifyOutcome::Rejected {
+            failures,
+            locked_until,
+            ..
+        } = &outcome
+        {
+            self.alert_failures(ctx, scope, *failures, *locked_until, now);
+        }
         Ok(match outcome {
             VerifyOutcome::Accepted {
                 backup_codes_left, ..
@@ -852,6 +965,7 @@ impl Logins {
                     let again = match (stage, replayed) {
                         (_, true) => Step::prompt(PROMPT_AFTER_REPLAY),
                         (Stage::BackupCode, false) => Step::prompt(BACKUP_PROMPT_AFTER_WRONG),
+                        (Stage::SentCode { .. }, false) => Step::prompt(SENT_PROMPT_AFTER_WRONG),
                         _ => Step::prompt(PROMPT_AFTER_WRONG),
                     };
                     Next::Continue(stage.clone(), again)
@@ -865,32 +979,111 @@ impl Logins {
         })
     }
 
-    /// A choice in the method menu.
-    fn answer_menu(&self, methods: Methods, response: &str) -> Next {
-        let items = methods.menu();
+    /// The alerts a wrong second factor may raise: the count reaching
+    /// `alerts.failed_second_factor` (the password was right, unless the PAM stack lets a
+    /// wrong one through to this module), and a lock that just began.
+    fn alert_failures(
+        &self,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        failures: u32,
+        locked_until: Option<u64>,
+        now: u64,
+    ) {
+        use crate::alerts::{Alert, AlertKind};
+        let threshold = self.state.config().alerts.failed_second_factor;
+        let alert = |kind, what: String| Alert {
+            kind,
+            user: ctx.user.clone(),
+            when: now,
+            rhost: ctx.rhost.clone(),
+            service: ctx.service.clone(),
+            what,
+        };
+        if threshold > 0 && failures == threshold {
+            self.state.alert(alert(
+                AlertKind::FailedSecondFactor,
+                format!("{failures} wrong verification codes in a row after a correct password"),
+            ));
+        }
+        if let Some(until) = locked_until {
+            let at = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(until),
+            );
+            let which = match scope {
+                Scope::Local => "local sign-ins".to_owned(),
+                Scope::Remote(source) => format!("sign-ins from {source}"),
+            };
+            self.state.alert(alert(
+                AlertKind::Lockout,
+                format!("after {failures} failed attempts, {which} are locked until {at}"),
+            ));
+        }
+    }
+
+    /// A choice in the method menu; Enter goes back to where it was opened.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_menu(
+        &self,
+        id: &str,
+        ctx: &AuditCtx,
+        back: Stage,
+        methods: Methods,
+        contacts: &[ContactChoice],
+        last_sent: Option<u64>,
+        response: &str,
+        now: u64,
+    ) -> Result<Next, HerarxError> {
+        let items = methods.menu(contacts);
         let choice = response.trim();
         if choice.is_empty() {
-            let (back, step) = methods.first();
-            return Next::Continue(back, step);
+            let step = prompt_of(&back, methods);
+            return Ok(Next::Continue(back, step));
         }
-        match choice
-            .parse::<usize>()
-            .ok()
-            .and_then(|n| n.checked_sub(1))
-            .and_then(|i| items.get(i))
-        {
-            Some((stage, _)) => Next::Continue(stage.clone(), prompt_of(stage, methods)),
-            None => Next::Continue(
-                Stage::Menu,
-                menu_step(
-                    &items,
-                    Some(&format!(
-                        "\"{}\" is not one of the choices.",
-                        printable(choice)
-                    )),
+        Ok(
+            match choice
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| items.get(i))
+            {
+                Some((Stage::Send { factor_id }, _)) => {
+                    let contact = contacts.iter().find(|c| &c.factor_id == factor_id);
+                    match contact {
+                        Some(contact) => {
+                            match self.send_code(Some(id), ctx, contact, last_sent, now)? {
+                                Ok((stage, step)) => Next::Continue(stage, step),
+                                Err(note) => Next::Continue(
+                                    Stage::Menu {
+                                        back: Box::new(back),
+                                    },
+                                    menu_step(&items, Some(&note)),
+                                ),
+                            }
+                        }
+                        None => Next::Continue(
+                            Stage::Menu {
+                                back: Box::new(back),
+                            },
+                            menu_step(&items, None),
+                        ),
+                    }
+                }
+                Some((stage, _)) => Next::Continue(stage.clone(), prompt_of(stage, methods)),
+                None => Next::Continue(
+                    Stage::Menu {
+                        back: Box::new(back),
+                    },
+                    menu_step(
+                        &items,
+                        Some(&format!(
+                            "\"{}\" is not one of the choices.",
+                            printable(choice)
+                        )),
+                    ),
                 ),
-            ),
-        }
+            },
+        )
     }
 
     /// Abandons transaction `id` of `bus_name`.

@@ -44,21 +44,25 @@ impl Logins {
         );
         let secret = Zeroizing::new(data_encoding::BASE32_NOPAD.encode(&n.secret));
         let text = enrol_text::enrolment(&uri, &secret);
-        Ok(Start::Run(
-            Stage::Enrol {
+        Ok(Start::Run(Box::new(Run {
+            stage: Stage::Enrol {
                 pending_id: n.id.clone(),
             },
-            Methods {
+            methods: Methods {
                 totp: false,
                 backup_codes: 0,
                 keys: 0,
                 key_pin: false,
                 keys_first: false,
                 key_then_code: false,
+                contacts: 0,
+                contact_first: false,
             },
-            Step::prompt(ENROL_PROMPT).with_message(text.as_str()),
-            Vec::new(),
-        ))
+            step: Step::prompt(ENROL_PROMPT).with_message(text.as_str()),
+            remember: Vec::new(),
+            contacts: Vec::new(),
+            last_sent: None,
+        })))
     }
 
     /// The first code of an app being set up inside the login.

@@ -8,13 +8,18 @@ use crate::logger::Severity;
 use crate::store::{AuditCtx, AuditResult, Scope};
 
 impl Logins {
-    /// Whether the transaction's next answer waits for a security key (the D-Bus layer then
-    /// runs it on the blocking pool: it can take `fido2.touch_timeout_seconds`).
-    pub fn waits_for_key(&self, bus_name: &str, id: &str) -> bool {
-        self.table()
-            .by_id
-            .get(id)
-            .is_some_and(|t| t.owner == bus_name && matches!(t.stage, Stage::KeyTouch { .. }))
+    /// Whether the transaction's next answer may wait: for a security key (up to
+    /// `fido2.touch_timeout_seconds`), or for a mail server or SMS gateway (a menu choice
+    /// sends a code). The D-Bus layer then runs it on the blocking pool.
+    pub fn answer_may_block(&self, bus_name: &str, id: &str) -> bool {
+        self.table().by_id.get(id).is_some_and(|t| {
+            t.owner == bus_name
+                && match t.stage {
+                    Stage::KeyTouch { .. } => true,
+                    Stage::Menu { .. } => !t.contacts.is_empty(),
+                    _ => false,
+                }
+        })
     }
 
     /// Where a key that did not do it leaves the login: the code prompt (prefixed with why),
@@ -32,6 +37,14 @@ impl Logins {
             Next::Continue(
                 Stage::BackupCode,
                 Step::prompt(format!("{why} {BACKUP_PROMPT}")),
+            )
+        } else if methods.contacts > 0 {
+            // Enter opens the menu, where a code can be sent.
+            Next::Continue(
+                Stage::SentCode {
+                    masked: String::new(),
+                },
+                Step::prompt(format!("{why} Press Enter for other ways: ")),
             )
         } else {
             Next::Done(Step::terminal(Action::Denied, why))

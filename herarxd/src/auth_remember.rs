@@ -99,13 +99,39 @@ impl Logins {
     /// After a second factor passed: remember what the login asked to, and make the ticket
     /// that lets its session be trusted. Failing to remember costs the user a prompt next time,
     /// never the login: logged, not returned.
+    /// Records a remote address a second factor passed from; the first time, the
+    /// new-address alert.
+    fn note_address(&self, ctx: &AuditCtx, address: &str, now: u64) {
+        let seen = self.state.store().saw_address(&ctx.user, address, now);
+        match seen {
+            Ok(true) => self.state.alert(crate::alerts::Alert {
+                kind: crate::alerts::AlertKind::NewAddress,
+                user: ctx.user.clone(),
+                when: now,
+                rhost: ctx.rhost.clone(),
+                service: ctx.service.clone(),
+                what: format!(
+                    "a successful sign-in from {address}, an address never seen for this account"
+                ),
+            }),
+            Ok(false) => {}
+            Err(e) => self.state.log.log(
+                Severity::Error,
+                &format!("cannot record a login address: {e}"),
+            ),
+        }
+    }
+
     pub(super) fn after_success(&self, id: &str, ctx: &AuditCtx, step: Step, now: u64) -> Step {
-        let remember = self
+        let (remember, scope) = self
             .table()
             .by_id
             .get_mut(id)
-            .map(|t| std::mem::take(&mut t.remember))
+            .map(|t| (std::mem::take(&mut t.remember), Some(t.scope.clone())))
             .unwrap_or_default();
+        if let Some(Scope::Remote(address)) = scope {
+            self.note_address(ctx, &address, now);
+        }
         for (kind, value, seconds) in remember {
             let written = self.state.store().remember(ctx, kind, &value, seconds, now);
             match written {

@@ -603,7 +603,7 @@ fn a_local_login_with_a_key_is_a_touch() {
     let h = key_harness(Config::default(), Arc::new(device(UP)), true);
     let (id, step) = begin(&h, "alice", "");
     assert_eq!(step, Step::wait(TOUCH_MESSAGE));
-    assert!(h.logins.waits_for_key(":1.7", &id));
+    assert!(h.logins.answer_may_block(":1.7", &id));
     let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();
     assert_eq!(step, Step::terminal(Action::Success, ""));
     let a = &h.audit()[0];
@@ -670,7 +670,7 @@ fn without_the_key_the_login_falls_back_to_the_code() {
         step,
         Step::prompt(format!("{KEY_NOT_REGISTERED} {PROMPT_WITH_MENU}"))
     );
-    assert!(!h.logins.waits_for_key(":1.7", &id));
+    assert!(!h.logins.answer_may_block(":1.7", &id));
     let step = h.logins.answer(":1.7", &id, &code(NOW), NOW).unwrap();
     assert_eq!(step.action, Action::Success);
 }

@@ -245,7 +245,10 @@ impl SelfService {
         let (outcome, entry) = result.map_err(|e| self.state.internal("storing a key", &e))?;
         self.state.log.audit(&entry);
         match outcome {
-            AddKeyOutcome::Added(info) => Ok(info),
+            AddKeyOutcome::Added(info) => {
+                self.alert_method_change(&ctx, &info, true, now);
+                Ok(info)
+            }
             AddKeyOutcome::AlreadyRegistered => Err(device_refusal(
                 &DeviceError::CredentialExcluded,
                 policy.timeout,

@@ -6,10 +6,12 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod enrol_text;
 pub mod fido2;
 pub mod fido2_service;
@@ -20,6 +22,8 @@ pub mod policy;
 pub mod reload;
 pub mod seal;
 pub mod selfservice;
+pub mod selfservice_contacts;
+pub mod sent_text;
 pub mod service;
 pub mod service_admin;
 pub mod sessions;

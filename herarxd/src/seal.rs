@@ -23,6 +23,9 @@ pub enum Kind {
     /// A security key's credential (id, public key, AAGUID): not secret, but sealed so that a
     /// row cannot be edited or moved to another user or factor without the master key.
     Fido2,
+    /// The address or number of an email or SMS factor (or of one being enrolled): personal
+    /// data, sealed so that the database file alone does not give it away.
+    Contact,
 }
 
 impl Kind {
@@ -32,6 +35,7 @@ impl Kind {
             Kind::Fido2 => "fido2",
             Kind::PendingTotp => "pending-totp",
             Kind::KeyCheck => "key-check",
+            Kind::Contact => "contact",
         }
     }
 }

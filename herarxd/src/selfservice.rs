@@ -103,6 +103,62 @@ impl SelfService {
         self.state.log.audit(entry);
     }
 
+    /// The alert for a method added to or removed from the caller's account. `emails`: the
+    /// addresses to tell (read before a removal, which may take one of them along).
+    pub(crate) fn alert_method_change_to(
+        &self,
+        ctx: &AuditCtx,
+        info: &FactorInfo,
+        added: bool,
+        emails: Vec<String>,
+        now: u64,
+    ) {
+        let what = match (added, info.detail.is_empty()) {
+            (true, true) => format!("a {} method \"{}\" was added", info.kind, info.name),
+            (true, false) => format!(
+                "a {} method \"{}\" ({}) was added",
+                info.kind, info.name, info.detail
+            ),
+            (false, true) => format!("the {} method \"{}\" was removed", info.kind, info.name),
+            (false, false) => format!(
+                "the {} method \"{}\" ({}) was removed",
+                info.kind, info.name, info.detail
+            ),
+        };
+        let alert = crate::alerts::Alert {
+            kind: if added {
+                crate::alerts::AlertKind::MethodAdded
+            } else {
+                crate::alerts::AlertKind::MethodRemoved
+            },
+            user: ctx.user.clone(),
+            when: now,
+            rhost: String::new(),
+            service: "herarxctl".into(),
+            what,
+        };
+        let config = self.state.config();
+        self.state.alerts.raise(
+            &config,
+            &self.state.hostname,
+            &self.state.log,
+            alert,
+            emails,
+        );
+    }
+
+    /// [`SelfService::alert_method_change_to`] the user's addresses as they are now.
+    pub(crate) fn alert_method_change(
+        &self,
+        ctx: &AuditCtx,
+        info: &FactorInfo,
+        added: bool,
+        now: u64,
+    ) {
+        let emails = self.state.user_emails(&ctx.user);
+        self.alert_method_change_to(ctx, info, added, emails, now);
+    }
+
     pub(crate) fn refuse(&self, ctx: &AuditCtx, method: &str, now: u64, reason: &str) {
         self.record(&ctx.entry(now, method, AuditResult::Refused, reason));
     }
@@ -282,7 +338,10 @@ impl SelfService {
             result.map_err(|e| self.state.internal("confirming an enrolment", &e))?;
         self.state.log.audit(&entry);
         match outcome {
-            ConfirmOutcome::Enrolled(info) => Ok(info),
+            ConfirmOutcome::Enrolled(info) => {
+                self.alert_method_change(&ctx, &info, true, now);
+                Ok(info)
+            }
             ConfirmOutcome::NoSuchEnrollment => Err(no_such_enrollment()),
             ConfirmOutcome::Wrong { tries_left: 0 } => Err(HerarxError::WrongCode(format!(
                 "Wrong code, {CONFIRM_ATTEMPTS_MAX} times: this enrolment is cancelled. Start \
@@ -320,6 +379,15 @@ impl SelfService {
         // No code: a user with security keys confirms with a touch of one of them (checked
         // like a login: challenge, signature, counter; failures count towards the lockout).
         let touched = step_up_code.trim().is_empty() && self.step_up_by_touch(&ctx, now)?;
+        // What the alert will name, and who it goes to, as they are before the removal.
+        let before = self
+            .state
+            .store()
+            .factor_infos(&ctx.user)
+            .map_err(|e| self.state.internal("reading the factors", &e))?
+            .into_iter()
+            .find(|f| f.id == id);
+        let emails = self.state.user_emails(&ctx.user);
         let result = {
             let mut store = self.state.store();
             if touched {
@@ -331,7 +399,12 @@ impl SelfService {
         let (outcome, entry) = result.map_err(|e| self.state.internal("removing a factor", &e))?;
         self.state.log.audit(&entry);
         match outcome {
-            RemoveOutcome::Removed { .. } => Ok(()),
+            RemoveOutcome::Removed { .. } => {
+                if let Some(info) = &before {
+                    self.alert_method_change_to(&ctx, info, false, emails, now);
+                }
+                Ok(())
+            }
             RemoveOutcome::NoSuchFactor => Err(no_such_factor()),
             RemoveOutcome::StepUpRequired => Err(HerarxError::StepUpRequired(
                 "Removing a factor needs a current code from one of your factors (step-up).".into(),

@@ -206,9 +206,10 @@ impl AuthInterface {
     ) -> Result<Step, HerarxError> {
         let bus_name = sender_of(&hdr)?;
         let response = Zeroizing::new(response);
-        // Waiting for a security key takes seconds: off the runtime's threads. Codes are
-        // checked right here (tens of microseconds; a hop would cost more than the work).
-        if self.logins.waits_for_key(&bus_name, &transaction) {
+        // Waiting for a security key or a mail server takes seconds: off the runtime's
+        // threads. Codes are checked right here (tens of microseconds; a hop would cost more
+        // than the work).
+        if self.logins.answer_may_block(&bus_name, &transaction) {
             let logins = self.logins.clone();
             return blocking(move || logins.answer(&bus_name, &transaction, &response, unix_now()))
                 .await;
@@ -368,6 +369,68 @@ impl FactorsInterface {
         let service = self.service.clone();
         blocking(move || service.add_security_key(uid, &name, &step_up_code, &pin, unix_now()))
             .await
+    }
+
+    /// Starts adding an email address or phone number; a code is sent there.
+    #[allow(clippy::too_many_arguments)]
+    async fn begin_contact_enrollment(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        kind: String,
+        destination: String,
+        name: String,
+        step_up_code: String,
+        replace: String,
+    ) -> Result<(String, String), HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let step_up_code = Zeroizing::new(step_up_code);
+        let service = self.service.clone();
+        blocking(move || {
+            service
+                .begin_contact_enrollment(
+                    uid,
+                    &kind,
+                    &destination,
+                    &name,
+                    &step_up_code,
+                    &replace,
+                    unix_now(),
+                )
+                .map(|sent| (sent.id, sent.masked))
+        })
+        .await
+    }
+
+    /// Completes an email or SMS enrolment with the code sent there.
+    async fn confirm_contact_enrollment(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        id: String,
+        code: String,
+    ) -> Result<FactorInfo, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let code = Zeroizing::new(code);
+        let service = self.service.clone();
+        blocking(move || service.confirm_contact_enrollment(uid, &id, &code, unix_now())).await
+    }
+
+    /// Sends a step-up code to one of the caller's email or SMS factors.
+    async fn send_code(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        id: String,
+    ) -> Result<String, HerarxError> {
+        let uid = self.caller_uid(&hdr, conn).await?;
+        let service = self.service.clone();
+        blocking(move || {
+            service
+                .send_step_up_code(uid, &id, unix_now())
+                .map(|s| s.masked)
+        })
+        .await
     }
 
     /// Forgets every address and SSH key remembered for the caller.

@@ -24,6 +24,8 @@ pub struct State {
     pub challenges: crate::fido2::Challenges,
     /// Session trust (tickets and trusted login sessions), in memory.
     pub sessions: crate::sessions::Sessions,
+    /// The queue to the alert worker.
+    pub alerts: crate::alerts::Alerts,
 }
 
 impl State {
@@ -43,6 +45,7 @@ impl State {
             keys: Arc::new(crate::fido2::CtapHid::new()),
             challenges: crate::fido2::Challenges::new(),
             sessions: crate::sessions::Sessions::default(),
+            alerts: crate::alerts::Alerts::default(),
         }
     }
 

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod backup_codes;
 pub mod completions;
 pub mod config;
+pub mod contact;
 pub mod factor;
 pub mod key;
 pub mod remember;
@@ -32,6 +33,28 @@ pub struct Context {
 pub const TERMINAL_ATTEMPTS: u32 = 3;
 
 pub const STEP_UP_PROMPT: &str = "Code from one of your existing authenticators: ";
+
+/// The step-up prompt for this user. When codes sent by email or text are all they have to
+/// prove it is them, one is sent first (to the first address or number).
+pub fn step_up_prompt(
+    daemon: &crate::bus::Daemon,
+    status: &herarx_proto::UserStatus,
+    say: &mut dyn FnMut(&str) -> Result<(), CliError>,
+) -> Result<&'static str, CliError> {
+    let has = |kind: &str| status.factors.iter().any(|f| f.kind == kind);
+    let contacts_only =
+        (has("email") || has("sms")) && !has("totp") && status.backup_codes_left == 0;
+    if !contacts_only {
+        return Ok(STEP_UP_PROMPT);
+    }
+    let masked = daemon.send_code("")?;
+    say(&format!(
+        "A code was sent to {masked}, to confirm it is you."
+    ))?;
+    Ok(SENT_CODE_PROMPT)
+}
+
+pub const SENT_CODE_PROMPT: &str = "Code we sent: ";
 
 pub fn now() -> u64 {
     SystemTime::now()

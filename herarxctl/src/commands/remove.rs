@@ -1,7 +1,7 @@
 //! `herarxctl remove ID`: remove one of your factors, after confirmation and a step-up code.
 
 use crate::bus::Daemon;
-use crate::commands::{Context, STEP_UP_PROMPT, with_code};
+use crate::commands::{Context, step_up_prompt, with_code};
 use crate::error::CliError;
 use crate::input::{self, Answers, Confirmation};
 use crate::output;
@@ -54,7 +54,8 @@ pub fn run(ctx: &Context, id: &str, yes: bool) -> Result<(), CliError> {
         answers.say("Touch one of your security keys to confirm it is you.")?;
         daemon.remove_factor(id, "")?;
     } else {
-        with_code(&mut answers, STEP_UP_PROMPT, "the step-up code", |code| {
+        let prompt = step_up_prompt(&daemon, &status, &mut |t| answers.say(t))?;
+        with_code(&mut answers, prompt, "the step-up code", |code| {
             daemon.remove_factor(id, code)
         })?;
     }

@@ -178,7 +178,7 @@ impl Step {
 pub struct FactorInfo {
     /// Stable identifier, used by `remove`.
     pub id: String,
-    /// `totp` (later: `fido2`, `email`, `sms`). Backup codes are not factors: see
+    /// `totp`, `fido2`, `email` or `sms`. Backup codes are not factors: see
     /// `backup_codes_left`.
     pub kind: String,
     pub name: String,
@@ -188,6 +188,9 @@ pub struct FactorInfo {
     pub last_used: u64,
     /// The method the login offers first.
     pub primary: bool,
+    /// For `email` and `sms`: the address or number, masked (`j***@example.com`,
+    /// `+44 ••• ••• 123`). Empty for other kinds.
+    pub detail: String,
 }
 
 /// The caller's own state, for `herarxctl status`.
@@ -431,6 +434,27 @@ pub trait Factors {
         step_up_code: &str,
         pin: &str,
     ) -> Result<FactorInfo, HerarxError>;
+
+    /// Starts adding an email address (`kind` "email") or a phone number in E.164 form
+    /// ("sms"): the daemon validates it and sends a code there, to be given to
+    /// `confirm_contact_enrollment`. `step_up_code` and `replace` as for a TOTP enrolment.
+    /// Returns the pending enrolment's id and the destination, masked.
+    fn begin_contact_enrollment(
+        &self,
+        kind: &str,
+        destination: &str,
+        name: &str,
+        step_up_code: &str,
+        replace: &str,
+    ) -> Result<(String, String), HerarxError>;
+
+    /// Completes an email or SMS enrolment with the code sent there.
+    fn confirm_contact_enrollment(&self, id: &str, code: &str) -> Result<FactorInfo, HerarxError>;
+
+    /// Sends a code for a step-up to the caller's email or SMS factor `id` (empty: the first
+    /// one this host can send to); it then works once, for a few minutes, wherever a step-up
+    /// code is asked. Returns the destination, masked.
+    fn send_code(&self, id: &str) -> Result<String, HerarxError>;
 }
 
 /// Admin actions: the caller must be root or a member of the configured admin group, checked

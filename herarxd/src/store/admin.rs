@@ -153,8 +153,9 @@ impl Store {
         Ok(log(&self.conn, user, since, before, limit)?)
     }
 
-    /// Removes all of `ctx.user`'s factors, backup codes, pending enrolments, failure
-    /// counters, remembered addresses and SSH keys (and the opt-in), and restarts the enrolment window, in one transaction with its audit row
+    /// Removes all of `ctx.user`'s factors, backup codes, pending enrolments, codes sent by
+    /// email or text, failure counters, remembered addresses and SSH keys (and the opt-in), and
+    /// restarts the enrolment window, in one transaction with its audit row
     /// (`ctx.caller_uid` is the admin). A user with nothing is not an error: the row says so.
     pub fn admin_reset(
         &mut self,
@@ -169,9 +170,12 @@ impl Store {
             .prepare_cached("DELETE FROM factors WHERE user = ?1")?
             .execute([user])?;
         let codes = backup_codes::delete_all(&tx, user)?;
+        // Codes sent by email or text message, for logins and enrolments alike, die too.
         let pending = tx
             .prepare_cached("DELETE FROM pending_enrollments WHERE user = ?1")?
-            .execute([user])?;
+            .execute([user])?
+            + tx.prepare_cached("DELETE FROM sent_codes WHERE user = ?1")?
+                .execute([user])?;
         let counters = lockout::clear_user(&tx, user)?;
         let remembered = super::remembered::forget_all(&tx, user)?;
         super::remembered::set_opt_in(&tx, user, false, now)?;

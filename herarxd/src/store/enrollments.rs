@@ -180,7 +180,7 @@ const STEP_UP_MISSING: &str = "step-up code required";
 
 /// Every self-service decision ends here: its audit row goes into the same transaction as the
 /// change it describes, so both land or neither does.
-fn commit_audited<O>(
+pub(super) fn commit_audited<O>(
     tx: rusqlite::Transaction<'_>,
     entry: AuditEntry,
     outcome: O,
@@ -191,7 +191,7 @@ fn commit_audited<O>(
 }
 
 /// Why the step-up that every change to an account with factors needs was refused.
-enum StepUpRefusal {
+pub(super) enum StepUpRefusal {
     /// No code was given.
     Missing,
     /// The code did not verify (wrong, replayed, or the account is locked).
@@ -199,7 +199,7 @@ enum StepUpRefusal {
 }
 
 impl StepUpRefusal {
-    fn audit(&self) -> (AuditResult, String) {
+    pub(super) fn audit(&self) -> (AuditResult, String) {
         match self {
             StepUpRefusal::Missing => (AuditResult::Refused, STEP_UP_MISSING.into()),
             StepUpRefusal::Failed(outcome) => {
@@ -230,7 +230,7 @@ impl From<StepUpRefusal> for RemoveOutcome {
 
 /// A fresh code from one of `user`'s factors, checked inside the caller's transaction and
 /// consumed, counted and locked out exactly like a login's. `None`: passed.
-fn refuse_step_up(
+pub(super) fn refuse_step_up(
     tx: &rusqlite::Transaction<'_>,
     key: &crate::keys::MasterKey,
     policy: &super::StorePolicy,
@@ -256,7 +256,7 @@ fn step_up_code(code: &str) -> Option<&str> {
 
 /// The id of the factor logins offer first: the chosen one while it exists, else the oldest
 /// (what [`Store::factor_infos`] marks).
-fn primary_id(conn: &Connection, user: &str) -> Result<Option<String>, StoreError> {
+pub(super) fn primary_id(conn: &Connection, user: &str) -> Result<Option<String>, StoreError> {
     let all = factors::list_all(conn, user)?;
     let chosen = accounts::load(conn, user)?.primary_factor;
     Ok(chosen
@@ -265,8 +265,14 @@ fn primary_id(conn: &Connection, user: &str) -> Result<Option<String>, StoreErro
 }
 
 /// `row` as its owner sees it, the primary mark included.
-fn info_of(conn: &Connection, user: &str, row: &FactorRow) -> Result<FactorInfo, StoreError> {
+pub(super) fn info_of(
+    conn: &Connection,
+    key: &crate::keys::MasterKey,
+    user: &str,
+    row: &FactorRow,
+) -> Result<FactorInfo, StoreError> {
     let mut info = row.info();
+    info.detail = super::sent_codes::detail_of(key, user, row);
     info.primary = primary_id(conn, user)?.as_deref() == Some(row.id.as_str());
     Ok(info)
 }
@@ -455,7 +461,7 @@ impl Store {
                     accounts::set_primary(&tx, user, Some(&factor_id), now)?;
                 }
                 // The first factor is the primary one (until the user picks another).
-                let info = info_of(&tx, user, &row)?;
+                let info = info_of(&tx, &self.key, user, &row)?;
                 let reason = match &replaced {
                     Some(old) => {
                         format!("factor {factor_id} enrolled, replacing factor {}", old.id)
@@ -543,6 +549,9 @@ impl Store {
             return finish(tx, RemoveOutcome::from(refusal), result, reason);
         }
         factors::delete(&tx, user, id)?;
+        // Codes already sent to it stop working with it.
+        tx.prepare_cached("DELETE FROM sent_codes WHERE user = ?1 AND factor_id = ?2")?
+            .execute((user, id))?;
         // Backup codes alone are a weak second factor, and they would keep the account
         // counted as enrolled: the last factor takes them along.
         let backup_codes_deleted = if factors::count(&tx, user)? == 0 {
@@ -631,7 +640,7 @@ impl Store {
             );
         };
         accounts::set_primary(&tx, user, Some(id), now)?;
-        let info = info_of(&tx, user, &row)?;
+        let info = info_of(&tx, &self.key, user, &row)?;
         finish(
             tx,
             FactorChange::Changed(info),
@@ -667,7 +676,7 @@ impl Store {
         tx.prepare_cached("UPDATE factors SET name = ?3 WHERE id = ?1 AND user = ?2")?
             .execute((id, user, name))?;
         name.clone_into(&mut row.name);
-        let info = info_of(&tx, user, &row)?;
+        let info = info_of(&tx, &self.key, user, &row)?;
         finish(
             tx,
             FactorChange::Changed(info),

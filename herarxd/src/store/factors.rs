@@ -39,6 +39,7 @@ impl FactorRow {
             created: self.created,
             last_used: self.last_used,
             primary: false,
+            detail: String::new(),
         }
     }
 }
@@ -215,6 +216,8 @@ pub struct LoginState {
     pub totp_factors: usize,
     pub backup_codes_left: u32,
     pub fido2_keys: usize,
+    /// Email and SMS factors.
+    pub contacts: usize,
 }
 
 impl Store {
@@ -230,17 +233,25 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT (SELECT count(*) FROM factors WHERE user = ?1 AND kind = ?2),
                     (SELECT count(*) FROM factors WHERE user = ?1 AND kind = ?3),
-                    (SELECT count(*) FROM backup_codes WHERE user = ?1 AND used = 0)",
+                    (SELECT count(*) FROM backup_codes WHERE user = ?1 AND used = 0),
+                    (SELECT count(*) FROM factors WHERE user = ?1 AND kind IN (?4, ?5))",
         )?;
-        let (totp, fido2, codes): (i64, i64, i64) = stmt
-            .query_row((user, KIND_TOTP, super::fido2::KIND_FIDO2), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+        let (totp, fido2, codes, contacts): (i64, i64, i64, i64) = stmt.query_row(
+            (
+                user,
+                KIND_TOTP,
+                super::fido2::KIND_FIDO2,
+                super::sent_codes::KIND_EMAIL,
+                super::sent_codes::KIND_SMS,
+            ),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
         Ok(LoginState {
             locked_until,
             totp_factors: usize::try_from(totp).unwrap_or(0),
             backup_codes_left: u32::try_from(codes).unwrap_or(u32::MAX),
             fido2_keys: usize::try_from(fido2).unwrap_or(0),
+            contacts: usize::try_from(contacts).unwrap_or(0),
         })
     }
 
@@ -269,7 +280,10 @@ impl Store {
     pub fn factor_infos(&mut self, user: &str) -> Result<Vec<FactorInfo>, StoreError> {
         let mut infos: Vec<FactorInfo> = list_all(&self.conn, user)?
             .iter()
-            .map(FactorRow::info)
+            .map(|row| FactorInfo {
+                detail: super::sent_codes::detail_of(&self.key, user, row),
+                ..row.info()
+            })
             .collect();
         let chosen = super::accounts::load(&self.conn, user)?.primary_factor;
         let primary = chosen
@@ -348,12 +362,17 @@ pub(crate) fn verify_in(
 pub struct Accept {
     pub totp: bool,
     pub backup_codes: bool,
+    /// Codes sent by email, by text message.
+    pub email: bool,
+    pub sms: bool,
 }
 
 impl Accept {
     pub const ALL: Accept = Accept {
         totp: true,
         backup_codes: true,
+        email: true,
+        sms: true,
     };
 }
 
@@ -414,6 +433,17 @@ fn verify_in_accepting(
             factor_id: BACKUP_CODE.into(),
             step: 0,
             backup_codes_left: Some(left),
+        });
+    }
+    // A code sent by email or text message (for this login, another one, or a step-up).
+    if let Some((factor_id, _kind)) =
+        super::sent_codes::consume(tx, key, user, code, now, accept.email, accept.sms)?
+    {
+        lockout::clear(tx, user, scope)?;
+        return Ok(VerifyOutcome::Accepted {
+            factor_id,
+            step: 0,
+            backup_codes_left: None,
         });
     }
     if super::backup_codes::normalize(code).is_some() && rejection == Rejection::Malformed {

@@ -190,6 +190,7 @@ impl Store {
             created: now,
             last_used: 0,
             primary: first,
+            detail: String::new(),
         };
         finish(
             tx,

@@ -16,6 +16,8 @@ pub mod fido2;
 pub mod lockout;
 pub mod remembered;
 pub mod schema;
+pub mod seen;
+pub mod sent_codes;
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -44,6 +46,7 @@ pub struct StorePolicy {
     pub lockout: LockoutPolicy,
     /// Seconds audit rows are kept; 0: forever.
     pub audit_retention_seconds: u64,
+    pub sent_codes: sent_codes::SentCodePolicy,
 }
 
 impl StorePolicy {
@@ -58,6 +61,7 @@ impl StorePolicy {
                 max_lockout_seconds: config.lockout.max_lockout_seconds,
             },
             audit_retention_seconds: config.audit_retention_seconds(),
+            sent_codes: sent_codes::SentCodePolicy::from_config(config),
         }
     }
 }
@@ -255,6 +259,7 @@ impl Store {
         enrollments::purge_expired(&tx, now)?;
         lockout::purge_stale(&tx, now, &self.policy.lockout)?;
         remembered::purge_expired(&tx, now)?;
+        sent_codes::purge_expired(&tx, now)?;
         if self.policy.audit_retention_seconds > 0 {
             audit::purge_older_than(
                 &tx,
@@ -293,6 +298,12 @@ pub(crate) mod testing {
             max_lockout_seconds: 86_400,
         },
         audit_retention_seconds: 365 * 86_400,
+        sent_codes: sent_codes::SentCodePolicy {
+            digits: 6,
+            valid_seconds: 300,
+            max_per_user_per_hour: 5,
+            max_per_destination_per_hour: 5,
+        },
     };
 
     pub fn open_store(dir: &Path) -> Store {

@@ -121,6 +121,42 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE accounts ADD COLUMN remember_addresses INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 5: codes sent by email or text message (only their keyed hashes), the deliveries the
+    //    flood limits count (a keyed hash of the destination, no address), and the remote
+    //    addresses each user has logged in from (for the new-address alert).
+    r#"
+    CREATE TABLE sent_codes (
+        id        TEXT PRIMARY KEY,
+        user      TEXT NOT NULL,
+        kind      TEXT NOT NULL CHECK (kind IN ('email', 'sms')),
+        purpose   TEXT NOT NULL CHECK (purpose IN ('login', 'step-up', 'enrol')),
+        factor_id TEXT NULL,
+        name      TEXT NOT NULL DEFAULT '',
+        sealed    BLOB NULL,
+        replaces  TEXT NULL,
+        hash      BLOB NOT NULL,
+        created   INTEGER NOT NULL,
+        expires   INTEGER NOT NULL,
+        attempts  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sent_codes_by_user ON sent_codes (user, expires);
+
+    CREATE TABLE deliveries (
+        user        TEXT NOT NULL,
+        destination BLOB NOT NULL,
+        time        INTEGER NOT NULL
+    );
+    CREATE INDEX deliveries_by_user ON deliveries (user, time);
+    CREATE INDEX deliveries_by_destination ON deliveries (destination, time);
+
+    CREATE TABLE seen_addresses (
+        user       TEXT NOT NULL,
+        address    TEXT NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        PRIMARY KEY (user, address)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this daemon writes.

@@ -1,0 +1,303 @@
+//! Self-service email and SMS factors: adding an address or a number (a code is sent there
+//! and must come back, so nobody registers a destination they do not control), and codes sent
+//! for a step-up (a user whose only methods are email or SMS proves it is them that way).
+
+use herarx_proto::{FactorInfo, HerarxError, limits};
+
+use crate::delivery::{Delivery, contact};
+use crate::selfservice::{SelfService, step_up_refusal};
+use crate::sent_text::{self, CodeUse};
+use crate::state::valid_text;
+use crate::store::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
+use crate::store::factors::FACTORS_PER_USER_MAX;
+use crate::store::sent_codes::{
+    self, ContactBeginOutcome, IssueOutcome, Issued, KIND_EMAIL, KIND_SMS, Purpose,
+};
+use crate::store::{AuditCtx, AuditResult};
+
+/// A code went out: the pending id (empty for a step-up code) and where, masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeSent {
+    pub id: String,
+    pub masked: String,
+}
+
+fn rate_limited(retry_after: u64, now: u64) -> HerarxError {
+    let minutes = retry_after.saturating_sub(now).div_ceil(60).max(1);
+    HerarxError::Busy(format!(
+        "Too many codes were sent to this account or destination in the last hour: try again \
+         in {minutes} minutes."
+    ))
+}
+
+impl SelfService {
+    fn kind_enabled(&self, kind: &str) -> Result<(), HerarxError> {
+        let config = self.state.config();
+        let (on, key) = match kind {
+            KIND_EMAIL => (config.email_enabled(), "email.transport"),
+            KIND_SMS => (config.sms_enabled(), "sms.gateway"),
+            _ => {
+                return Err(HerarxError::InvalidArgument(
+                    "The kind must be \"email\" or \"sms\".".into(),
+                ));
+            }
+        };
+        if on {
+            Ok(())
+        } else {
+            Err(HerarxError::InvalidArgument(format!(
+                "This host does not send {}: ask your administrator to set {key} in \
+                 /etc/herarx/herarx.toml.",
+                if kind == KIND_EMAIL {
+                    "email"
+                } else {
+                    "text messages"
+                }
+            )))
+        }
+    }
+
+    /// Sends `issued` by its kind; on failure, the audit row and a sentence for the caller.
+    fn deliver(
+        &self,
+        ctx: &AuditCtx,
+        use_: CodeUse,
+        issued: &Issued,
+        now: u64,
+    ) -> Result<(), HerarxError> {
+        let config = self.state.config();
+        let valid = config.sent_code_valid_seconds();
+        let delivery = Delivery::from_config(&config, &self.state.hostname);
+        let host = &self.state.hostname;
+        let sent = if issued.kind == KIND_EMAIL {
+            let (subject, body) = sent_text::email(use_, &ctx.user, host, &issued.code, valid);
+            delivery.send_email(&issued.destination, &subject, &body)
+        } else {
+            let text = sent_text::sms(use_, &ctx.user, host, &issued.code, valid);
+            delivery.send_sms(&issued.destination, &text)
+        };
+        sent.map_err(|e| {
+            let reason = format!("code not delivered: {e}");
+            self.record(&ctx.entry(now, &issued.kind, AuditResult::Error, reason.clone()));
+            self.state.log.log(
+                crate::logger::Severity::Warning,
+                &format!("user {}: {reason}", ctx.user),
+            );
+            HerarxError::Internal(format!(
+                "The code could not be sent to {}: {e}. Check the address or number, or try \
+                 again later.",
+                sent_codes::mask(&issued.kind, &issued.destination)
+            ))
+        })
+    }
+
+    /// Starts adding an email address or phone number: validates it, asks for a step-up when
+    /// the user has anything that logs in, and sends the confirmation code there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin_contact_enrollment(
+        &self,
+        uid: u32,
+        kind: &str,
+        destination: &str,
+        name: &str,
+        step_up_code: &str,
+        replace: &str,
+        now: u64,
+    ) -> Result<CodeSent, HerarxError> {
+        let method = format!("{kind}-enroll");
+        let ctx = self.account(uid, "contact-enroll", now)?;
+        if kind != KIND_EMAIL && kind != KIND_SMS {
+            self.refuse(&ctx, "contact-enroll", now, "unknown kind");
+            return Err(HerarxError::InvalidArgument(
+                "The kind must be \"email\" or \"sms\".".into(),
+            ));
+        }
+        self.kind_enabled(kind)?;
+        let normalized = if kind == KIND_EMAIL {
+            contact::normalize_email(destination)
+        } else {
+            contact::normalize_phone(destination)
+        };
+        let destination = match normalized {
+            Ok(d) => d,
+            Err(why) => {
+                self.refuse(&ctx, &method, now, "invalid destination");
+                return Err(HerarxError::InvalidArgument(why));
+            }
+        };
+        if !replace.is_empty() && !valid_text(replace, limits::ID_MAX) {
+            self.refuse(&ctx, &method, now, "malformed id of the factor to replace");
+            return Err(HerarxError::NoSuchFactor(
+                "You have no factor with that id: run `herarxctl status` to list yours.".into(),
+            ));
+        }
+        let name = if name.is_empty() {
+            if kind == KIND_EMAIL { "email" } else { "phone" }
+        } else {
+            name
+        };
+        self.check_name(&ctx, &method, name, now)?;
+        if step_up_code.len() > limits::ANSWER_MAX {
+            self.refuse(&ctx, &method, now, "step-up code too long");
+            return Err(HerarxError::InvalidArgument(
+                "The step-up code is too long: give a current code, or a backup code.".into(),
+            ));
+        }
+        let result = {
+            let mut store = self.state.store();
+            let replace = (!replace.is_empty()).then_some(replace);
+            store.begin_contact_enrollment(
+                &ctx,
+                kind,
+                &destination,
+                name,
+                step_up_code,
+                replace,
+                now,
+            )
+        };
+        let (outcome, entry) =
+            result.map_err(|e| self.state.internal("starting an enrolment", &e))?;
+        self.state.log.audit(&entry);
+        match outcome {
+            ContactBeginOutcome::Started(issued) => {
+                self.deliver(&ctx, CodeUse::Enrol, &issued, now)?;
+                Ok(CodeSent {
+                    id: issued.id.clone(),
+                    masked: sent_codes::mask(kind, &destination),
+                })
+            }
+            ContactBeginOutcome::StepUpRequired => Err(HerarxError::StepUpRequired(
+                "You already have a way to sign in: give a current code from it, or a backup \
+                 code (step-up)."
+                    .into(),
+            )),
+            ContactBeginOutcome::StepUpFailed(o) => Err(step_up_refusal(&o, now)),
+            ContactBeginOutcome::NoSuchFactor => Err(HerarxError::NoSuchFactor(
+                "You have no factor with that id: run `herarxctl status` to list yours.".into(),
+            )),
+            ContactBeginOutcome::TooManyFactors => Err(HerarxError::Busy(format!(
+                "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
+                 (`herarxctl remove ID`)."
+            ))),
+            ContactBeginOutcome::AlreadyEnrolled => Err(HerarxError::InvalidArgument(
+                "That address or number is already one of your sign-in methods (`herarxctl \
+                 status`)."
+                    .into(),
+            )),
+            ContactBeginOutcome::RateLimited { retry_after } => Err(rate_limited(retry_after, now)),
+        }
+    }
+
+    /// Completes an email or SMS enrolment with the code sent there.
+    pub fn confirm_contact_enrollment(
+        &self,
+        uid: u32,
+        id: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<FactorInfo, HerarxError> {
+        const METHOD: &str = "contact-confirm";
+        let ctx = self.account(uid, METHOD, now)?;
+        let gone = || {
+            HerarxError::NoSuchEnrollment(
+                "No such enrolment (it expired, was finished, or had too many wrong codes): \
+                 start again with `herarxctl email add` or `herarxctl sms add`."
+                    .into(),
+            )
+        };
+        if !valid_text(id, limits::ID_MAX) {
+            self.refuse(&ctx, METHOD, now, "malformed enrolment id");
+            return Err(gone());
+        }
+        let code = if code.len() <= limits::ANSWER_MAX {
+            code
+        } else {
+            "-"
+        };
+        let result = self
+            .state
+            .store()
+            .confirm_contact_enrollment(&ctx, id, code, now);
+        let (outcome, entry) =
+            result.map_err(|e| self.state.internal("confirming an enrolment", &e))?;
+        self.state.log.audit(&entry);
+        match outcome {
+            ConfirmOutcome::Enrolled(info) => {
+                self.alert_method_change(&ctx, &info, true, now);
+                Ok(info)
+            }
+            ConfirmOutcome::NoSuchEnrollment => Err(gone()),
+            ConfirmOutcome::Wrong { tries_left: 0 } => Err(HerarxError::WrongCode(format!(
+                "Wrong code, {CONFIRM_ATTEMPTS_MAX} times: this enrolment is cancelled. Start \
+                 again."
+            ))),
+            ConfirmOutcome::Wrong { tries_left } => Err(HerarxError::WrongCode(format!(
+                "Wrong code: give the code from the message just sent; {tries_left} {} left.",
+                if tries_left == 1 { "try" } else { "tries" }
+            ))),
+            ConfirmOutcome::TooManyFactors => Err(HerarxError::Busy(format!(
+                "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
+                 (`herarxctl remove ID`)."
+            ))),
+        }
+    }
+
+    /// Sends a step-up code to one of the caller's email or SMS factors (empty id: the first
+    /// one). The code then works as the step-up of any change, once, for a few minutes.
+    pub fn send_step_up_code(
+        &self,
+        uid: u32,
+        factor_id: &str,
+        now: u64,
+    ) -> Result<CodeSent, HerarxError> {
+        const METHOD: &str = "send-code";
+        let ctx = self.account(uid, METHOD, now)?;
+        if !factor_id.is_empty() && !valid_text(factor_id, limits::ID_MAX) {
+            self.refuse(&ctx, METHOD, now, "malformed factor id");
+            return Err(HerarxError::NoSuchFactor(
+                "You have no email or SMS factor with that id: run `herarxctl status`.".into(),
+            ));
+        }
+        let config = self.state.config();
+        let contacts = self
+            .state
+            .store()
+            .contacts(&ctx.user)
+            .map_err(|e| self.state.internal("reading the email and SMS factors", &e))?;
+        let usable = |kind: &str| {
+            (kind == KIND_EMAIL && config.email_enabled())
+                || (kind == KIND_SMS && config.sms_enabled())
+        };
+        let Some(target) = contacts
+            .iter()
+            .find(|c| (factor_id.is_empty() || c.factor_id == factor_id) && usable(&c.kind))
+        else {
+            self.refuse(&ctx, METHOD, now, "no such email or SMS factor");
+            return Err(HerarxError::NoSuchFactor(
+                "You have no email or SMS factor this host can send to: give a code from your \
+                 app or a backup code instead."
+                    .into(),
+            ));
+        };
+        let (outcome, entry) = self
+            .state
+            .store()
+            .issue_code(&ctx, &target.factor_id, Purpose::StepUp, now)
+            .map_err(|e| self.state.internal("issuing a code", &e))?;
+        self.state.log.audit(&entry);
+        match outcome {
+            IssueOutcome::Issued(issued) => {
+                self.deliver(&ctx, CodeUse::StepUp, &issued, now)?;
+                Ok(CodeSent {
+                    id: String::new(),
+                    masked: sent_codes::mask(&target.kind, &target.destination),
+                })
+            }
+            IssueOutcome::RateLimited { retry_after } => Err(rate_limited(retry_after, now)),
+            IssueOutcome::NoSuchFactor => Err(HerarxError::NoSuchFactor(
+                "That factor is gone: run `herarxctl status`.".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,677 @@
+//! Email and text-message factors, and the one-time codes sent to them.
+//!
+//! A contact (an address or a number) is a row of `factors` with kind `email` or `sms`, its
+//! destination sealed like a secret: bound to its user and factor id, unreadable without the
+//! master key. A code sent to it is a row of `sent_codes`: only its HMAC (under a key derived
+//! for this one use, bound to the row id and the user), an expiry, and what it is for: a
+//! login or a step-up (checked at every code prompt, single use), or an enrolment (the
+//! confirmation that whoever adds an address or number receives what is sent there).
+//!
+//! Every code that leaves counts in `deliveries`, per user and per destination (a keyed hash:
+//! the table holds no address), so that nobody can make Herarx flood a mailbox or a phone:
+//! the limits hold across logins, users and restarts.
+
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::audit::{AuditCtx, AuditEntry, AuditResult};
+use super::enrollments::{
+    CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, StepUpRefusal, commit_audited, info_of, refuse_step_up,
+};
+use super::factors::{self, FACTORS_PER_USER_MAX, FactorRow, VerifyOutcome};
+use super::{Store, StoreError, accounts, backup_codes, random_hex, to_sql};
+use crate::keys::MasterKey;
+use crate::seal::{self, Kind};
+use crate::totp::Params;
+
+pub const KIND_EMAIL: &str = "email";
+pub const KIND_SMS: &str = "sms";
+/// Unconsumed codes kept per user; issuing one more drops the oldest.
+const CODES_PER_USER_MAX: i64 = 10;
+const HOUR: u64 = 3600;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// What the store needs to know about sent codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentCodePolicy {
+    pub digits: u32,
+    pub valid_seconds: u64,
+    pub max_per_user_per_hour: u32,
+    pub max_per_destination_per_hour: u32,
+}
+
+impl SentCodePolicy {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        SentCodePolicy {
+            digits: config.sent_codes.digits,
+            valid_seconds: config.sent_code_valid_seconds(),
+            max_per_user_per_hour: config.sent_codes.max_per_user_per_hour,
+            max_per_destination_per_hour: config.sent_codes.max_per_destination_per_hour,
+        }
+    }
+}
+
+/// What a sent code is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Login,
+    StepUp,
+    Enrol,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Login => "login",
+            Purpose::StepUp => "step-up",
+            Purpose::Enrol => "enrol",
+        }
+    }
+}
+
+/// A code to deliver, and where. No `Debug`: it holds the code.
+pub struct Issued {
+    pub id: String,
+    /// `email` or `sms`.
+    pub kind: String,
+    pub destination: Zeroizing<String>,
+    pub code: Zeroizing<String>,
+    pub expires: u64,
+}
+
+pub enum IssueOutcome {
+    Issued(Issued),
+    /// The flood limit: no code before `retry_after` (unix seconds).
+    RateLimited {
+        retry_after: u64,
+    },
+    /// Not one of the user's email or SMS factors.
+    NoSuchFactor,
+}
+
+/// The start of an email or SMS enrolment.
+pub enum ContactBeginOutcome {
+    Started(Issued),
+    StepUpRequired,
+    StepUpFailed(VerifyOutcome),
+    TooManyFactors,
+    /// The factor to replace is not one of the user's.
+    NoSuchFactor,
+    /// The user already has this address or number.
+    AlreadyEnrolled,
+    RateLimited {
+        retry_after: u64,
+    },
+}
+
+impl From<StepUpRefusal> for ContactBeginOutcome {
+    fn from(r: StepUpRefusal) -> Self {
+        match r {
+            StepUpRefusal::Missing => ContactBeginOutcome::StepUpRequired,
+            StepUpRefusal::Failed(o) => ContactBeginOutcome::StepUpFailed(o),
+        }
+    }
+}
+
+/// An enrolled email or SMS factor, destination opened.
+#[derive(Clone)]
+pub struct Contact {
+    pub factor_id: String,
+    pub kind: String,
+    pub name: String,
+    pub destination: String,
+}
+
+fn derived(master: &MasterKey, label: &[u8]) -> Zeroizing<[u8; 32]> {
+    let hk = Hkdf::<Sha256>::new(Some(b"herarx/v1"), master.as_bytes());
+    let mut okm = Zeroizing::new([0u8; 32]);
+    // 32 bytes is far below HKDF-SHA256's limit: this cannot fail.
+    let _ = hk.expand(label, &mut okm[..]);
+    okm
+}
+
+fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    match HmacSha256::new_from_slice(key) {
+        Ok(mut m) => {
+            for p in parts {
+                m.update(p);
+                m.update(&[0]);
+            }
+            m.finalize().into_bytes().to_vec()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+fn code_hash(master: &MasterKey, id: &str, user: &str, code: &str) -> Vec<u8> {
+    let key = derived(master, b"sent-code-hash");
+    mac(&key[..], &[id.as_bytes(), user.as_bytes(), code.as_bytes()])
+}
+
+/// What `deliveries` keeps of a destination: a keyed hash, so the table holds no address.
+fn destination_tag(master: &MasterKey, kind: &str, destination: &str) -> Vec<u8> {
+    let key = derived(master, b"delivery-destination");
+    mac(
+        &key[..],
+        &[kind.as_bytes(), destination.to_ascii_lowercase().as_bytes()],
+    )
+}
+
+/// The digits of an answer (spaces and dashes do not matter), or `None`.
+pub fn normalize(answer: &str, digits: u32) -> Option<Zeroizing<String>> {
+    let code: Zeroizing<String> = Zeroizing::new(
+        answer
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '\t'))
+            .collect(),
+    );
+    (code.len() == digits as usize && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+}
+
+fn new_code(digits: u32) -> Result<Zeroizing<String>, StoreError> {
+    let mut out = Zeroizing::new(String::with_capacity(digits as usize));
+    let mut buf = Zeroizing::new([0u8; 1]);
+    while out.len() < digits as usize {
+        getrandom::fill(&mut buf[..]).map_err(|_| StoreError::Random)?;
+        // 250 = 25 * 10: rejection sampling keeps the digits uniform.
+        if buf[0] < 250 {
+            out.push(char::from(b'0' + buf[0] % 10));
+        }
+    }
+    Ok(out)
+}
+
+/// When the flood limit lets the next code out: `None` now.
+fn rate_limited(
+    tx: &Connection,
+    policy: &SentCodePolicy,
+    user: &str,
+    tag: &[u8],
+    now: u64,
+) -> rusqlite::Result<Option<u64>> {
+    let since = to_sql(now.saturating_sub(HOUR));
+    let oldest_over = |sql: &str, max: u32, key: &dyn rusqlite::ToSql| {
+        let mut stmt = tx.prepare_cached(sql)?;
+        let times: Vec<i64> = stmt
+            .query_map(rusqlite::params![key, since], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        // The (n - max + 1)-th newest leaves the window first and frees a slot.
+        Ok::<_, rusqlite::Error>(if times.len() >= max as usize {
+            times
+                .get(times.len() - max as usize)
+                .map(|t| super::from_sql(*t).saturating_add(HOUR))
+        } else {
+            None
+        })
+    };
+    let by_user = oldest_over(
+        "SELECT time FROM deliveries WHERE user = ?1 AND time > ?2 ORDER BY time",
+        policy.max_per_user_per_hour,
+        &user,
+    )?;
+    let by_destination = oldest_over(
+        "SELECT time FROM deliveries WHERE destination = ?1 AND time > ?2 ORDER BY time",
+        policy.max_per_destination_per_hour,
+        &tag,
+    )?;
+    Ok(by_user.max(by_destination))
+}
+
+/// Counts a delivery and stores a new code's hash: the code goes out after the commit.
+#[allow(clippy::too_many_arguments)]
+fn issue_in(
+    tx: &Connection,
+    key: &MasterKey,
+    policy: &SentCodePolicy,
+    user: &str,
+    kind: &str,
+    destination: &str,
+    purpose: Purpose,
+    factor_id: Option<&str>,
+    enrolment: Option<(&str, &[u8], Option<&str>)>,
+    now: u64,
+) -> Result<Result<Issued, u64>, StoreError> {
+    let tag = destination_tag(key, kind, destination);
+    if let Some(retry_after) = rate_limited(tx, policy, user, &tag, now)? {
+        return Ok(Err(retry_after));
+    }
+    tx.prepare_cached("INSERT INTO deliveries (user, destination, time) VALUES (?1, ?2, ?3)")?
+        .execute(rusqlite::params![user, tag, to_sql(now)])?;
+    tx.prepare_cached("DELETE FROM sent_codes WHERE user = ?1 AND expires <= ?2")?
+        .execute((user, to_sql(now)))?;
+    tx.prepare_cached(
+        "DELETE FROM sent_codes WHERE id IN (
+            SELECT id FROM sent_codes WHERE user = ?1
+            ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?2)",
+    )?
+    .execute((user, CODES_PER_USER_MAX - 1))?;
+    let id = random_hex(8)?;
+    let code = new_code(policy.digits)?;
+    let expires = now.saturating_add(policy.valid_seconds);
+    let (name, sealed, replaces) = match enrolment {
+        Some((name, sealed, replaces)) => (name, Some(sealed), replaces),
+        None => ("", None, None),
+    };
+    tx.prepare_cached(
+        "INSERT INTO sent_codes
+            (id, user, kind, purpose, factor_id, name, sealed, replaces, hash, created, expires)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(rusqlite::params![
+        id,
+        user,
+        kind,
+        purpose.as_str(),
+        factor_id,
+        name,
+        sealed,
+        replaces,
+        code_hash(key, &id, user, &code),
+        to_sql(now),
+        to_sql(expires),
+    ])?;
+    Ok(Ok(Issued {
+        id,
+        kind: kind.to_owned(),
+        destination: Zeroizing::new(destination.to_owned()),
+        code,
+        expires,
+    }))
+}
+
+/// The user's email and SMS factors, oldest first. A row that does not open is left out.
+pub fn contacts(conn: &Connection, key: &MasterKey, user: &str) -> rusqlite::Result<Vec<Contact>> {
+    let mut out = Vec::new();
+    for row in factors::list_all(conn, user)? {
+        if row.kind != KIND_EMAIL && row.kind != KIND_SMS {
+            continue;
+        }
+        if let Some(destination) = open_destination(key, user, &row) {
+            out.push(Contact {
+                factor_id: row.id,
+                kind: row.kind,
+                name: row.name,
+                destination,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The masked destination of an email or SMS factor row; empty for other kinds.
+pub(crate) fn detail_of(key: &MasterKey, user: &str, row: &FactorRow) -> String {
+    if row.kind != KIND_EMAIL && row.kind != KIND_SMS {
+        return String::new();
+    }
+    match open_destination(key, user, row) {
+        Some(d) => mask(&row.kind, &d),
+        None => "(unreadable)".into(),
+    }
+}
+
+/// `j***@example.com`, `+44 ••• ••• 123`.
+pub fn mask(kind: &str, destination: &str) -> String {
+    if kind == KIND_EMAIL {
+        crate::delivery::contact::mask_email(destination)
+    } else {
+        crate::delivery::contact::mask_phone(destination)
+    }
+}
+
+fn open_destination(key: &MasterKey, user: &str, row: &FactorRow) -> Option<String> {
+    let aad = seal::aad(Kind::Contact, user, &row.id);
+    let plain = seal::open(key, &aad, &row.sealed).ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
+/// Consumes a login or step-up code of `user` matching `code`, of an accepted kind. Returns
+/// the factor it was sent to and its kind.
+pub(crate) fn consume(
+    tx: &Connection,
+    key: &MasterKey,
+    user: &str,
+    code: &str,
+    now: u64,
+    email: bool,
+    sms: bool,
+) -> Result<Option<(String, String)>, StoreError> {
+    if !email && !sms {
+        return Ok(None);
+    }
+    let digits_only: Zeroizing<String> =
+        Zeroizing::new(code.chars().filter(|c| !matches!(c, ' ' | '-')).collect());
+    if digits_only.is_empty() || !digits_only.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, kind, factor_id, hash FROM sent_codes
+         WHERE user = ?1 AND purpose IN ('login', 'step-up') AND expires > ?2",
+    )?;
+    let rows: Vec<(String, String, Option<String>, Vec<u8>)> = stmt
+        .query_map((user, to_sql(now)), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    // Every row is compared, in constant time, whatever matched before.
+    let mut found = None;
+    for (id, kind, factor_id, hash) in rows {
+        let accepted = (kind == KIND_EMAIL && email) || (kind == KIND_SMS && sms);
+        let same: bool = code_hash(key, &id, user, &digits_only).ct_eq(&hash).into();
+        if same && accepted && found.is_none() {
+            found = Some((id, kind, factor_id.unwrap_or_default()));
+        }
+    }
+    let Some((id, kind, factor_id)) = found else {
+        return Ok(None);
+    };
+    tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+        .execute([&id])?;
+    tx.prepare_cached("UPDATE factors SET last_used = ?3 WHERE id = ?1 AND user = ?2")?
+        .execute((&factor_id, user, to_sql(now)))?;
+    Ok(Some((factor_id, kind)))
+}
+
+pub fn purge_expired(conn: &Connection, now: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM sent_codes WHERE expires <= ?1")?
+        .execute([to_sql(now)])?;
+    conn.prepare_cached("DELETE FROM deliveries WHERE time <= ?1")?
+        .execute([to_sql(now.saturating_sub(HOUR))])?;
+    Ok(())
+}
+
+impl Store {
+    /// The user's email and SMS factors, destinations opened.
+    pub fn contacts(&mut self, user: &str) -> Result<Vec<Contact>, StoreError> {
+        Ok(contacts(&self.conn, &self.key, user)?)
+    }
+
+    /// The user's email and SMS factors, and the id of the primary factor (of any kind).
+    pub fn contacts_for_login(
+        &mut self,
+        user: &str,
+    ) -> Result<(Vec<Contact>, Option<String>), StoreError> {
+        let all = contacts(&self.conn, &self.key, user)?;
+        let primary = super::enrollments::primary_id(&self.conn, user)?;
+        Ok((all, primary))
+    }
+
+    /// A new code for a login (or a step-up) to one of the user's email or SMS factors,
+    /// counted against the flood limits in the same transaction as its audit row.
+    pub fn issue_code(
+        &mut self,
+        ctx: &AuditCtx,
+        factor_id: &str,
+        purpose: Purpose,
+        now: u64,
+    ) -> Result<(IssueOutcome, AuditEntry), StoreError> {
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row = factors::get(&tx, user, factor_id)?
+            .filter(|r| r.kind == KIND_EMAIL || r.kind == KIND_SMS);
+        let Some((row, destination)) =
+            row.and_then(|r| open_destination(&self.key, user, &r).map(|d| (r, d)))
+        else {
+            let entry = ctx.entry(
+                now,
+                "send-code",
+                AuditResult::Refused,
+                "no such email or SMS factor",
+            );
+            return commit_audited(tx, entry, IssueOutcome::NoSuchFactor);
+        };
+        let issued = issue_in(
+            &tx,
+            &self.key,
+            &self.policy.sent_codes,
+            user,
+            &row.kind,
+            &destination,
+            purpose,
+            Some(factor_id),
+            None,
+            now,
+        )?;
+        let (outcome, result, reason) = match issued {
+            Ok(issued) => (
+                IssueOutcome::Issued(issued),
+                AuditResult::Success,
+                format!("{} code for factor {factor_id} issued", purpose.as_str()),
+            ),
+            Err(retry_after) => (
+                IssueOutcome::RateLimited { retry_after },
+                AuditResult::Refused,
+                format!("flood limit: no code to factor {factor_id} before {retry_after}"),
+            ),
+        };
+        commit_audited(tx, ctx.entry(now, &row.kind, result, reason), outcome)
+    }
+
+    /// Starts adding `destination` (a normalized address or E.164 number) as a factor of
+    /// `kind`: a step-up once the user has anything that logs in, then a confirmation code to
+    /// send there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin_contact_enrollment(
+        &mut self,
+        ctx: &AuditCtx,
+        kind: &str,
+        destination: &str,
+        name: &str,
+        step_up: &str,
+        replace: Option<&str>,
+        now: u64,
+    ) -> Result<(ContactBeginOutcome, AuditEntry), StoreError> {
+        let method = format!("{kind}-enroll");
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
+        };
+        if let Some(old) = replace
+            && factors::get(&tx, user, old)?.is_none()
+        {
+            return finish(
+                tx,
+                ContactBeginOutcome::NoSuchFactor,
+                AuditResult::Refused,
+                "no such factor to replace".into(),
+            );
+        }
+        let existing = factors::count(&tx, user)?;
+        if replace.is_none() && existing >= FACTORS_PER_USER_MAX {
+            return finish(
+                tx,
+                ContactBeginOutcome::TooManyFactors,
+                AuditResult::Refused,
+                format!("already {existing} factors"),
+            );
+        }
+        let same = contacts(&tx, &self.key, user)?
+            .iter()
+            .any(|c| c.kind == kind && c.destination.eq_ignore_ascii_case(destination));
+        if same {
+            return finish(
+                tx,
+                ContactBeginOutcome::AlreadyEnrolled,
+                AuditResult::Refused,
+                format!("this {kind} destination is already enrolled"),
+            );
+        }
+        if (existing > 0 || backup_codes::left(&tx, user)? > 0)
+            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
+        {
+            let (result, reason) = refusal.audit();
+            return finish(tx, ContactBeginOutcome::from(refusal), result, reason);
+        }
+        // The id of the pending row is not known before it is made: seal under a fresh id
+        // that becomes the factor's id at confirmation.
+        let factor_id = factors::new_id(&tx)?;
+        let sealed = seal::seal(
+            &self.key,
+            &seal::aad(Kind::Contact, user, &factor_id),
+            destination.as_bytes(),
+        )?;
+        let issued = issue_in(
+            &tx,
+            &self.key,
+            &self.policy.sent_codes,
+            user,
+            kind,
+            destination,
+            Purpose::Enrol,
+            Some(&factor_id),
+            Some((name, &sealed, replace)),
+            now,
+        )?;
+        match issued {
+            Ok(issued) => finish(
+                tx,
+                ContactBeginOutcome::Started(issued),
+                AuditResult::Success,
+                "confirmation code issued".into(),
+            ),
+            Err(retry_after) => finish(
+                tx,
+                ContactBeginOutcome::RateLimited { retry_after },
+                AuditResult::Refused,
+                format!("flood limit: no code before {retry_after}"),
+            ),
+        }
+    }
+
+    /// Completes an email or SMS enrolment with the code sent there.
+    pub fn confirm_contact_enrollment(
+        &mut self,
+        ctx: &AuditCtx,
+        id: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<(ConfirmOutcome, AuditEntry), StoreError> {
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        type Pending = (
+            String,
+            Option<String>,
+            String,
+            Option<Vec<u8>>,
+            Option<String>,
+            Vec<u8>,
+            u32,
+        );
+        let pending: Option<Pending> = tx
+            .prepare_cached(
+                "SELECT kind, factor_id, name, sealed, replaces, hash, attempts FROM sent_codes
+                 WHERE id = ?1 AND user = ?2 AND purpose = 'enrol' AND expires > ?3",
+            )?
+            .query_row((id, user, to_sql(now)), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .optional()?;
+        let Some((kind, Some(factor_id), name, Some(sealed), replaces, hash, attempts)) = pending
+        else {
+            let entry = ctx.entry(
+                now,
+                "contact-confirm",
+                AuditResult::Refused,
+                "no such pending enrolment",
+            );
+            return commit_audited(tx, entry, ConfirmOutcome::NoSuchEnrollment);
+        };
+        let method = format!("{kind}-confirm");
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
+        };
+        let typed = normalize(code, self.policy.sent_codes.digits);
+        let same =
+            typed.is_some_and(|t| bool::from(code_hash(&self.key, id, user, &t).ct_eq(&hash)));
+        if !same {
+            let attempts = attempts.saturating_add(1);
+            let tries_left = CONFIRM_ATTEMPTS_MAX.saturating_sub(attempts);
+            if tries_left == 0 {
+                tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+                    .execute([id])?;
+            } else {
+                tx.prepare_cached("UPDATE sent_codes SET attempts = ?2 WHERE id = ?1")?
+                    .execute((id, attempts))?;
+            }
+            return finish(
+                tx,
+                ConfirmOutcome::Wrong { tries_left },
+                AuditResult::Denied,
+                format!("wrong confirmation code ({tries_left} tries left)"),
+            );
+        }
+        let replaced = match replaces.as_deref() {
+            Some(old) => factors::get(&tx, user, old)?,
+            None => None,
+        };
+        if replaced.is_none() && factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
+            return finish(
+                tx,
+                ConfirmOutcome::TooManyFactors,
+                AuditResult::Refused,
+                "too many factors".into(),
+            );
+        }
+        let was_primary = match &replaced {
+            Some(old) => {
+                super::enrollments::primary_id(&tx, user)?.as_deref() == Some(old.id.as_str())
+            }
+            None => false,
+        };
+        if let Some(old) = &replaced {
+            factors::delete(&tx, user, &old.id)?;
+        }
+        let row = FactorRow {
+            id: factor_id.clone(),
+            user: user.to_owned(),
+            kind: kind.clone(),
+            name,
+            // Unused for these kinds: no seed, no steps.
+            params: Params::default(),
+            sealed,
+            last_step: None,
+            created: now,
+            last_used: now,
+        };
+        factors::insert(&tx, &row)?;
+        tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+            .execute([id])?;
+        if was_primary {
+            accounts::set_primary(&tx, user, Some(&factor_id), now)?;
+        }
+        let info = info_of(&tx, &self.key, user, &row)?;
+        let reason = match &replaced {
+            Some(old) => format!("factor {factor_id} enrolled, replacing factor {}", old.id),
+            None => format!("factor {factor_id} enrolled"),
+        };
+        finish(
+            tx,
+            ConfirmOutcome::Enrolled(info),
+            AuditResult::Success,
+            reason,
+        )
+    }
+}
+
+#[cfg(test)]
+#[path = "sent_codes_tests.rs"]
+mod tests;
