@@ -251,6 +251,8 @@ extern "C" fn converse(
             script.next += 1;
             let answer = if answer == TOTP_FROM_SHOWN_KEY {
                 code_from_shown_key(&script.messages)
+            } else if let Some(path) = answer.strip_prefix(ANSWER_FROM_FILE) {
+                answer_from_file(path)
             } else {
                 answer.clone()
             };
@@ -260,6 +262,25 @@ extern "C" fn converse(
     }
     unsafe { *resp = out };
     PAM_SUCCESS
+}
+
+/// An answer `@file:PATH`: wait (up to 30 s) for the test to write PATH (a code it read from
+/// a delivered message, say), then answer its first line. The file is removed, so a later
+/// `@file:` of the same path waits for the next one.
+pub const ANSWER_FROM_FILE: &str = "@file:";
+
+fn answer_from_file(path: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            let _ = std::fs::remove_file(path);
+            return text.lines().next().unwrap_or_default().to_owned();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    String::new()
 }
 
 extern "C" fn no_fail_delay(_status: c_int, _usec: u32, _appdata: *mut c_void) {}
