@@ -1128,3 +1128,7 @@ impl Logins {
 #[cfg(test)]
 #[path = "auth_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "auth_sent_tests.rs"]
+mod sent_tests;
