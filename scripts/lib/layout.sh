@@ -38,6 +38,7 @@ herarx_layout() {
 0644 /usr/share/zsh/vendor-completions/_herarxctl comp zsh
 0644 /usr/share/fish/vendor_completions.d/herarxctl.fish comp fish
 0644 /usr/share/doc/herarx/copyright file packaging/debian/copyright
+0644 /usr/share/doc/herarx/examples/herarxd-delivery.conf file packaging/systemd/herarxd-delivery.conf
 0644 /usr/share/doc/herarx/changelog.Debian.gz gz packaging/debian/changelog
 0644 /usr/share/lintian/overrides/herarx file packaging/debian/lintian-overrides
 LAYOUT
@@ -45,7 +46,7 @@ LAYOUT
 
 # Directories that belong to Herarx alone (removed by uninstall when empty).
 herarx_own_dirs() {
-  printf '%s\n' /usr/share/doc/herarx /etc/herarx
+  printf '%s\n' /usr/share/doc/herarx/examples /usr/share/doc/herarx /etc/herarx
 }
 
 # Every destination path, one a line.

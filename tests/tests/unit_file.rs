@@ -122,6 +122,59 @@ fn the_unit_s_exposure_is_at_most_two() {
     );
 }
 
+/// The shipped delivery drop-in opens loopback (and what the admin adds) and nothing else of
+/// the hardening: with it, the unit still scores within the bound, and keeps no network
+/// beyond what it names.
+#[test]
+fn the_delivery_drop_in_keeps_the_rest_of_the_hardening() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(unit_path(), dir.path().join(UNIT)).unwrap();
+    let dropin = unit_path().parent().unwrap().join("herarxd-delivery.conf");
+    let text = std::fs::read_to_string(&dropin).unwrap();
+    let active: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        active,
+        [
+            "[Service]",
+            "PrivateNetwork=no",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+            "IPAddressDeny=any",
+            "IPAddressAllow=localhost",
+        ],
+        "the drop-in changes only the network settings"
+    );
+    // The drop-in's lines at the end of [Service]: what systemd merges.
+    let merged = dir.path().join(UNIT);
+    let unit = std::fs::read_to_string(&merged).unwrap();
+    assert!(unit.contains("\n[Install]"), "{unit}");
+    let unit = unit.replacen(
+        "\n[Install]",
+        &format!("{}\n[Install]", active[1..].join("\n")),
+        1,
+    );
+    std::fs::write(&merged, unit).unwrap();
+    let (_, report) = run(
+        Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(&merged),
+        "systemd",
+    );
+    let score = overall_exposure(&report)
+        .unwrap_or_else(|| panic!("no overall exposure in the report:\n{report}"));
+    println!("with the delivery drop-in: exposure {score}");
+    assert!(
+        score <= MAX_EXPOSURE,
+        "exposure {score} > {MAX_EXPOSURE}:\n{report}"
+    );
+    assert!(
+        report.contains("IPAddressDeny="),
+        "the IP allow list is still evaluated:\n{report}"
+    );
+}
+
 #[test]
 fn systemd_analyze_verify_has_nothing_to_say() {
     // The unit as installed, except that ExecStart names the built daemon (verify checks that
