@@ -7,7 +7,7 @@
 use zeroize::Zeroizing;
 
 use crate::bus::Daemon;
-use crate::commands::{Context, with_code};
+use crate::commands::{Context, step_up_prompt, with_code};
 use crate::error::CliError;
 use crate::input::Answers;
 use crate::output;
@@ -26,7 +26,11 @@ pub fn generate(ctx: &Context) -> Result<(), CliError> {
     let status = daemon.status()?;
     let guarded = !status.factors.is_empty() || status.backup_codes_left > 0;
     let codes = if guarded {
-        with_code(&mut answers, STEP_UP_PROMPT, "the step-up code", |code| {
+        let prompt = match step_up_prompt(&daemon, &status, &mut |t| answers.say(t))? {
+            crate::commands::STEP_UP_PROMPT => STEP_UP_PROMPT,
+            sent => sent,
+        };
+        with_code(&mut answers, prompt, "the step-up code", |code| {
             daemon.generate_backup_codes(code)
         })?
     } else {

@@ -8,7 +8,7 @@ use herarx_proto::limits::FACTOR_NAME_MAX;
 use zeroize::Zeroizing;
 
 use crate::bus::Daemon;
-use crate::commands::{Context, STEP_UP_PROMPT, now, with_code};
+use crate::commands::{Context, STEP_UP_PROMPT, now, step_up_prompt, with_code};
 use crate::error::CliError;
 use crate::input::Answers;
 use crate::printer::Printer;
@@ -46,10 +46,10 @@ pub fn add(ctx: &Context, name: Option<&str>, replace: Option<&str>) -> Result<(
         daemon.begin_totp_enrollment(name, "", replace)?
     } else {
         // A backup code does as well: moving to a new phone after losing the old one.
-        let prompt = if replaced.is_some() {
-            STEP_UP_REPLACE_PROMPT
-        } else {
-            STEP_UP_PROMPT
+        // Someone whose only methods are email or text gets a code sent for this.
+        let prompt = match step_up_prompt(&daemon, &status, &mut |t| answers.say(t))? {
+            STEP_UP_PROMPT if replaced.is_some() => STEP_UP_REPLACE_PROMPT,
+            prompt => prompt,
         };
         with_code(&mut answers, prompt, "the step-up code", |code| {
             daemon.begin_totp_enrollment(name, code, replace)
