@@ -422,6 +422,7 @@ mod tests {
             serde_json::json!({
                 "id": "3f2a9c1e", "kind": "totp", "name": "phone",
                 "created": 1_704_067_200u64, "last_used": NOW - 60, "primary": true,
+                "detail": "",
             })
         );
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
