@@ -173,10 +173,14 @@ impl Logins {
         let sent = if issued.kind == KIND_EMAIL {
             let (subject, body) =
                 sent_text::email(CodeUse::Login, &ctx.user, host, &issued.code, valid);
-            delivery.send_email(&issued.destination, &subject, &body)
+            delivery.send_email(
+                &issued.destination,
+                &subject,
+                &zeroize::Zeroizing::new(body),
+            )
         } else {
             let text = sent_text::sms(CodeUse::Login, &ctx.user, host, &issued.code, valid);
-            delivery.send_sms(&issued.destination, &text)
+            delivery.send_sms(&issued.destination, &zeroize::Zeroizing::new(text))
         };
         if let Err(e) = sent {
             let reason = format!("code to factor {} not delivered: {e}", contact.factor_id);

@@ -38,7 +38,15 @@ pub(crate) fn step_up_refusal(outcome: &VerifyOutcome, now: u64) -> HerarxError 
     }
 }
 
-fn no_such_factor() -> HerarxError {
+/// A user at [`FACTORS_PER_USER_MAX`] adding one more.
+pub(crate) fn too_many_factors() -> HerarxError {
+    HerarxError::Busy(format!(
+        "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
+         (`herarxctl remove ID`)."
+    ))
+}
+
+pub(crate) fn no_such_factor() -> HerarxError {
     HerarxError::NoSuchFactor(
         "You have no factor with that id: run `herarxctl status` to list yours.".into(),
     )
@@ -305,10 +313,7 @@ impl SelfService {
             )),
             BeginOutcome::NoSuchFactor => Err(no_such_factor()),
             BeginOutcome::StepUpFailed(o) => Err(step_up_refusal(&o, now)),
-            BeginOutcome::TooManyFactors => Err(HerarxError::Busy(format!(
-                "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
-                 (`herarxctl remove ID`)."
-            ))),
+            BeginOutcome::TooManyFactors => Err(too_many_factors()),
         }
     }
 
@@ -352,10 +357,7 @@ impl SelfService {
                  device's clock is right); {tries_left} {} left.",
                 if tries_left == 1 { "try" } else { "tries" }
             ))),
-            ConfirmOutcome::TooManyFactors => Err(HerarxError::Busy(format!(
-                "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
-                 (`herarxctl remove ID`)."
-            ))),
+            ConfirmOutcome::TooManyFactors => Err(too_many_factors()),
         }
     }
 

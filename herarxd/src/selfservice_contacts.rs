@@ -5,11 +5,10 @@
 use herarx_proto::{FactorInfo, HerarxError, limits};
 
 use crate::delivery::{Delivery, contact};
-use crate::selfservice::{SelfService, step_up_refusal};
+use crate::selfservice::{SelfService, no_such_factor, step_up_refusal, too_many_factors};
 use crate::sent_text::{self, CodeUse};
 use crate::state::valid_text;
 use crate::store::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
-use crate::store::factors::FACTORS_PER_USER_MAX;
 use crate::store::sent_codes::{
     self, ContactBeginOutcome, IssueOutcome, Issued, KIND_EMAIL, KIND_SMS, Purpose,
 };
@@ -71,10 +70,14 @@ impl SelfService {
         let host = &self.state.hostname;
         let sent = if issued.kind == KIND_EMAIL {
             let (subject, body) = sent_text::email(use_, &ctx.user, host, &issued.code, valid);
-            delivery.send_email(&issued.destination, &subject, &body)
+            delivery.send_email(
+                &issued.destination,
+                &subject,
+                &zeroize::Zeroizing::new(body),
+            )
         } else {
             let text = sent_text::sms(use_, &ctx.user, host, &issued.code, valid);
-            delivery.send_sms(&issued.destination, &text)
+            delivery.send_sms(&issued.destination, &zeroize::Zeroizing::new(text))
         };
         sent.map_err(|e| {
             let reason = format!("code not delivered: {e}");
@@ -127,9 +130,7 @@ impl SelfService {
         };
         if !replace.is_empty() && !valid_text(replace, limits::ID_MAX) {
             self.refuse(&ctx, &method, now, "malformed id of the factor to replace");
-            return Err(HerarxError::NoSuchFactor(
-                "You have no factor with that id: run `herarxctl status` to list yours.".into(),
-            ));
+            return Err(no_such_factor());
         }
         let name = if name.is_empty() {
             if kind == KIND_EMAIL { "email" } else { "phone" }
@@ -173,13 +174,8 @@ impl SelfService {
                     .into(),
             )),
             ContactBeginOutcome::StepUpFailed(o) => Err(step_up_refusal(&o, now)),
-            ContactBeginOutcome::NoSuchFactor => Err(HerarxError::NoSuchFactor(
-                "You have no factor with that id: run `herarxctl status` to list yours.".into(),
-            )),
-            ContactBeginOutcome::TooManyFactors => Err(HerarxError::Busy(format!(
-                "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
-                 (`herarxctl remove ID`)."
-            ))),
+            ContactBeginOutcome::NoSuchFactor => Err(no_such_factor()),
+            ContactBeginOutcome::TooManyFactors => Err(too_many_factors()),
             ContactBeginOutcome::AlreadyEnrolled => Err(HerarxError::InvalidArgument(
                 "That address or number is already one of your sign-in methods (`herarxctl \
                  status`)."
@@ -236,10 +232,7 @@ impl SelfService {
                 "Wrong code: give the code from the message just sent; {tries_left} {} left.",
                 if tries_left == 1 { "try" } else { "tries" }
             ))),
-            ConfirmOutcome::TooManyFactors => Err(HerarxError::Busy(format!(
-                "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
-                 (`herarxctl remove ID`)."
-            ))),
+            ConfirmOutcome::TooManyFactors => Err(too_many_factors()),
         }
     }
 
