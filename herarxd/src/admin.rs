@@ -170,8 +170,14 @@ impl Admin {
                 rhost: String::new(),
                 service: "herarxctl admin".into(),
                 what: format!(
-                    "an administrator (uid {uid}) removed every sign-in method of this account                      ({} factors)",
-                    counts.factors
+                    "an administrator (uid {uid}) removed every sign-in method of this account \
+                     ({} {})",
+                    counts.factors,
+                    if counts.factors == 1 {
+                        "factor"
+                    } else {
+                        "factors"
+                    }
                 ),
             },
             emails,

@@ -33,6 +33,7 @@ mod remember;
 #[path = "auth_sent.rs"]
 mod sent;
 
+use sent::sending;
 pub use sent::{SENT_PROMPT, SENT_PROMPT_AFTER_WRONG};
 
 pub const PROMPT: &str = "Verification code: ";
@@ -144,8 +145,8 @@ impl Methods {
         }
     }
 
-    /// The first stage and step of a login. `Stage::Send` means: send the code of the
-    /// primary contact now.
+    /// The first stage and step of a login. `Stage::Send` with no factor id means: the
+    /// primary contact's code is sent next (see `first_run`).
     fn first(self) -> (Stage, Step) {
         if self.keys > 0 && (self.keys_first || !self.codes() || self.key_then_code) {
             self.key_step()
@@ -215,8 +216,9 @@ enum Stage {
     BackupCode,
     /// The method menu is shown; Enter goes back to `back`.
     Menu { back: Box<Stage> },
-    /// A menu choice (never a transaction's stage): send a code to this email or SMS factor
-    /// (empty: the primary one).
+    /// A `Wait` step was sent: the next (empty) answer sends a code to this email or SMS
+    /// factor, so that the seconds a mail server or gateway may take are spent in the call
+    /// the module allows long for (also the menu's choice of it).
     Send { factor_id: String },
     /// A code was sent to `masked`: asking for it (any other code is accepted too).
     SentCode { masked: String },
@@ -453,10 +455,9 @@ impl Logins {
     /// and the login path stays on the runtime's thread.
     pub fn may_block(&self) -> bool {
         let config = self.state.config();
-        // A login may send a code by email or text message at its start.
-        config.email_enabled()
-            || config.sms_enabled()
-            || !config.login.exempt_groups.is_empty()
+        // (Sending a code by email or text happens in an `Answer` after a `Wait` step, never
+        // in `Begin`.)
+        !config.login.exempt_groups.is_empty()
             || !config.login.required_groups.is_empty()
             || config.no_factor_policy() == Some(crate::config::NoFactorPolicy::Enroll)
     }
@@ -729,7 +730,7 @@ impl Logins {
                 Verified::Yes(method, reason) => return skip_as(method, reason),
                 Verified::No(remember) => remember,
             };
-            return self.first_run(ctx, methods, contacts, remember, now);
+            return self.first_run(methods, contacts, remember);
         }
         // No factor: what policy says for this user, here, now.
         let requirement = policy::requirement(&config, self.state.users.as_ref(), user);
@@ -833,11 +834,12 @@ impl Logins {
             Stage::Code | Stage::BackupCode | Stage::SentCode { .. } => {
                 self.answer_code(id, &ctx, &scope, &stage, methods, &contacts, response, now)
             }
-            Stage::Menu { back } => self.answer_menu(
-                id, &ctx, *back, methods, &contacts, last_sent, response, now,
-            ),
-            // Never a transaction's stage.
-            Stage::Send { .. } => Ok(Next::Done(Step::terminal(Action::Denied, ""))),
+            Stage::Menu { back } => {
+                Ok(self.answer_menu(*back, methods, &contacts, last_sent, response, now))
+            }
+            Stage::Send { factor_id } => {
+                self.answer_send(id, &ctx, &factor_id, methods, &contacts, last_sent, now)
+            }
             Stage::Enrol { pending_id } => self.answer_enrolment(&ctx, &pending_id, response, now),
             Stage::KeyPin => Ok(Next::Continue(
                 Stage::KeyTouch {
@@ -1021,69 +1023,60 @@ impl Logins {
         }
     }
 
-    /// A choice in the method menu; Enter goes back to where it was opened.
-    #[allow(clippy::too_many_arguments)]
+    /// A choice in the method menu; Enter goes back to where it was opened. Choosing an
+    /// email or SMS factor leads to its `Wait` step (the send is the next answer), unless a
+    /// code went out too recently in this login.
     fn answer_menu(
         &self,
-        id: &str,
-        ctx: &AuditCtx,
         back: Stage,
         methods: Methods,
         contacts: &[ContactChoice],
         last_sent: Option<u64>,
         response: &str,
         now: u64,
-    ) -> Result<Next, HerarxError> {
+    ) -> Next {
         let items = methods.menu(contacts);
         let choice = response.trim();
         if choice.is_empty() {
             let step = prompt_of(&back, methods);
-            return Ok(Next::Continue(back, step));
+            return Next::Continue(back, step);
         }
-        Ok(
-            match choice
-                .parse::<usize>()
-                .ok()
-                .and_then(|n| n.checked_sub(1))
-                .and_then(|i| items.get(i))
-            {
-                Some((Stage::Send { factor_id }, _)) => {
-                    let contact = contacts.iter().find(|c| &c.factor_id == factor_id);
-                    match contact {
-                        Some(contact) => {
-                            match self.send_code(Some(id), ctx, contact, last_sent, now)? {
-                                Ok((stage, step)) => Next::Continue(stage, step),
-                                Err(note) => Next::Continue(
-                                    Stage::Menu {
-                                        back: Box::new(back),
-                                    },
-                                    menu_step(&items, Some(&note)),
-                                ),
-                            }
-                        }
-                        None => Next::Continue(
-                            Stage::Menu {
-                                back: Box::new(back),
-                            },
-                            menu_step(&items, None),
-                        ),
+        match choice
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| items.get(i))
+        {
+            Some((Stage::Send { factor_id }, _)) => {
+                let contact = contacts.iter().find(|c| &c.factor_id == factor_id);
+                let wait = self.resend_wait(last_sent, now);
+                match (contact, wait) {
+                    (Some(contact), None) => {
+                        let (stage, step) = sending(contact);
+                        Next::Continue(stage, step)
                     }
-                }
-                Some((stage, _)) => Next::Continue(stage.clone(), prompt_of(stage, methods)),
-                None => Next::Continue(
-                    Stage::Menu {
-                        back: Box::new(back),
-                    },
-                    menu_step(
-                        &items,
-                        Some(&format!(
-                            "\"{}\" is not one of the choices.",
-                            printable(choice)
-                        )),
+                    (_, note) => Next::Continue(
+                        Stage::Menu {
+                            back: Box::new(back),
+                        },
+                        menu_step(&items, note.as_deref()),
                     ),
+                }
+            }
+            Some((stage, _)) => Next::Continue(stage.clone(), prompt_of(stage, methods)),
+            None => Next::Continue(
+                Stage::Menu {
+                    back: Box::new(back),
+                },
+                menu_step(
+                    &items,
+                    Some(&format!(
+                        "\"{}\" is not one of the choices.",
+                        printable(choice)
+                    )),
                 ),
-            },
-        )
+            ),
+        }
     }
 
     /// Abandons transaction `id` of `bus_name`.

@@ -9,14 +9,13 @@ use crate::store::{AuditCtx, AuditResult, Scope};
 
 impl Logins {
     /// Whether the transaction's next answer may wait: for a security key (up to
-    /// `fido2.touch_timeout_seconds`), or for a mail server or SMS gateway (a menu choice
-    /// sends a code). The D-Bus layer then runs it on the blocking pool.
+    /// `fido2.touch_timeout_seconds`), or for a mail server or SMS gateway (after a
+    /// "Sending a code" `Wait` step). The D-Bus layer then runs it on the blocking pool.
     pub fn answer_may_block(&self, bus_name: &str, id: &str) -> bool {
         self.table().by_id.get(id).is_some_and(|t| {
             t.owner == bus_name
                 && match t.stage {
-                    Stage::KeyTouch { .. } => true,
-                    Stage::Menu { .. } => !t.contacts.is_empty(),
+                    Stage::KeyTouch { .. } | Stage::Send { .. } => true,
                     _ => false,
                 }
         })

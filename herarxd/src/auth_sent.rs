@@ -18,6 +18,16 @@ use crate::store::{AuditCtx, AuditResult};
 pub const SENT_PROMPT: &str = "Code we sent (Enter for other ways): ";
 pub const SENT_PROMPT_AFTER_WRONG: &str = "Wrong code. Code we sent (Enter for other ways): ";
 
+/// The stage and `Wait` step that send a code to `contact` in the next answer.
+pub(super) fn sending(contact: &ContactChoice) -> (Stage, Step) {
+    (
+        Stage::Send {
+            factor_id: contact.factor_id.clone(),
+        },
+        Step::wait(format!("Sending a code to {}…", contact.masked)),
+    )
+}
+
 impl Logins {
     /// The email and SMS factors this login may offer (the service accepts the kind and this
     /// host can send it), and whether the primary method is one of them.
@@ -59,69 +69,99 @@ impl Logins {
         Ok((choices, first.is_some()))
     }
 
-    /// The transaction to create once a login knows its methods: sends the primary contact's
-    /// code right away when that is where it starts.
+    /// The transaction to create once a login knows its methods. When it starts with the
+    /// primary contact, the first step is a `Wait` ("Sending a code to …"): the send happens
+    /// in the `Answer` that follows, which the module allows to take long, not in `Begin`.
     pub(super) fn first_run(
         &self,
-        ctx: &AuditCtx,
         methods: Methods,
         contacts: Vec<ContactChoice>,
         remember: Vec<(&'static str, String, u64)>,
-        now: u64,
     ) -> Result<Start, HerarxError> {
-        let (stage, step) = methods.first();
-        let run = |stage, step, last_sent| {
-            Ok(Start::Run(Box::new(Run {
-                stage,
-                methods,
-                step,
-                remember: remember.clone(),
-                contacts: contacts.clone(),
-                last_sent,
-            })))
+        let (stage, step) = match (methods.first(), contacts.first()) {
+            ((Stage::Send { .. }, _), Some(contact)) => sending(contact),
+            ((Stage::Send { .. }, _), None) => {
+                return Ok(Start::Done(Step::terminal(
+                    Action::Denied,
+                    NO_ACCEPTED_METHOD,
+                )));
+            }
+            (first, _) => first,
         };
-        if !matches!(stage, Stage::Send { .. }) {
-            return run(stage, step, None);
-        }
-        let Some(contact) = contacts.first() else {
-            return Ok(Start::Done(Step::terminal(
+        Ok(Start::Run(Box::new(Run {
+            stage,
+            methods,
+            step,
+            remember,
+            contacts,
+            last_sent: None,
+        })))
+    }
+
+    /// The answer after "Sending a code to …": sends it, then asks for it; or, when nothing
+    /// could be sent, the other ways in with why (the end when there is none).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn answer_send(
+        &self,
+        id: &str,
+        ctx: &AuditCtx,
+        factor_id: &str,
+        methods: Methods,
+        contacts: &[ContactChoice],
+        last_sent: Option<u64>,
+        now: u64,
+    ) -> Result<Next, HerarxError> {
+        let Some(contact) = contacts.iter().find(|c| c.factor_id == factor_id) else {
+            return Ok(Next::Done(Step::terminal(
                 Action::Denied,
                 NO_ACCEPTED_METHOD,
             )));
         };
-        match self.send_code(None, ctx, contact, None, now)? {
-            Ok((stage, step)) => run(stage, step, Some(now)),
-            // Not sent: the other ways in, with why.
-            Err(note) if methods.totp => {
-                run(Stage::Code, methods.first_prompt().with_message(note), None)
-            }
-            Err(note) if methods.backup_codes > 0 => run(
+        let note = match self.send_code(Some(id), ctx, contact, last_sent, now)? {
+            Ok((stage, step)) => return Ok(Next::Continue(stage, step)),
+            Err(note) => note,
+        };
+        let items = methods.menu(contacts);
+        Ok(if methods.totp {
+            Next::Continue(Stage::Code, methods.first_prompt().with_message(note))
+        } else if methods.backup_codes > 0 {
+            Next::Continue(
                 Stage::BackupCode,
                 Step::prompt(BACKUP_PROMPT).with_message(note),
-                None,
-            ),
-            Err(note) if methods.menu(&contacts).len() > 1 => {
-                let items = methods.menu(&contacts);
-                run(
-                    Stage::Menu {
-                        back: Box::new(Stage::SentCode {
-                            masked: contact.masked.clone(),
-                        }),
-                    },
-                    menu_step(&items, Some(&note)),
-                    None,
-                )
-            }
-            Err(note) => {
-                self.record(&ctx.entry(
-                    now,
-                    &contact.kind,
-                    AuditResult::Denied,
-                    "no code could be sent",
-                ));
-                Ok(Start::Done(Step::terminal(Action::Denied, note)))
-            }
-        }
+            )
+        } else if items.len() > 1 {
+            Next::Continue(
+                Stage::Menu {
+                    back: Box::new(Stage::SentCode {
+                        masked: contact.masked.clone(),
+                    }),
+                },
+                menu_step(&items, Some(&note)),
+            )
+        } else {
+            self.record(&ctx.entry(
+                now,
+                &contact.kind,
+                AuditResult::Denied,
+                "no code could be sent",
+            ));
+            Next::Done(Step::terminal(Action::Denied, note))
+        })
+    }
+
+    /// Why a new code cannot go yet in this login (`sent_codes.resend_after`), or `None`.
+    pub(super) fn resend_wait(&self, last_sent: Option<u64>, now: u64) -> Option<String> {
+        let wait = self.state.config().sent_code_resend_seconds();
+        let at = last_sent?;
+        let ready = at.saturating_add(wait);
+        (now < ready).then(|| {
+            format!(
+                "A code was sent {} seconds ago; you can ask for a new one in {} seconds. It \
+                 can take a minute to arrive.",
+                now.saturating_sub(at),
+                ready - now
+            )
+        })
     }
 
     /// Sends a new login code to `contact`. `Ok`: the stage and prompt that ask for it;
@@ -135,18 +175,10 @@ impl Logins {
         last_sent: Option<u64>,
         now: u64,
     ) -> Result<Result<(Stage, Step), String>, HerarxError> {
-        let config = self.state.config();
-        let wait = config.sent_code_resend_seconds();
-        if let Some(at) = last_sent
-            && now < at.saturating_add(wait)
-        {
-            let left = at.saturating_add(wait) - now;
-            return Ok(Err(format!(
-                "A code was sent {} seconds ago; you can ask for a new one in {left} seconds. \
-                 It can take a minute to arrive.",
-                now.saturating_sub(at)
-            )));
+        if let Some(note) = self.resend_wait(last_sent, now) {
+            return Ok(Err(note));
         }
+        let config = self.state.config();
         let (outcome, entry) = self
             .state
             .store()

@@ -133,13 +133,42 @@ impl Sms {
     fn answer(&self, id: &str, text: &str, now: u64) -> Step {
         self.h.logins.answer(":1.7", id, text, now).unwrap()
     }
+
+    /// A login that starts with the number: `Begin` only says it is sending (nothing went
+    /// out yet, and `Begin` never waits for the gateway); the `Wait` step's answer sends.
+    fn start(&self, user: &str, now: u64) -> (String, Step) {
+        let before = self.sent().len();
+        let (id, step) = self.begin(user, now);
+        assert_eq!(
+            step,
+            Step::wait("Sending a code to +44 ••• ••• 123…"),
+            "the first step"
+        );
+        assert_eq!(self.sent().len(), before, "Begin sent nothing");
+        assert!(self.h.logins.answer_may_block(":1.7", &id));
+        let step = self.answer(&id, "", now);
+        (id, step)
+    }
+
+    /// A menu choice of the number, then its `Wait` step's answer.
+    fn choose(&self, id: &str, choice: &str, now: u64) -> Step {
+        let step = self.answer(id, choice, now);
+        if step.action != Action::Wait {
+            return step;
+        }
+        self.answer(id, "", now)
+    }
+}
+
+fn h_live(s: &Sms) -> usize {
+    s.h.logins.live()
 }
 
 #[test]
 fn a_number_as_primary_gets_its_code_at_the_start_and_it_logs_in_once() {
     let s = Sms::new("");
     s.add_number("alice");
-    let (id, step) = s.begin("alice", NOW);
+    let (id, step) = s.start("alice", NOW);
     assert_eq!(step.prompt, SENT_PROMPT);
     assert_eq!(
         step.message,
@@ -155,7 +184,7 @@ fn a_number_as_primary_gets_its_code_at_the_start_and_it_logs_in_once() {
     let step = s.answer(&id, &code, NOW + 5);
     assert_eq!(step.action, Action::Success);
     // The same code again, in a new login: refused (and that login sent a new one).
-    let (id, _) = s.begin("alice", NOW + 6);
+    let (id, _) = s.start("alice", NOW + 6);
     let step = s.answer(&id, &code, NOW + 7);
     assert_eq!(step, Step::prompt(SENT_PROMPT_AFTER_WRONG));
 }
@@ -164,7 +193,7 @@ fn a_number_as_primary_gets_its_code_at_the_start_and_it_logs_in_once() {
 fn a_wrong_sent_code_reprompts_then_denies() {
     let s = Sms::new("");
     s.add_number("alice");
-    let (id, _) = s.begin("alice", NOW);
+    let (id, _) = s.start("alice", NOW);
     let right: u32 = s.last_code().parse().unwrap();
     let wrong = format!("{:06}", (right + 1) % 1_000_000);
     for _ in 0..2 {
@@ -184,7 +213,7 @@ fn an_expired_code_is_refused() {
     // A login long enough to outlast its code.
     let s = Sms::new("[login]\ntimeout_seconds = 600\n");
     s.add_number("alice");
-    let (id, _) = s.begin("alice", NOW);
+    let (id, _) = s.start("alice", NOW);
     let code = s.last_code();
     assert_eq!(
         s.answer(&id, &code, NOW + 301),
@@ -196,7 +225,7 @@ fn an_expired_code_is_refused() {
 fn a_new_code_waits_for_resend_after_and_the_old_one_still_works() {
     let s = Sms::new("");
     s.add_number("alice");
-    let (id, _) = s.begin("alice", NOW);
+    let (id, _) = s.start("alice", NOW);
     let first = s.last_code();
     // Enter opens the menu even with one way in: that is where a new code is asked for.
     let menu = s.answer(&id, "", NOW + 1);
@@ -207,7 +236,7 @@ fn a_new_code_waits_for_resend_after_and_the_old_one_still_works() {
         menu.message
     );
     // Too soon: a note, nothing sent.
-    let step = s.answer(&id, "1", NOW + 10);
+    let step = s.choose(&id, "1", NOW + 10);
     assert!(
         step.message
             .contains("you can ask for a new one in 20 seconds"),
@@ -216,7 +245,7 @@ fn a_new_code_waits_for_resend_after_and_the_old_one_still_works() {
     );
     assert_eq!(s.sent().len(), 1);
     // After the wait: a new one goes out.
-    let step = s.answer(&id, "1", NOW + 31);
+    let step = s.choose(&id, "1", NOW + 31);
     assert_eq!(step.prompt, SENT_PROMPT);
     assert_eq!(s.sent().len(), 2);
     // Either code is good while it lasts; the first one here.
@@ -228,10 +257,10 @@ fn the_flood_limit_stops_sending_and_says_when() {
     let s = Sms::new("[sent_codes]\nmax_per_user_per_hour = 2\nresend_after = \"0\"\n");
     s.add_number("alice");
     // The enrolment's code was the first of two.
-    let (id, step) = s.begin("alice", NOW);
+    let (id, step) = s.start("alice", NOW);
     assert_eq!(step.prompt, SENT_PROMPT);
     let step = s.answer(&id, "", NOW + 1);
-    let step2 = s.answer(&id, "1", NOW + 2);
+    let step2 = s.choose(&id, "1", NOW + 2);
     assert_eq!(step.prompt, MENU_PROMPT);
     assert!(
         step2.message.contains("Too many codes were sent recently"),
@@ -256,7 +285,7 @@ fn a_failed_delivery_is_said_audited_and_falls_back_to_the_app() {
         .set_primary(&ctx, &number, NOW - 10)
         .unwrap();
     s.fail_delivery(true);
-    let (id, step) = s.begin("alice", NOW);
+    let (id, step) = s.start("alice", NOW);
     assert_eq!(step.prompt, PROMPT_WITH_MENU);
     assert!(
         step.message
@@ -278,9 +307,9 @@ fn a_user_with_only_a_number_that_cannot_be_reached_is_denied_with_why() {
     let s = Sms::new("");
     s.add_number("alice");
     s.fail_delivery(true);
-    let (id, step) = s.begin("alice", NOW);
-    assert!(id.is_empty());
+    let (id, step) = s.start("alice", NOW);
     assert_eq!(step.action, Action::Denied);
+    assert_eq!(h_live(&s), 0, "the login {id} ended");
     assert!(
         step.message.contains("could not be sent"),
         "{}",
@@ -307,7 +336,7 @@ fn the_app_user_picks_the_number_in_the_menu() {
         "{}",
         menu.message
     );
-    let step = s.answer(&id, "2", NOW + 2);
+    let step = s.choose(&id, "2", NOW + 2);
     assert_eq!(step.prompt, SENT_PROMPT);
     assert_eq!(
         s.answer(&id, &s.last_code(), NOW + 3).action,
@@ -323,7 +352,7 @@ fn a_service_that_does_not_accept_sms_never_sends() {
     let (id, step) = s.begin("alice", NOW);
     assert_eq!(step.prompt, PROMPT);
     assert!(s.sent().is_empty());
-    // A code sent for another service does not work here either.
+    // Enter offers nothing else here: the number is not one of this service's ways.
     assert_eq!(s.answer(&id, "", NOW + 1).prompt, PROMPT);
     s.add_number("bob");
     let (_, step) = s.begin("bob", NOW);
@@ -332,16 +361,24 @@ fn a_service_that_does_not_accept_sms_never_sends() {
 }
 
 #[test]
-fn sending_needs_the_blocking_pool() {
+fn only_the_answer_after_sending_waits_for_the_gateway() {
     let s = Sms::new("");
-    assert!(s.h.logins.may_block(), "Begin may send: off the runtime");
+    assert!(
+        !s.h.logins.may_block(),
+        "Begin never sends: it stays on the runtime"
+    );
     s.add_number("alice");
     s.app_primary("alice");
     let (id, _) = s.begin("alice", NOW);
     assert!(!s.h.logins.answer_may_block(":1.7", &id));
-    s.answer(&id, "", NOW);
+    let menu = s.answer(&id, "", NOW);
     assert!(
-        s.h.logins.answer_may_block(":1.7", &id),
-        "a menu choice may send"
+        !s.h.logins.answer_may_block(":1.7", &id),
+        "{}",
+        menu.message
     );
+    let step = s.answer(&id, "2", NOW);
+    assert_eq!(step, Step::wait("Sending a code to +44 ••• ••• 123…"));
+    assert!(s.sent().is_empty(), "the choice itself sends nothing");
+    assert!(s.h.logins.answer_may_block(":1.7", &id), "its answer sends");
 }

@@ -121,17 +121,22 @@ impl SelfService {
         emails: Vec<String>,
         now: u64,
     ) {
-        let what = match (added, info.detail.is_empty()) {
-            (true, true) => format!("a {} method \"{}\" was added", info.kind, info.name),
-            (true, false) => format!(
-                "a {} method \"{}\" ({}) was added",
-                info.kind, info.name, info.detail
-            ),
-            (false, true) => format!("the {} method \"{}\" was removed", info.kind, info.name),
-            (false, false) => format!(
-                "the {} method \"{}\" ({}) was removed",
-                info.kind, info.name, info.detail
-            ),
+        // "an email method", "an SMS method", "a totp method", "a security key".
+        let kind = match info.kind.as_str() {
+            "email" => "an email method",
+            "sms" => "an SMS method",
+            "fido2" => "a security key",
+            _ => "an authenticator app (TOTP)",
+        };
+        let detail = if info.detail.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", info.detail)
+        };
+        let what = if added {
+            format!("{kind} \"{}\"{detail} was added", info.name)
+        } else {
+            format!("{kind} \"{}\"{detail} was removed", info.name)
         };
         let alert = crate::alerts::Alert {
             kind: if added {

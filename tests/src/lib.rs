@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod bus;
+pub mod contact_ctl;
 pub mod ctl;
 pub mod daemon;
 pub mod logs;

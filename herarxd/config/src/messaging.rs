@@ -315,6 +315,17 @@ impl Config {
         }
         if s.retries > 3 {
             problems.push(format!("sms.retries = {}: must be 0 to 3", s.retries));
+        } else if (1..=60).contains(&s.timeout_seconds)
+            && u64::from(s.retries + 1) * s.timeout_seconds > 120
+        {
+            // The PAM module waits at most 130 s for the reply of the call that sends.
+            problems.push(format!(
+                "sms.timeout_seconds = {} with sms.retries = {}: a send could take {} s, more \
+                 than the 120 s a login waits for it; lower one of them",
+                s.timeout_seconds,
+                s.retries,
+                u64::from(s.retries + 1) * s.timeout_seconds
+            ));
         }
         let c = &self.sent_codes;
         if !(6..=8).contains(&c.digits) {
@@ -449,6 +460,10 @@ mod tests {
             ),
             ("[sms]\ngateway = \"command\"\ncommand = []", "sms.command"),
             ("[sms]\nretries = 9", "sms.retries"),
+            (
+                "[sms]\nretries = 3\ntimeout_seconds = 60",
+                "more than the 120 s",
+            ),
             ("[sent_codes]\ndigits = 4", "sent_codes.digits"),
             ("[sent_codes]\nvalid_for = \"2d\"", "sent_codes.valid_for"),
             (
