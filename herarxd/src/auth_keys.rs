@@ -13,11 +13,7 @@ impl Logins {
     /// "Sending a code" `Wait` step). The D-Bus layer then runs it on the blocking pool.
     pub fn answer_may_block(&self, bus_name: &str, id: &str) -> bool {
         self.table().by_id.get(id).is_some_and(|t| {
-            t.owner == bus_name
-                && match t.stage {
-                    Stage::KeyTouch { .. } | Stage::Send { .. } => true,
-                    _ => false,
-                }
+            t.owner == bus_name && matches!(t.stage, Stage::KeyTouch { .. } | Stage::Send { .. })
         })
     }
 
