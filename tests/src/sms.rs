@@ -194,10 +194,19 @@ impl SmsRequest {
             .collect()
     }
 
-    /// The first code (6 to 8 digits standing alone, see `mail::find_code`) in the body as
-    /// sent, else in its form-decoded text (`code+is+123456`, `%20123456`).
+    /// The first code (6 to 8 digits standing alone, see `mail::find_code`) in the body: as
+    /// sent, or form-decoded when the request says it is a form (`code+is+123456`,
+    /// `%20123456`).
     pub fn code(&self) -> Option<String> {
-        find_code(&self.body).or_else(|| find_code(&form_decode(&self.body)))
+        // A form body is searched decoded: raw, "%20" and the code read as one run of digits.
+        let form = self
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        if form {
+            find_code(&form_decode(&self.body))
+        } else {
+            find_code(&self.body)
+        }
     }
 }
 
