@@ -188,10 +188,10 @@ impl Logins {
         let issued = match outcome {
             IssueOutcome::Issued(issued) => issued,
             IssueOutcome::RateLimited { retry_after } => {
-                let minutes = retry_after.saturating_sub(now).div_ceil(60).max(1);
                 return Ok(Err(format!(
-                    "Too many codes were sent recently: the next one can go in {minutes} \
-                     minutes. Use another way, or wait."
+                    "Too many codes were sent recently: the next one can go in {}. Use another \
+                     way, or wait.",
+                    sent_text::minutes(retry_after.saturating_sub(now))
                 )));
             }
             IssueOutcome::NoSuchFactor => {
@@ -230,13 +230,13 @@ impl Logins {
         {
             txn.last_sent = Some(now);
         }
-        let minutes = valid.div_ceil(60).max(1);
+        let minutes = sent_text::minutes(valid);
         Ok(Ok((
             Stage::SentCode {
                 masked: contact.masked.clone(),
             },
             Step::prompt(SENT_PROMPT).with_message(format!(
-                "A code was sent to {}. It works for {minutes} minutes.",
+                "A code was sent to {}. It works for {minutes}.",
                 contact.masked
             )),
         )))

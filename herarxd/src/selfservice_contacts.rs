@@ -22,10 +22,10 @@ pub struct CodeSent {
 }
 
 fn rate_limited(retry_after: u64, now: u64) -> HerarxError {
-    let minutes = retry_after.saturating_sub(now).div_ceil(60).max(1);
     HerarxError::Busy(format!(
         "Too many codes were sent to this account or destination in the last hour: try again \
-         in {minutes} minutes."
+         in {}.",
+        sent_text::minutes(retry_after.saturating_sub(now))
     ))
 }
 

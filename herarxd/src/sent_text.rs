@@ -9,8 +9,12 @@ pub enum CodeUse {
     Enrol,
 }
 
-fn minutes(valid_seconds: u64) -> u64 {
-    valid_seconds.div_ceil(60).max(1)
+/// "1 minute", "5 minutes": `seconds` rounded up, at least one.
+pub fn minutes(seconds: u64) -> String {
+    match seconds.div_ceil(60).max(1) {
+        1 => "1 minute".to_owned(),
+        n => format!("{n} minutes"),
+    }
 }
 
 /// `(subject, body)` of an email carrying `code`.
@@ -43,7 +47,7 @@ pub fn email(
         ),
     };
     let body = format!(
-        "Your Herarx code for {what} is:\n\n    {code}\n\nIt works once, for {m} minutes. Never \
+        "Your Herarx code for {what} is:\n\n    {code}\n\nIt works once, for {m}. Never \
          tell it to anyone: nobody will ever ask you for it.\n\n{not_you}\n"
     );
     (subject, body)
@@ -51,7 +55,7 @@ pub fn email(
 
 /// A text message carrying `code`.
 pub fn sms(use_: CodeUse, user: &str, host: &str, code: &str, valid_seconds: u64) -> String {
-    let m = minutes(valid_seconds);
+    let m = valid_seconds.div_ceil(60).max(1);
     let what = match use_ {
         CodeUse::Login => "sign-in code",
         CodeUse::StepUp => "confirmation code",
@@ -77,6 +81,11 @@ mod tests {
                 "{body}"
             );
             assert!(body.contains("5 minutes"), "{body}");
+            assert!(
+                email(use_, "a", "h", "123456", 60)
+                    .1
+                    .contains("for 1 minute.")
+            );
             let text = sms(use_, "alice", "web1", "123456", 300);
             assert!(
                 text.contains("123456") && text.contains("alice") && text.len() <= 160,

@@ -70,7 +70,7 @@ const FACTOR_COLUMNS: &str =
 /// The user's factors of `kind`, oldest first.
 pub fn list(conn: &Connection, user: &str, kind: &str) -> rusqlite::Result<Vec<FactorRow>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {FACTOR_COLUMNS} FROM factors WHERE user = ?1 AND kind = ?2 ORDER BY created, id"
+        "SELECT {FACTOR_COLUMNS} FROM factors WHERE user = ?1 AND kind = ?2 ORDER BY created, rowid"
     ))?;
     let rows = stmt.query_map((user, kind), row_to_factor)?;
     rows.collect()
@@ -79,7 +79,7 @@ pub fn list(conn: &Connection, user: &str, kind: &str) -> rusqlite::Result<Vec<F
 /// Every factor of the user, oldest first.
 pub fn list_all(conn: &Connection, user: &str) -> rusqlite::Result<Vec<FactorRow>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {FACTOR_COLUMNS} FROM factors WHERE user = ?1 ORDER BY created, id"
+        "SELECT {FACTOR_COLUMNS} FROM factors WHERE user = ?1 ORDER BY created, rowid"
     ))?;
     let rows = stmt.query_map([user], row_to_factor)?;
     rows.collect()

@@ -55,7 +55,7 @@ pub fn keys(
 ) -> rusqlite::Result<Vec<StoredKey>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, sealed, last_step FROM factors WHERE user = ?1 AND kind = ?2
-         ORDER BY created, id",
+         ORDER BY created, rowid",
     )?;
     let rows = stmt.query_map((user, KIND_FIDO2), |r| {
         Ok((
