@@ -93,6 +93,10 @@ fn expected_files() -> BTreeMap<String, &'static str> {
         ),
         ("/usr/share/doc/herarx/copyright".into(), "-rw-r--r--"),
         (
+            "/usr/share/doc/herarx/examples/herarxd-delivery.conf".into(),
+            "-rw-r--r--",
+        ),
+        (
             "/usr/share/doc/herarx/changelog.Debian.gz".into(),
             "-rw-r--r--",
         ),
