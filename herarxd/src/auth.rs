@@ -34,7 +34,7 @@ mod remember;
 mod sent;
 
 use sent::sending;
-pub use sent::{SENT_PROMPT, SENT_PROMPT_AFTER_WRONG};
+pub use sent::{SENT_PROMPT, SENT_PROMPT_AFTER_EXPIRED, SENT_PROMPT_AFTER_WRONG};
 
 pub const PROMPT: &str = "Verification code: ";
 pub const PROMPT_AFTER_WRONG: &str = "Wrong code. Verification code: ";
@@ -967,6 +967,9 @@ impl Logins {
                     let again = match (stage, replayed) {
                         (_, true) => Step::prompt(PROMPT_AFTER_REPLAY),
                         (Stage::BackupCode, false) => Step::prompt(BACKUP_PROMPT_AFTER_WRONG),
+                        (Stage::SentCode { .. }, false) if self.sent_code_expired(id, now) => {
+                            Step::prompt(SENT_PROMPT_AFTER_EXPIRED)
+                        }
                         (Stage::SentCode { .. }, false) => Step::prompt(SENT_PROMPT_AFTER_WRONG),
                         _ => Step::prompt(PROMPT_AFTER_WRONG),
                     };

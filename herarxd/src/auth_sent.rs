@@ -17,6 +17,10 @@ use crate::store::{AuditCtx, AuditResult};
 
 pub const SENT_PROMPT: &str = "Code we sent (Enter for other ways): ";
 pub const SENT_PROMPT_AFTER_WRONG: &str = "Wrong code. Code we sent (Enter for other ways): ";
+/// After a wrong answer once the last code this login sent has expired: said whatever was
+/// typed, so it tells nothing about the answer.
+pub const SENT_PROMPT_AFTER_EXPIRED: &str =
+    "Wrong code, or it expired. Code we sent (Enter to ask for a new one): ";
 
 /// The stage and `Wait` step that send a code to `contact` in the next answer.
 pub(super) fn sending(contact: &ContactChoice) -> (Stage, Step) {
@@ -147,6 +151,13 @@ impl Logins {
             ));
             Next::Done(Step::terminal(Action::Denied, note))
         })
+    }
+
+    /// Whether the last code this login sent has expired.
+    pub(super) fn sent_code_expired(&self, id: &str, now: u64) -> bool {
+        let valid = self.state.config().sent_code_valid_seconds();
+        let last = self.table().by_id.get(id).and_then(|t| t.last_sent);
+        last.is_some_and(|at| now >= at.saturating_add(valid))
     }
 
     /// Why a new code cannot go yet in this login (`sent_codes.resend_after`), or `None`.

@@ -215,9 +215,15 @@ fn an_expired_code_is_refused() {
     s.add_number("alice");
     let (id, _) = s.start("alice", NOW);
     let code = s.last_code();
+    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    assert_eq!(
+        s.answer(&id, &wrong, NOW + 299),
+        Step::prompt(SENT_PROMPT_AFTER_WRONG),
+        "not yet expired: a wrong code is just wrong"
+    );
     assert_eq!(
         s.answer(&id, &code, NOW + 301),
-        Step::prompt(SENT_PROMPT_AFTER_WRONG)
+        Step::prompt(SENT_PROMPT_AFTER_EXPIRED)
     );
 }
 

@@ -77,8 +77,14 @@ pub fn add(ctx: &Context, name: Option<&str>, pin_source: PinSource) -> Result<(
     let status = daemon.status()?;
     let has_key = status.factors.iter().any(|f| f.kind == KIND);
     let needs_step_up = !status.factors.is_empty() || status.backup_codes_left > 0;
+    // Someone whose only methods are email or text gets the step-up code sent.
+    let step_up = if needs_step_up && !has_key {
+        crate::commands::step_up_prompt(&daemon, &status, &mut |t| answers.say(t))?
+    } else {
+        STEP_UP_PROMPT
+    };
     let mut code: Option<Zeroizing<String>> = if needs_step_up && !has_key {
-        Some(answers.code(STEP_UP_PROMPT, "the step-up code")?)
+        Some(answers.code(step_up, "the step-up code")?)
     } else {
         None
     };
@@ -118,7 +124,7 @@ pub fn add(ctx: &Context, name: Option<&str>, pin_source: PinSource) -> Result<(
                 if ctx.interactive && attempt < attempts && code.is_some() && is_wrong_code(&e) =>
             {
                 answers.say(&e.message())?;
-                code = Some(answers.code(STEP_UP_PROMPT, "the step-up code")?);
+                code = Some(answers.code(step_up, "the step-up code")?);
             }
             Err(e) => return Err(e),
         }
