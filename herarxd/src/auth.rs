@@ -112,6 +112,9 @@ struct Methods {
     key_then_code: bool,
     /// Email and SMS factors offered here (the list is the transaction's `contacts`).
     contacts: usize,
+    /// Which kinds of them: a code sent by a kind this login does not offer is refused.
+    email: bool,
+    sms: bool,
     /// The primary method is one of them: its code is sent at the start of the login.
     contact_first: bool,
 }
@@ -131,8 +134,8 @@ impl Methods {
         Accept {
             totp: self.totp,
             backup_codes: self.backup_codes > 0,
-            email: self.contacts > 0,
-            sms: self.contacts > 0,
+            email: self.email,
+            sms: self.sms,
         }
     }
 
@@ -649,6 +652,8 @@ impl Logins {
             key_then_code: false,
             contacts: login.contacts,
             contact_first: false,
+            email: false,
+            sms: false,
         };
         // What this service accepts of them (`services.NAME.methods`); keys only locally.
         let methods = Methods {
@@ -674,6 +679,12 @@ impl Logins {
         let methods = Methods {
             contacts: contacts.len(),
             contact_first,
+            email: contacts
+                .iter()
+                .any(|c| c.kind == crate::store::sent_codes::KIND_EMAIL),
+            sms: contacts
+                .iter()
+                .any(|c| c.kind == crate::store::sent_codes::KIND_SMS),
             ..methods
         };
         let methods = Methods {

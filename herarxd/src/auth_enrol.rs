@@ -57,6 +57,8 @@ impl Logins {
                 key_then_code: false,
                 contacts: 0,
                 contact_first: false,
+                email: false,
+                sms: false,
             },
             step: Step::prompt(ENROL_PROMPT).with_message(text.as_str()),
             remember: Vec::new(),

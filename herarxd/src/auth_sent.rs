@@ -15,6 +15,9 @@ use crate::sent_text::{self, CodeUse};
 use crate::store::sent_codes::{self, IssueOutcome, KIND_EMAIL, Purpose};
 use crate::store::{AuditCtx, AuditResult};
 
+/// When the bound on deliveries under way is reached (a mail server or gateway hangs).
+pub const BUSY_SENDING: &str = "Too many messages are being sent right now: use another way, \
+or try again in a moment.";
 pub const SENT_PROMPT: &str = "Code we sent (Enter for other ways): ";
 pub const SENT_PROMPT_AFTER_WRONG: &str = "Wrong code. Code we sent (Enter for other ways): ";
 /// After a wrong answer once the last code this login sent has expired: said whatever was
@@ -126,7 +129,15 @@ impl Logins {
             Err(note) => note,
         };
         let items = methods.menu(contacts);
-        Ok(if methods.totp {
+        Ok(if last_sent.is_some() {
+            // A code this login sent earlier still works: back to asking for it.
+            Next::Continue(
+                Stage::SentCode {
+                    masked: contact.masked.clone(),
+                },
+                Step::prompt(SENT_PROMPT).with_message(note),
+            )
+        } else if methods.totp {
             Next::Continue(Stage::Code, methods.first_prompt().with_message(note))
         } else if methods.backup_codes > 0 {
             Next::Continue(
@@ -189,6 +200,13 @@ impl Logins {
         if let Some(note) = self.resend_wait(last_sent, now) {
             return Ok(Err(note));
         }
+        let Some(_slot) = self.state.deliveries.try_start() else {
+            self.state.log.log(
+                Severity::Warning,
+                "too many deliveries under way: a login's code was not sent",
+            );
+            return Ok(Err(BUSY_SENDING.into()));
+        };
         let config = self.state.config();
         let (outcome, entry) = self
             .state
@@ -226,7 +244,11 @@ impl Logins {
             delivery.send_sms(&issued.destination, &zeroize::Zeroizing::new(text))
         };
         if let Err(e) = sent {
-            let reason = format!("code to factor {} not delivered: {e}", contact.factor_id);
+            let reason = sent_codes::scrub(
+                &format!("code to factor {} not delivered: {e}", contact.factor_id),
+                &issued.kind,
+                &issued.destination,
+            );
             self.record(&ctx.entry(now, &issued.kind, AuditResult::Error, reason.clone()));
             self.state
                 .log

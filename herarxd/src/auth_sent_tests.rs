@@ -262,18 +262,25 @@ fn a_new_code_waits_for_resend_after_and_the_old_one_still_works() {
 fn the_flood_limit_stops_sending_and_says_when() {
     let s = Sms::new("[sent_codes]\nmax_per_user_per_hour = 2\nresend_after = \"0\"\n");
     s.add_number("alice");
-    // The enrolment's code was the first of two.
+    // Two codes (the enrolment's counts apart): the first at the start, one more on asking.
     let (id, step) = s.start("alice", NOW);
     assert_eq!(step.prompt, SENT_PROMPT);
-    let step = s.answer(&id, "", NOW + 1);
-    let step2 = s.choose(&id, "1", NOW + 2);
-    assert_eq!(step.prompt, MENU_PROMPT);
+    assert_eq!(s.answer(&id, "", NOW + 1).prompt, MENU_PROMPT);
+    assert_eq!(s.choose(&id, "1", NOW + 2).prompt, SENT_PROMPT);
+    assert_eq!(s.answer(&id, "", NOW + 3).prompt, MENU_PROMPT);
+    // Refused: back to the code already sent, which still works.
+    let step = s.choose(&id, "1", NOW + 4);
+    assert_eq!(step.prompt, SENT_PROMPT);
     assert!(
-        step2.message.contains("Too many codes were sent recently"),
+        step.message.contains("Too many codes were sent recently"),
         "{}",
-        step2.message
+        step.message
     );
-    assert_eq!(s.sent().len(), 1, "nothing more went out");
+    assert_eq!(s.sent().len(), 2, "nothing more went out");
+    assert_eq!(
+        s.answer(&id, &s.last_code(), NOW + 5).action,
+        Action::Success
+    );
 }
 
 #[test]
@@ -387,4 +394,23 @@ fn only_the_answer_after_sending_waits_for_the_gateway() {
     assert_eq!(step, Step::wait("Sending a code to +44 ••• ••• 123…"));
     assert!(s.sent().is_empty(), "the choice itself sends nothing");
     assert!(s.h.logins.answer_may_block(":1.7", &id), "its answer sends");
+}
+
+#[test]
+fn when_too_many_deliveries_are_under_way_nothing_waits_and_it_says_so() {
+    let s = Sms::new("");
+    s.add_number("alice");
+    let held: Vec<_> = (0..crate::delivery::IN_FLIGHT_MAX)
+        .map(|_| s.h.state.deliveries.try_start().unwrap())
+        .collect();
+    let (_, step) = s.start("alice", NOW);
+    assert_eq!(step, Step::terminal(Action::Denied, sent::BUSY_SENDING));
+    assert!(s.sent().is_empty());
+    drop(held);
+    let (_, step) = s.start("alice", NOW + 1);
+    assert_eq!(
+        step.prompt, SENT_PROMPT,
+        "with the slots free again, it is sent"
+    );
+    assert_eq!(s.sent().len(), 1);
 }

@@ -64,6 +64,11 @@ impl SelfService {
         issued: &Issued,
         now: u64,
     ) -> Result<(), HerarxError> {
+        let Some(_slot) = self.state.deliveries.try_start() else {
+            return Err(HerarxError::Busy(
+                "Too many messages are being sent right now: try again in a moment.".into(),
+            ));
+        };
         let config = self.state.config();
         let valid = config.sent_code_valid_seconds();
         let delivery = Delivery::from_config(&config, &self.state.hostname);
@@ -80,16 +85,21 @@ impl SelfService {
             delivery.send_sms(&issued.destination, &zeroize::Zeroizing::new(text))
         };
         sent.map_err(|e| {
-            let reason = format!("code not delivered: {e}");
+            let reason = sent_codes::scrub(
+                &format!("code not delivered: {e}"),
+                &issued.kind,
+                &issued.destination,
+            );
             self.record(&ctx.entry(now, &issued.kind, AuditResult::Error, reason.clone()));
             self.state.log.log(
                 crate::logger::Severity::Warning,
                 &format!("user {}: {reason}", ctx.user),
             );
             HerarxError::Internal(format!(
-                "The code could not be sent to {}: {e}. Check the address or number, or try \
+                "The code could not be sent to {}: {}. Check the address or number, or try \
                  again later.",
-                sent_codes::mask(&issued.kind, &issued.destination)
+                sent_codes::mask(&issued.kind, &issued.destination),
+                sent_codes::scrub(&e.to_string(), &issued.kind, &issued.destination)
             ))
         })
     }

@@ -26,6 +26,8 @@ pub struct State {
     pub sessions: crate::sessions::Sessions,
     /// The queue to the alert worker.
     pub alerts: crate::alerts::Alerts,
+    /// Code deliveries under way (bounded).
+    pub deliveries: crate::delivery::InFlight,
 }
 
 impl State {
@@ -46,6 +48,7 @@ impl State {
             challenges: crate::fido2::Challenges::new(),
             sessions: crate::sessions::Sessions::default(),
             alerts: crate::alerts::Alerts::default(),
+            deliveries: crate::delivery::InFlight::default(),
         }
     }
 

@@ -473,12 +473,15 @@ fn the_third_code_in_an_hour_is_not_sent_with_max_per_user_per_hour_2() {
     let read = || sink.messages();
     let user = TestUser::create("fl");
     let addr = address(&user);
-    // The confirmation code is the first of the hour, the login's the second.
+    // The confirmation code counts apart (an enrolment by someone else must not use up a
+    // user's logins); two logins get their codes.
     enrol(&w, &user, &addr, None, &read).0.assert_success();
     let (t, _) = login_with_next_code(&w, &user, &addr, 2, &read);
     assert_eq!(t.rc, PAM_SUCCESS, "{}", said(&t));
+    let (t, _) = login_with_next_code(&w, &user, &addr, 3, &read);
+    assert_eq!(t.rc, PAM_SUCCESS, "{}", said(&t));
 
-    // The third: not sent, and the login says why.
+    // The third login code: not sent, and the login says why.
     let dir = answers_dir();
     let (answer, _path) = file_answer(&dir, "never");
     let t = join(login_async(&w, "herarx", &user.name, &[answer]));
@@ -489,7 +492,7 @@ fn the_third_code_in_an_hour_is_not_sent_with_max_per_user_per_hour_2() {
         said(&t)
     );
     assert_eq!(t.unused_answers, 1, "a code prompt came: {}", said(&t));
-    assert_stays(&read, 2, "a third code went out");
+    assert_stays(&read, 3, "a third login code went out");
 }
 
 // ---- 4. The menu ------------------------------------------------------------------------------

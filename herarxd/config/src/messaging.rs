@@ -179,12 +179,19 @@ pub fn url_host(url: &str) -> Option<(bool, String)> {
 
 /// An email address as far as configuration needs: `local@domain`, no spaces or controls.
 pub fn plausible_address(s: &str) -> bool {
-    let addr = s
-        .rsplit_once('<')
-        .and_then(|(_, a)| a.strip_suffix('>'))
-        .unwrap_or(s);
-    matches!(addr.split_once('@'), Some((l, d)) if !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !addr.chars().any(|c| c.is_whitespace() || c.is_control())
+    let (name, addr) = match s.split_once('<') {
+        Some((name, rest)) => match rest.strip_suffix('>') {
+            Some(addr) => (name, addr),
+            None => return false,
+        },
+        None => ("", s),
+    };
+    let plain = |c: char| c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | '"' | '(' | ')');
+    matches!(addr.split_once('@'), Some((l, d)) if !l.is_empty() && !l.starts_with('-') && d.contains('.') && !d.starts_with('.') && !d.contains('@'))
+        && addr.chars().all(plain)
+        && !name
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '<' | '>' | ',' | '"'))
 }
 
 fn absolute_command(key: &str, argv: &[String], problems: &mut Vec<String>) {
@@ -225,6 +232,23 @@ impl Config {
                         "email.smtp_security = {other:?}: must be \"starttls\", \"tls\" or \"none\""
                     )),
                 }
+                let host = e.smtp_host.trim();
+                if (host.contains(':') && host.parse::<std::net::IpAddr>().is_err())
+                    || host.contains('/')
+                {
+                    problems.push(format!(
+                        "email.smtp_host = {:?}: give the server's name or address alone, e.g. \
+                         \"smtp.example.com\"; the port goes in email.smtp_port",
+                        e.smtp_host
+                    ));
+                }
+                if e.smtp_username.is_empty() != e.smtp_password_file.as_os_str().is_empty() {
+                    problems.push(
+                        "email.smtp_username and email.smtp_password_file go together: set both \
+                         to log in to the server, or neither"
+                            .into(),
+                    );
+                }
                 if !e.smtp_password_file.as_os_str().is_empty()
                     && !e.smtp_password_file.is_absolute()
                 {
@@ -254,13 +278,37 @@ impl Config {
         let s = &self.sms;
         match s.gateway.as_str() {
             "off" => {}
-            "command" => absolute_command("sms.command", &s.command, problems),
+            "command" => {
+                absolute_command("sms.command", &s.command, problems);
+                for (i, arg) in s.command.iter().enumerate() {
+                    if arg.contains("{to}") && arg != "{to}" {
+                        problems.push(format!(
+                            "sms.command[{i}] = {arg:?}: {{to}} is replaced only as a whole \
+                             argument; split it, e.g. [\"--to\", \"{{to}}\"]"
+                        ));
+                    }
+                }
+            }
             "webhook" => match url_host(&s.webhook_url) {
                 None => problems.push(format!(
                     "sms.webhook_url = {:?}: must be an https:// URL, e.g. \
                      \"https://api.example.com/sms\"",
                     s.webhook_url
                 )),
+                Some(_)
+                    if s.webhook_url.split(['?', '#']).next().is_some_and(|u| {
+                        u.split_once("://").is_some_and(|(_, rest)| {
+                            rest.split('/').next().is_some_and(|a| a.contains('@'))
+                        })
+                    }) =>
+                {
+                    problems.push(format!(
+                        "sms.webhook_url = {:?}: no user or password in the URL (herarx.toml is \
+                         world-readable): put the token in sms.webhook_secret_file and use \
+                         {{secret}} in sms.webhook_headers",
+                        s.webhook_url
+                    ))
+                }
                 Some((false, host)) if !is_loopback_host(&host) => problems.push(format!(
                     "sms.webhook_url = {:?}: plain http only to this machine; use https://",
                     s.webhook_url
@@ -298,6 +346,15 @@ impl Config {
                          \"Authorization: Bearer {{secret}}\""
                     ));
                 }
+            }
+            if s.webhook_headers.iter().any(|h| h.contains("{secret}"))
+                && s.webhook_secret_file.as_os_str().is_empty()
+            {
+                problems.push(
+                    "sms.webhook_headers use {secret} but sms.webhook_secret_file is not set: \
+                     name the root-only file holding the token"
+                        .into(),
+                );
             }
             if !s.webhook_secret_file.as_os_str().is_empty() && !s.webhook_secret_file.is_absolute()
             {
@@ -474,6 +531,29 @@ mod tests {
                 "[services.sshd]\nmethods = [\"sms\"]",
                 "sms.gateway = \"off\"",
             ),
+            (
+                "[email]\ntransport = \"smtp\"\nsmtp_host = \"smtp.example.com:587\"",
+                "the port goes in email.smtp_port",
+            ),
+            (
+                "[email]\ntransport = \"smtp\"\nsmtp_host = \"smtp.example.com\"\nsmtp_username = \"u\"",
+                "go together",
+            ),
+            ("[email]\nfrom = \"a@b.c>\"", "email.from"),
+            ("[email]\nfrom = \"x@b.c,y@d.e\"", "email.from"),
+            ("[email]\nfrom = \"x@exämple.com\"", "email.from"),
+            (
+                "[sms]\ngateway = \"command\"\ncommand = [\"/bin/send\", \"--to={to}\"]",
+                "whole argument",
+            ),
+            (
+                "[sms]\ngateway = \"webhook\"\nwebhook_url = \"https://u:p@a.example/x\"",
+                "no user or password",
+            ),
+            (
+                "[sms]\ngateway = \"webhook\"\nwebhook_url = \"https://a.example\"\nwebhook_headers = [\"Authorization: Bearer {secret}\"]",
+                "webhook_secret_file is not set",
+            ),
         ];
         for (text, wanted) in cases {
             let p = problems(text).join("\n");
@@ -494,6 +574,7 @@ from = "Herarx <herarx@example.com>"
 gateway = "webhook"
 webhook_url = "http://127.0.0.1:8080/sms"
 webhook_headers = ["Authorization: Bearer {secret}"]
+webhook_secret_file = "/etc/herarx/sms.token"
 [alerts]
 admin_email = "security@example.com"
 [services.sshd]

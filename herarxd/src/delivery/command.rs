@@ -46,6 +46,12 @@ pub fn run(
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // Nothing of the daemon's own environment (a proxy, a locale, credentials a drop-in
+    // set): a plain PATH and what the command is meant to get.
+    cmd.env_clear().env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -59,16 +65,25 @@ pub fn run(
 
     // stdin and stderr on their own threads: a command that neither reads nor exits must not
     // block us past the deadline.
+    let no_thread = |child: &mut std::process::Child, e: std::io::Error| {
+        kill_group(pid);
+        let _ = child.kill();
+        let _ = child.wait();
+        DeliveryError::Failed(format!("{what}: no thread to feed it: {e}"))
+    };
     if let Some(mut pipe) = child.stdin.take() {
         let data = stdin.to_vec();
-        std::thread::spawn(move || {
+        let fed = std::thread::Builder::new().spawn(move || {
             // A command that exits without reading gives EPIPE: its exit status tells.
             let _ = pipe.write_all(&data);
         });
+        if let Err(e) = fed {
+            return Err(no_thread(&mut child, e));
+        }
     }
     let (err_tx, err_rx) = mpsc::channel::<Vec<u8>>();
     if let Some(mut pipe) = child.stderr.take() {
-        std::thread::spawn(move || {
+        let read = std::thread::Builder::new().spawn(move || {
             let mut kept = Vec::new();
             let mut buf = [0u8; 1024];
             loop {
@@ -82,6 +97,9 @@ pub fn run(
             }
             let _ = err_tx.send(kept);
         });
+        if let Err(e) = read {
+            return Err(no_thread(&mut child, e));
+        }
     } else {
         drop(err_tx);
     }

@@ -6,7 +6,9 @@ const PHONE_EXAMPLE: &str = "e.g. +44 20 7946 0958 or +14155550123";
 
 /// Characters allowed in the local part besides ASCII letters and digits: RFC 5322 `atext`
 /// less the ones a shell or a mail header treats specially (quotes, `` ` ``, `$`, `|`, `&`).
-const LOCAL_EXTRA: &str = ".!#%*+-/=?^_{}~";
+/// Beyond letters and digits. Not `/` (a file in sendmail aliases), `%` or `!` (old relay
+/// routes), `{`, `}`, `|`, `=`: legal in RFC 5322, never needed for a person's address.
+const LOCAL_EXTRA: &str = ".#*+-?^_~";
 
 /// Trims `s` and checks it is one plain address (`local@domain`); returns it with the domain
 /// lowercased. The error says what is wrong, with an example.
@@ -53,6 +55,12 @@ pub fn normalize_email(s: &str) -> Result<String, String> {
     if local.len() > 64 {
         return Err(format!(
             "{s:?} is not an address: the part before the '@' is longer than 64 characters"
+        ));
+    }
+    if local.starts_with('-') {
+        return Err(format!(
+            "{s:?} is not accepted: it starts with '-' (a mail command could take it for an \
+             option); {EMAIL_EXAMPLE}"
         ));
     }
     if let Some(c) = local

@@ -192,9 +192,14 @@ fn send_smtp(
     // lettre's timeout is per network operation; the whole delivery gets `timeout` too. A
     // delivery past it is abandoned (its thread ends at lettre's own timeout).
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let started = std::thread::Builder::new().spawn(move || {
         let _ = tx.send(transport.send(&message));
     });
+    if let Err(e) = started {
+        return Err(DeliveryError::Failed(format!(
+            "no thread to talk to the mail server {server}: {e}"
+        )));
+    }
     match rx.recv_timeout(timeout) {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(classify_smtp_error(&server, &e, timeout)),
@@ -210,7 +215,8 @@ fn classify_smtp_error(
     e: &lettre::transport::smtp::Error,
     timeout: Duration,
 ) -> DeliveryError {
-    let detail = command::mask_digit_runs(&e.to_string());
+    // The server's words: one line, bounded, no control characters, no long digit runs.
+    let detail = command::first_line(e.to_string().as_bytes());
     if e.is_timeout() {
         DeliveryError::TimedOut(format!(
             "the mail server {server} did not answer within {} s ({detail})",

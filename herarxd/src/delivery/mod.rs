@@ -116,12 +116,28 @@ pub(crate) fn read_secret(key: &str, path: &Path) -> Result<String, DeliveryErro
             "{key} is not set: name the root-only file holding the secret"
         )));
     }
-    let raw = std::fs::read(path).map_err(|e| {
-        DeliveryError::NotConfigured(format!(
-            "{key} = {:?} cannot be read: {e}",
-            path.display().to_string()
-        ))
-    })?;
+    let shown = path.display().to_string();
+    let unreadable = |e: std::io::Error| {
+        DeliveryError::NotConfigured(format!("{key} = {shown:?} cannot be read: {e}"))
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    // Root's alone: herarx.toml is world-readable, the secret must not be.
+    let meta = file.metadata().map_err(unreadable)?;
+    {
+        use std::os::unix::fs::MetadataExt;
+        // The daemon's own user: root in production (a developer's tests run as themselves).
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me || meta.mode() & 0o077 != 0 {
+            return Err(DeliveryError::NotConfigured(format!(
+                "{key} = {shown:?} must be owned by root and readable by root only: \
+                 chown root:root it and chmod 600 it"
+            )));
+        }
+    }
+    // A secret is a line; a device or a huge file is not read whole.
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, 4096), &mut raw)
+        .map_err(unreadable)?;
     let text = String::from_utf8(raw).map_err(|_| {
         DeliveryError::NotConfigured(format!(
             "{key} = {:?} is not UTF-8 text",
@@ -143,4 +159,39 @@ pub(crate) fn read_secret(key: &str, path: &Path) -> Result<String, DeliveryErro
         )));
     }
     Ok(secret)
+}
+
+/// Deliveries under way from D-Bus calls (logins and self-service), bounded: each holds one of
+/// the runtime's blocking threads for up to two minutes, and a mail server that hangs must not
+/// take them all (a `Begin` waiting for one could then outlast the module's timeout).
+#[derive(Default)]
+pub struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+}
+
+/// At most this many deliveries at once (the blocking pool has 16 threads).
+pub const IN_FLIGHT_MAX: usize = 6;
+
+/// One delivery under way; ends when dropped.
+pub struct InFlightSlot<'a>(&'a InFlight);
+
+impl Drop for InFlightSlot<'_> {
+    fn drop(&mut self) {
+        self.0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl InFlight {
+    /// A slot, or `None` when [`IN_FLIGHT_MAX`] deliveries are under way.
+    pub fn try_start(&self) -> Option<InFlightSlot<'_>> {
+        use std::sync::atomic::Ordering;
+        self.count
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < IN_FLIGHT_MAX).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlightSlot(self))
+    }
 }

@@ -211,6 +211,8 @@ fn send_webhook(config: &SmsConfig, number: &str, text: &str) -> Result<(), Deli
     let mut builder = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         .max_redirects(0)
+        // Never a proxy from the environment: the gateway is reached as configured.
+        .proxy(None)
         .http_status_as_error(false)
         .user_agent("herarxd");
     if https {

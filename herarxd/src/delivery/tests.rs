@@ -444,9 +444,28 @@ fn webhook(url: &str, secret_file: &Path) -> SmsConfig {
 }
 
 fn secret_file(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("token");
     std::fs::write(&path, "s3cr3t-T0KEN\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path
+}
+
+#[test]
+fn a_secret_file_others_can_read_is_refused_without_reading_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = secret_file(dir.path());
+    assert_eq!(
+        crate::delivery::read_secret("sms.webhook_secret_file", &path).unwrap(),
+        "s3cr3t-T0KEN"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let e = crate::delivery::read_secret("sms.webhook_secret_file", &path)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("chmod 600"), "{e}");
+    assert!(!e.contains("s3cr3t"), "{e}");
 }
 
 #[test]

@@ -454,6 +454,7 @@ impl Store {
                 };
                 if let Some(old) = &replaced {
                     factors::delete(&tx, user, &old.id)?;
+                    super::sent_codes::delete_codes_of(&tx, user, &old.id)?;
                 }
                 factors::insert(&tx, &row)?;
                 delete_pending(&tx, id)?;
@@ -550,8 +551,7 @@ impl Store {
         }
         factors::delete(&tx, user, id)?;
         // Codes already sent to it stop working with it.
-        tx.prepare_cached("DELETE FROM sent_codes WHERE user = ?1 AND factor_id = ?2")?
-            .execute((user, id))?;
+        super::sent_codes::delete_codes_of(&tx, user, id)?;
         // Backup codes alone are a weak second factor, and they would keep the account
         // counted as enrolled: the last factor takes them along.
         let backup_codes_deleted = if factors::count(&tx, user)? == 0 {

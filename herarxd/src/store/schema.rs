@@ -157,6 +157,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user, address)
     ) WITHOUT ROWID;
     "#,
+    // 6: enrolment codes count in a bucket of their own, so that nobody can use up someone
+    //    else's login allowance by starting to enrol their address or number.
+    r#"
+    ALTER TABLE deliveries ADD COLUMN enrol INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this daemon writes.

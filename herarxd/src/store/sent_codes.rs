@@ -186,19 +186,22 @@ fn new_code(digits: u32) -> Result<Zeroizing<String>, StoreError> {
     Ok(out)
 }
 
-/// When the flood limit lets the next code out: `None` now.
+/// When the flood limit lets the next code out: `None` now. Enrolment codes (`enrol`) and
+/// the codes of enrolled factors are counted apart: an enrolment of someone else's address
+/// uses up only the enrolment allowance of that address, never its owner's logins.
 fn rate_limited(
     tx: &Connection,
     policy: &SentCodePolicy,
     user: &str,
     tag: &[u8],
+    enrol: bool,
     now: u64,
 ) -> rusqlite::Result<Option<u64>> {
     let since = to_sql(now.saturating_sub(HOUR));
     let oldest_over = |sql: &str, max: u32, key: &dyn rusqlite::ToSql| {
         let mut stmt = tx.prepare_cached(sql)?;
         let times: Vec<i64> = stmt
-            .query_map(rusqlite::params![key, since], |r| r.get(0))?
+            .query_map(rusqlite::params![key, since, enrol], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         // The (n - max + 1)-th newest leaves the window first and frees a slot.
         Ok::<_, rusqlite::Error>(if times.len() >= max as usize {
@@ -210,12 +213,13 @@ fn rate_limited(
         })
     };
     let by_user = oldest_over(
-        "SELECT time FROM deliveries WHERE user = ?1 AND time > ?2 ORDER BY time",
+        "SELECT time FROM deliveries WHERE user = ?1 AND time > ?2 AND enrol = ?3 ORDER BY time",
         policy.max_per_user_per_hour,
         &user,
     )?;
     let by_destination = oldest_over(
-        "SELECT time FROM deliveries WHERE destination = ?1 AND time > ?2 ORDER BY time",
+        "SELECT time FROM deliveries WHERE destination = ?1 AND time > ?2 AND enrol = ?3
+         ORDER BY time",
         policy.max_per_destination_per_hour,
         &tag,
     )?;
@@ -237,11 +241,14 @@ fn issue_in(
     now: u64,
 ) -> Result<Result<Issued, u64>, StoreError> {
     let tag = destination_tag(key, kind, destination);
-    if let Some(retry_after) = rate_limited(tx, policy, user, &tag, now)? {
+    let enrol = purpose == Purpose::Enrol;
+    if let Some(retry_after) = rate_limited(tx, policy, user, &tag, enrol, now)? {
         return Ok(Err(retry_after));
     }
-    tx.prepare_cached("INSERT INTO deliveries (user, destination, time) VALUES (?1, ?2, ?3)")?
-        .execute(rusqlite::params![user, tag, to_sql(now)])?;
+    tx.prepare_cached(
+        "INSERT INTO deliveries (user, destination, time, enrol) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(rusqlite::params![user, tag, to_sql(now), enrol])?;
     tx.prepare_cached("DELETE FROM sent_codes WHERE user = ?1 AND expires <= ?2")?
         .execute((user, to_sql(now)))?;
     tx.prepare_cached(
@@ -314,6 +321,30 @@ pub(crate) fn detail_of(key: &MasterKey, user: &str, row: &FactorRow) -> String 
     }
 }
 
+/// `text` (a delivery error: a server may quote the recipient) with `destination` masked, so
+/// that audit rows and logs never hold an address or number in clear.
+pub fn scrub(text: &str, kind: &str, destination: &str) -> String {
+    if destination.is_empty() {
+        return text.to_owned();
+    }
+    let masked = mask(kind, destination);
+    let lower = text.to_lowercase();
+    let needle = destination.to_lowercase();
+    // Lowercasing keeps byte offsets only for ASCII; anything else is left as it is.
+    if lower.len() != text.len() {
+        return text.replace(destination, &masked);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(&needle) {
+        out.push_str(&text[rest..at]);
+        out.push_str(&masked);
+        rest = at + needle.len();
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
 /// `j***@example.com`, `+44 ••• ••• 123`.
 pub fn mask(kind: &str, destination: &str) -> String {
     if kind == KIND_EMAIL {
@@ -349,8 +380,11 @@ pub(crate) fn consume(
         return Ok(None);
     }
     let mut stmt = tx.prepare_cached(
-        "SELECT id, kind, factor_id, hash FROM sent_codes
-         WHERE user = ?1 AND purpose IN ('login', 'step-up') AND expires > ?2",
+        // Only codes of factors that still exist, as the kind they were sent as: a removed
+        // or replaced address takes its codes along, whatever path removed it.
+        "SELECT s.id, s.kind, s.factor_id, s.hash FROM sent_codes s
+         JOIN factors f ON f.id = s.factor_id AND f.user = s.user AND f.kind = s.kind
+         WHERE s.user = ?1 AND s.purpose IN ('login', 'step-up') AND s.expires > ?2",
     )?;
     let rows: Vec<(String, String, Option<String>, Vec<u8>)> = stmt
         .query_map((user, to_sql(now)), |r| {
@@ -374,6 +408,17 @@ pub(crate) fn consume(
     tx.prepare_cached("UPDATE factors SET last_used = ?3 WHERE id = ?1 AND user = ?2")?
         .execute((&factor_id, user, to_sql(now)))?;
     Ok(Some((factor_id, kind)))
+}
+
+/// Voids the codes sent to a factor that goes away.
+pub(crate) fn delete_codes_of(
+    conn: &Connection,
+    user: &str,
+    factor_id: &str,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM sent_codes WHERE user = ?1 AND factor_id = ?2")?
+        .execute((user, factor_id))?;
+    Ok(())
 }
 
 pub fn purge_expired(conn: &Connection, now: u64) -> rusqlite::Result<()> {
@@ -639,6 +684,7 @@ impl Store {
         };
         if let Some(old) = &replaced {
             factors::delete(&tx, user, &old.id)?;
+            delete_codes_of(&tx, user, &old.id)?;
         }
         let row = FactorRow {
             id: factor_id.clone(),

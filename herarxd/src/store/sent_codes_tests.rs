@@ -204,8 +204,7 @@ fn the_flood_limit_holds_per_user_and_per_destination_and_frees_after_an_hour() 
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
     let id = add(&mut s, "alice", KIND_SMS, "+441234567123", NOW);
-    // The enrolment's code counted as one of the five.
-    for i in 0..4 {
+    for i in 0..5 {
         issue(&mut s, "alice", &id, NOW + 1 + i);
     }
     match s
@@ -213,24 +212,65 @@ fn the_flood_limit_holds_per_user_and_per_destination_and_frees_after_an_hour() 
         .unwrap()
         .0
     {
-        IssueOutcome::RateLimited { retry_after } => assert_eq!(retry_after, NOW + 3600),
+        IssueOutcome::RateLimited { retry_after } => assert_eq!(retry_after, NOW + 1 + 3600),
         _ => panic!("a sixth code in an hour went out"),
     }
-    // Another user enrolling the same number is held by the per-destination limit.
-    let (o, _) = s
-        .begin_contact_enrollment(
-            &ctx("bob"),
-            KIND_SMS,
-            "+441234567123",
-            "",
-            "",
-            None,
-            NOW + 11,
-        )
-        .unwrap();
-    assert!(matches!(o, ContactBeginOutcome::RateLimited { .. }));
+    // The same number enrolled by bob as well: the destination's login allowance is spent.
+    let bob = {
+        let (o, _) = s
+            .begin_contact_enrollment(&ctx("bob"), KIND_SMS, "+441234567123", "", "", None, NOW)
+            .unwrap();
+        let ContactBeginOutcome::Started(i) = o else {
+            panic!("bob's enrolment is its own bucket")
+        };
+        match s
+            .confirm_contact_enrollment(&ctx("bob"), &i.id, &i.code, NOW)
+            .unwrap()
+            .0
+        {
+            ConfirmOutcome::Enrolled(info) => info.id,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(matches!(
+        s.issue_code(&ctx("bob"), &bob, Purpose::Login, NOW + 11)
+            .unwrap()
+            .0,
+        IssueOutcome::RateLimited { .. }
+    ));
     // An hour after the first, one more may go.
-    issue(&mut s, "alice", &id, NOW + 3601);
+    issue(&mut s, "alice", &id, NOW + 3602);
+}
+
+#[test]
+fn enrolling_someone_else_s_number_cannot_use_up_its_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path());
+    let id = add(&mut s, "alice", KIND_SMS, "+441234567123", NOW);
+    // Mallory starts (and never finishes) enrolments of alice's number, as often as allowed.
+    let mut started = 0;
+    for i in 0..10 {
+        let (o, _) = s
+            .begin_contact_enrollment(
+                &ctx("mallory"),
+                KIND_SMS,
+                "+441234567123",
+                "",
+                "",
+                None,
+                NOW + i,
+            )
+            .unwrap();
+        if matches!(o, ContactBeginOutcome::Started(_)) {
+            started += 1;
+        }
+    }
+    // Alice's own enrolment was one of the enrolment allowance of 5.
+    assert_eq!(started, 4, "the enrolment bucket is bounded too");
+    // Alice's logins still get their codes.
+    for i in 0..5 {
+        issue(&mut s, "alice", &id, NOW + 20 + i);
+    }
 }
 
 #[test]
@@ -316,4 +356,80 @@ fn codes_are_digits_and_normalized_answers_compare() {
     assert_eq!(normalize("123-456", 6).unwrap().as_str(), "123456");
     assert!(normalize("12345", 6).is_none());
     assert!(normalize("12345a", 6).is_none());
+}
+
+#[test]
+fn a_code_of_a_kind_the_login_does_not_accept_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path());
+    let email = add(&mut s, "alice", KIND_EMAIL, "jane@example.com", NOW);
+    let sent = issue(&mut s, "alice", &email, NOW + 1);
+    let sms_only = Accept {
+        email: false,
+        ..Accept::ALL
+    };
+    assert!(matches!(
+        check(&mut s, "alice", &sent.code, NOW + 2, sms_only),
+        VerifyOutcome::Rejected { .. }
+    ));
+    // The twin: where email is accepted, it works (the refusal did not consume it).
+    assert!(matches!(
+        check(&mut s, "alice", &sent.code, NOW + 3, Accept::ALL),
+        VerifyOutcome::Accepted { .. }
+    ));
+}
+
+#[test]
+fn codes_sent_to_a_replaced_address_die_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path());
+    let old = add(&mut s, "alice", KIND_EMAIL, "old@example.com", NOW);
+    let stale = issue(&mut s, "alice", &old, NOW + 1);
+    let step_up = issue(&mut s, "alice", &old, NOW + 2);
+    let (o, _) = s
+        .begin_contact_enrollment(
+            &ctx("alice"),
+            KIND_EMAIL,
+            "new@example.com",
+            "",
+            &step_up.code,
+            Some(&old),
+            NOW + 3,
+        )
+        .unwrap();
+    let ContactBeginOutcome::Started(pending) = o else {
+        panic!("not started")
+    };
+    let (o, _) = s
+        .confirm_contact_enrollment(&ctx("alice"), &pending.id, &pending.code, NOW + 4)
+        .unwrap();
+    let ConfirmOutcome::Enrolled(new) = o else {
+        panic!("{o:?}")
+    };
+    assert!(matches!(
+        check(&mut s, "alice", &stale.code, NOW + 5, Accept::ALL),
+        VerifyOutcome::Rejected { .. }
+    ));
+    let fresh = issue(&mut s, "alice", &new.id, NOW + 6);
+    assert!(matches!(
+        check(&mut s, "alice", &fresh.code, NOW + 7, Accept::ALL),
+        VerifyOutcome::Accepted { .. }
+    ));
+}
+
+#[test]
+fn delivery_errors_are_scrubbed_of_the_destination() {
+    assert_eq!(
+        scrub(
+            "550 <Jane@Example.com>: rejected",
+            KIND_EMAIL,
+            "jane@example.com"
+        ),
+        "550 <j***@example.com>: rejected"
+    );
+    assert_eq!(
+        scrub("no route to +441234567123", KIND_SMS, "+441234567123"),
+        "no route to +44 ••• ••• 123"
+    );
+    assert_eq!(scrub("timed out", KIND_SMS, "+441234567123"), "timed out");
 }
