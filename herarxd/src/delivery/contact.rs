@@ -199,9 +199,15 @@ pub fn mask_phone(num: &str) -> String {
         return "+••• ••• •••".to_owned();
     }
     let cc_len = country_code_len(&digits);
-    let (cc, _) = digits.split_at(cc_len);
-    let (_, last) = digits.split_at(digits.len() - 3);
-    format!("+{cc} ••• ••• {last}")
+    let (cc, national) = digits.split_at(cc_len);
+    // At most the last 3 digits, and never fewer than 5 left hidden.
+    let shown = national.len().saturating_sub(5).min(3);
+    let (_, last) = national.split_at(national.len() - shown);
+    if last.is_empty() {
+        format!("+{cc} ••• •••")
+    } else {
+        format!("+{cc} ••• ••• {last}")
+    }
 }
 
 /// The length of the country code at the start of `digits` (ITU-T E.164 assignments, by
