@@ -249,6 +249,58 @@ pub(super) fn refuse_step_up(
     )
 }
 
+/// Why a new factor may not be added (a TOTP app, an address, a number), checked first in the
+/// enrolment's transaction.
+pub(super) enum AdditionRefusal {
+    /// The factor to replace is not one of the user's.
+    NoSuchFactor,
+    /// Already this many factors (a replacement leaves the count as it is).
+    TooMany(usize),
+    /// The step-up every addition to an account that can log in needs.
+    StepUp(StepUpRefusal),
+}
+
+impl AdditionRefusal {
+    pub(super) fn audit(&self) -> (AuditResult, String) {
+        match self {
+            AdditionRefusal::NoSuchFactor => {
+                (AuditResult::Refused, "no such factor to replace".into())
+            }
+            AdditionRefusal::TooMany(n) => (AuditResult::Refused, format!("already {n} factors")),
+            AdditionRefusal::StepUp(r) => r.audit(),
+        }
+    }
+}
+
+/// The checks before adding a factor for `user`: the replaced factor exists, the cap, and a
+/// step-up once the user has anything that logs in (unused backup codes count: they log in,
+/// so whoever adds a factor proves it first). `None`: go on. Returns also the factor count.
+pub(super) fn addition_refusal(
+    tx: &rusqlite::Transaction<'_>,
+    key: &crate::keys::MasterKey,
+    policy: &super::StorePolicy,
+    user: &str,
+    replace: Option<&str>,
+    step_up: &str,
+    now: u64,
+) -> Result<(usize, Option<AdditionRefusal>), StoreError> {
+    let existing = factors::count(tx, user)?;
+    if let Some(old) = replace
+        && factors::get(tx, user, old)?.is_none()
+    {
+        return Ok((existing, Some(AdditionRefusal::NoSuchFactor)));
+    }
+    if replace.is_none() && existing >= FACTORS_PER_USER_MAX {
+        return Ok((existing, Some(AdditionRefusal::TooMany(existing))));
+    }
+    if (existing > 0 || backup_codes::left(tx, user)? > 0)
+        && let Some(refusal) = refuse_step_up(tx, key, policy, user, step_up, now)?
+    {
+        return Ok((existing, Some(AdditionRefusal::StepUp(refusal))));
+    }
+    Ok((existing, None))
+}
+
 fn step_up_code(code: &str) -> Option<&str> {
     let c = code.trim();
     (!c.is_empty()).then_some(c)
@@ -310,32 +362,16 @@ impl Store {
         let finish = |tx, outcome, result, reason: String| {
             commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
         };
-        let existing = factors::count(&tx, user)?;
-        if let Some(old) = replace
-            && factors::get(&tx, user, old)?.is_none()
-        {
-            return finish(
-                tx,
-                BeginOutcome::NoSuchFactor,
-                AuditResult::Refused,
-                "no such factor to replace".into(),
-            );
-        }
-        // A replacement leaves the count as it is.
-        if replace.is_none() && existing >= FACTORS_PER_USER_MAX {
-            return finish(
-                tx,
-                BeginOutcome::TooManyFactors,
-                AuditResult::Refused,
-                format!("already {existing} factors"),
-            );
-        }
-        // Unused backup codes count too: they log in, so whoever adds a factor proves it first.
-        if (existing > 0 || backup_codes::left(&tx, user)? > 0)
-            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
-        {
+        let (existing, refused) =
+            addition_refusal(&tx, &self.key, &self.policy, user, replace, step_up, now)?;
+        if let Some(refusal) = refused {
             let (result, reason) = refusal.audit();
-            return finish(tx, BeginOutcome::from(refusal), result, reason);
+            let outcome = match refusal {
+                AdditionRefusal::NoSuchFactor => BeginOutcome::NoSuchFactor,
+                AdditionRefusal::TooMany(_) => BeginOutcome::TooManyFactors,
+                AdditionRefusal::StepUp(r) => BeginOutcome::from(r),
+            };
+            return finish(tx, outcome, result, reason);
         }
         // Keep at most PENDING_PER_USER_MAX, this one included: drop expired, then the oldest.
         tx.prepare_cached("DELETE FROM pending_enrollments WHERE user = ?1 AND expires <= ?2")?

@@ -20,10 +20,11 @@ use zeroize::Zeroizing;
 
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
 use super::enrollments::{
-    CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, StepUpRefusal, commit_audited, info_of, refuse_step_up,
+    AdditionRefusal, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, StepUpRefusal, addition_refusal,
+    commit_audited, info_of,
 };
 use super::factors::{self, FACTORS_PER_USER_MAX, FactorRow, VerifyOutcome};
-use super::{Store, StoreError, accounts, backup_codes, random_hex, to_sql};
+use super::{Store, StoreError, accounts, random_hex, to_sql};
 use crate::keys::MasterKey;
 use crate::seal::{self, Kind};
 use crate::totp::Params;
@@ -520,25 +521,18 @@ impl Store {
         let finish = |tx, outcome, result, reason: String| {
             commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
         };
-        if let Some(old) = replace
-            && factors::get(&tx, user, old)?.is_none()
+        if let (_, Some(refusal)) =
+            addition_refusal(&tx, &self.key, &self.policy, user, replace, step_up, now)?
         {
-            return finish(
-                tx,
-                ContactBeginOutcome::NoSuchFactor,
-                AuditResult::Refused,
-                "no such factor to replace".into(),
-            );
+            let (result, reason) = refusal.audit();
+            let outcome = match refusal {
+                AdditionRefusal::NoSuchFactor => ContactBeginOutcome::NoSuchFactor,
+                AdditionRefusal::TooMany(_) => ContactBeginOutcome::TooManyFactors,
+                AdditionRefusal::StepUp(r) => ContactBeginOutcome::from(r),
+            };
+            return finish(tx, outcome, result, reason);
         }
-        let existing = factors::count(&tx, user)?;
-        if replace.is_none() && existing >= FACTORS_PER_USER_MAX {
-            return finish(
-                tx,
-                ContactBeginOutcome::TooManyFactors,
-                AuditResult::Refused,
-                format!("already {existing} factors"),
-            );
-        }
+        // After the step-up: nobody learns which addresses an account has without it.
         let same = contacts(&tx, &self.key, user)?
             .iter()
             .any(|c| c.kind == kind && c.destination.eq_ignore_ascii_case(destination));
@@ -549,12 +543,6 @@ impl Store {
                 AuditResult::Refused,
                 format!("this {kind} destination is already enrolled"),
             );
-        }
-        if (existing > 0 || backup_codes::left(&tx, user)? > 0)
-            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
-        {
-            let (result, reason) = refusal.audit();
-            return finish(tx, ContactBeginOutcome::from(refusal), result, reason);
         }
         // The id of the pending row is not known before it is made: seal under a fresh id
         // that becomes the factor's id at confirmation.
