@@ -289,12 +289,13 @@ impl Config {
                     }
                 }
             }
+            // The URL is never quoted back: it may hold a token or a password.
             "webhook" => match url_host(&s.webhook_url) {
-                None => problems.push(format!(
-                    "sms.webhook_url = {:?}: must be an https:// URL, e.g. \
-                     \"https://api.example.com/sms\"",
-                    s.webhook_url
-                )),
+                None => problems.push(
+                    "sms.webhook_url: must be an https:// URL, e.g. \
+                     \"https://api.example.com/sms\""
+                        .into(),
+                ),
                 Some(_)
                     if s.webhook_url.split(['?', '#']).next().is_some_and(|u| {
                         u.split_once("://").is_some_and(|(_, rest)| {
@@ -302,16 +303,16 @@ impl Config {
                         })
                     }) =>
                 {
-                    problems.push(format!(
-                        "sms.webhook_url = {:?}: no user or password in the URL (herarx.toml is \
+                    problems.push(
+                        "sms.webhook_url: no user or password in the URL (herarx.toml is \
                          world-readable): put the token in sms.webhook_secret_file and use \
-                         {{secret}} in sms.webhook_headers",
-                        s.webhook_url
-                    ))
+                         {secret} in sms.webhook_headers"
+                            .into(),
+                    )
                 }
                 Some((false, host)) if !is_loopback_host(&host) => problems.push(format!(
-                    "sms.webhook_url = {:?}: plain http only to this machine; use https://",
-                    s.webhook_url
+                    "sms.webhook_url (host {host:?}): plain http only to this machine; use \
+                     https://"
                 )),
                 Some(_) => {}
             },

@@ -193,6 +193,24 @@ pub fn mask_email(addr: &str) -> String {
 }
 
 /// "+441234567123" → "+44 ••• ••• 123": the country code and the last 3 digits, nothing more.
+/// `text` with every occurrence of `address` (any case) replaced by its mask.
+pub fn without_address(text: &str, address: &str) -> String {
+    if address.is_empty() || !text.is_ascii() || !address.is_ascii() {
+        return text.replace(address, &mask_email(address));
+    }
+    let lower = text.to_ascii_lowercase();
+    let needle = address.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    for (at, _) in lower.match_indices(&needle) {
+        out.push_str(&text[rest..at]);
+        out.push_str(&mask_email(address));
+        rest = at + needle.len();
+    }
+    out.push_str(&text[rest..]);
+    out
+}
+
 pub fn mask_phone(num: &str) -> String {
     let digits: String = num.chars().filter(char::is_ascii_digit).collect();
     if digits.len() < 8 {

@@ -23,7 +23,7 @@ pub fn send(
     body: &str,
 ) -> Result<(), DeliveryError> {
     let timeout = Duration::from_secs(config.timeout_seconds.clamp(1, 120));
-    match config.transport.as_str() {
+    let sent = match config.transport.as_str() {
         "sendmail" => {
             let message = build_message(config, hostname, to, subject, body)?;
             send_sendmail(config, &message, timeout)
@@ -38,7 +38,10 @@ pub fn send(
         other => Err(DeliveryError::NotConfigured(format!(
             "email.transport = {other:?} is not \"sendmail\" or \"smtp\""
         ))),
-    }
+    };
+    // A server or a sendmail may quote the recipient: errors (for the audit trail and the
+    // log) name it masked.
+    sent.map_err(|e| e.map_text(|text| super::contact::without_address(text, to)))
 }
 
 /// A usable host name for Message-ID, HELO and the default From: `hostname` if it is a

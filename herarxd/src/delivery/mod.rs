@@ -33,6 +33,18 @@ pub enum DeliveryError {
     TimedOut(String),
 }
 
+impl DeliveryError {
+    /// The same error with its text passed through `f`.
+    pub(crate) fn map_text(self, f: impl FnOnce(&str) -> String) -> DeliveryError {
+        match self {
+            DeliveryError::NotConfigured(s) => DeliveryError::NotConfigured(f(&s)),
+            DeliveryError::Refused(s) => DeliveryError::Refused(f(&s)),
+            DeliveryError::Failed(s) => DeliveryError::Failed(f(&s)),
+            DeliveryError::TimedOut(s) => DeliveryError::TimedOut(f(&s)),
+        }
+    }
+}
+
 impl fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -63,14 +75,6 @@ impl Delivery {
             sms: config.sms.clone(),
             hostname: hostname.trim().to_owned(),
         }
-    }
-
-    pub fn email_enabled(&self) -> bool {
-        matches!(self.email.transport.as_str(), "sendmail" | "smtp")
-    }
-
-    pub fn sms_enabled(&self) -> bool {
-        matches!(self.sms.gateway.as_str(), "command" | "webhook")
     }
 
     /// One plain-text email. `to` is an already validated address.

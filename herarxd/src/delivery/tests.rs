@@ -859,10 +859,9 @@ fn from_config_and_enabled() {
         "[email]\ntransport = \"sendmail\"\n[sms]\ngateway = \"command\"\ncommand = [\"/bin/true\"]\n",
     )
     .unwrap();
-    let d = Delivery::from_config(&config, "host.example.org");
-    assert!(d.email_enabled() && d.sms_enabled());
+    assert!(config.email_enabled() && config.sms_enabled());
     let off = Delivery::from_config(&Config::default(), "h");
-    assert!(!off.email_enabled() && !off.sms_enabled());
+    assert!(!Config::default().email_enabled() && !Config::default().sms_enabled());
     assert!(matches!(
         off.send_email("jane@example.com", "s", "b"),
         Err(DeliveryError::NotConfigured(_))
@@ -915,4 +914,45 @@ fn starttls_is_required_not_opportunistic() {
         "{commands:?}"
     );
     assert!(data.is_empty());
+}
+
+#[test]
+fn delivery_errors_are_scrubbed_of_the_destination() {
+    use super::contact::without_address;
+    assert_eq!(
+        without_address("550 <Jane@Example.com>: rejected", "jane@example.com"),
+        "550 <j***@example.com>: rejected"
+    );
+    assert_eq!(
+        without_address("timed out", "jane@example.com"),
+        "timed out"
+    );
+    // A number is a digit run: masked wherever a server's or a command's words are kept.
+    assert_eq!(
+        super::command::first_line(b"no route to +441234567123\n"),
+        "no route to +######"
+    );
+}
+
+#[test]
+fn a_sendmail_quoting_the_recipient_is_reported_with_it_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("sendmail");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat >/dev/null\necho 'Jane@example.com: unknown user' >&2\nexit 67\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = Config::parse(&format!(
+        "[email]\ntransport = \"sendmail\"\nsendmail_command = [\"{}\"]\n",
+        script.display()
+    ))
+    .unwrap();
+    let e = Delivery::from_config(&config, "h")
+        .send_email("jane@example.com", "s", "b")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("j***@example.com: unknown user"), "{e}");
+    assert!(!e.to_lowercase().contains("jane@"), "{e}");
 }

@@ -322,30 +322,6 @@ pub(crate) fn detail_of(key: &MasterKey, user: &str, row: &FactorRow) -> String 
     }
 }
 
-/// `text` (a delivery error: a server may quote the recipient) with `destination` masked, so
-/// that audit rows and logs never hold an address or number in clear.
-pub fn scrub(text: &str, kind: &str, destination: &str) -> String {
-    if destination.is_empty() {
-        return text.to_owned();
-    }
-    let masked = mask(kind, destination);
-    let lower = text.to_lowercase();
-    let needle = destination.to_lowercase();
-    // Lowercasing keeps byte offsets only for ASCII; anything else is left as it is.
-    if lower.len() != text.len() {
-        return text.replace(destination, &masked);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = 0;
-    for (at, _) in lower.match_indices(&needle) {
-        out.push_str(&text[rest..at]);
-        out.push_str(&masked);
-        rest = at + needle.len();
-    }
-    out.push_str(&text[rest..]);
-    out
-}
-
 /// `j***@example.com`, `+44 ••• ••• 123`.
 pub fn mask(kind: &str, destination: &str) -> String {
     if kind == KIND_EMAIL {

@@ -416,20 +416,3 @@ fn codes_sent_to_a_replaced_address_die_with_it() {
         VerifyOutcome::Accepted { .. }
     ));
 }
-
-#[test]
-fn delivery_errors_are_scrubbed_of_the_destination() {
-    assert_eq!(
-        scrub(
-            "550 <Jane@Example.com>: rejected",
-            KIND_EMAIL,
-            "jane@example.com"
-        ),
-        "550 <j***@example.com>: rejected"
-    );
-    assert_eq!(
-        scrub("no route to +441234567123", KIND_SMS, "+441234567123"),
-        "no route to +44 ••• ••• 123"
-    );
-    assert_eq!(scrub("timed out", KIND_SMS, "+441234567123"), "timed out");
-}
