@@ -413,6 +413,7 @@ fn enrolment_inside_the_login_shows_a_qr_then_backup_codes_and_succeeds() {
     assert_eq!(step.action, Action::Success);
     // No secret or code in the log.
     let key_b32 = data_encoding::BASE32_NOPAD.encode(&secret);
+    assert!(!h.log.lines().is_empty(), "the login logged nothing");
     for l in h.log.lines() {
         assert!(
             !l.contains(&key_b32) && !l.contains(&right) && !l.contains(codes[1]),

@@ -125,6 +125,10 @@ fn a_backup_code_logs_in_once_not_twice_not_after_regeneration_not_for_another_u
 
     // No code shows in the daemon's log or in the audit table.
     let all: Vec<&String> = set.iter().chain(&new_set).collect();
+    assert!(
+        !w.daemon.logs.lines().is_empty(),
+        "the daemon logged nothing"
+    );
     for l in w.daemon.logs.lines() {
         for c in &all {
             assert!(!l.contains(c.as_str()), "log line leaks a code: {l}");

@@ -385,7 +385,12 @@ fn a_texted_code_logs_in_once_and_a_wrong_or_reused_one_does_not() {
         all_text(&r.transcript)
     );
 
-    // No code in the daemon's log or the audit trail.
+    // No code in the daemon's log or the audit trail (both have rows to look at).
+    assert!(
+        !w.daemon.logs.lines().is_empty(),
+        "the daemon logged nothing"
+    );
+    assert!(!audit_reasons(&w).is_empty(), "the audit trail is empty");
     for c in [&c1, &c2, &c3] {
         for l in w.daemon.logs.lines() {
             assert!(!l.contains(c.as_str()), "log line leaks a code: {l}");

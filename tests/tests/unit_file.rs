@@ -173,6 +173,15 @@ fn the_delivery_drop_in_keeps_the_rest_of_the_hardening() {
         report.contains("IPAddressDeny="),
         "the IP allow list is still evaluated:\n{report}"
     );
+    // And it is the drop-in's: loopback only.
+    let allow_list = report
+        .lines()
+        .find(|l| l.contains("IPAddressDeny="))
+        .unwrap_or_default();
+    assert!(
+        allow_list.contains("only localhost"),
+        "the allow list is loopback only: {allow_list}"
+    );
 }
 
 #[test]

@@ -337,7 +337,14 @@ fn several_keys_plugged_in() {
         Err(DeviceError::NoCredentials)
     );
     // Enumeration through hidapi works (no real keys here: the virtual ones are not listed).
-    let _ = e.backend.list();
+    let listed = e.backend.list();
+    assert!(
+        listed
+            .iter()
+            .all(|d| e.keys.iter().all(|k| k.path != d.path)),
+        "udev cannot see the virtual keys, so hidapi lists none of them: {:?}",
+        listed.iter().map(|d| &d.path).collect::<Vec<_>>()
+    );
 }
 
 #[test]

@@ -97,7 +97,8 @@ fn an_address_is_added_only_with_the_code_sent_there_and_stays_sealed() {
     assert_eq!(infos[0].kind, "email");
     assert_eq!(infos[0].detail, "j***@example.com");
     // The database file holds neither the address nor the code.
-    let file = std::fs::read(dir.path().join(crate::store::DB_FILE)).unwrap_or_default();
+    let file = std::fs::read(dir.path().join(crate::store::DB_FILE)).unwrap();
+    assert!(!file.is_empty(), "the database file was read");
     let wal = std::fs::read(dir.path().join(format!("{}-wal", crate::store::DB_FILE)))
         .unwrap_or_default();
     for bytes in [file, wal] {
