@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use herarx_proto::{AdminUserStatus, AuditRecord, HerarxError, LockInfo, UserSummary, limits};
 
-use crate::logger::Severity;
 use crate::policy;
 use crate::state::{State, printable, valid_text};
 use crate::store::{AuditCtx, AuditEntry, AuditResult};
@@ -29,12 +28,7 @@ impl Admin {
     }
 
     fn record(&self, entry: &AuditEntry) {
-        if let Err(e) = self.state.store().record(entry) {
-            self.state
-                .log
-                .log(Severity::Error, &format!("cannot write an audit row: {e}"));
-        }
-        self.state.log.audit(entry);
+        self.state.record(entry);
     }
 
     /// Whether `uid` may act as an admin: root, or a member of the configured group. May
@@ -154,15 +148,13 @@ impl Admin {
     pub fn reset(&self, uid: u32, user: &str, now: u64) -> Result<u32, HerarxError> {
         let ctx = self.authorize_user(uid, "admin-reset", user, now)?;
         // The user hears of it at the addresses the reset is about to remove.
-        let emails = self.state.user_emails(&ctx.user);
+        let emails = self
+            .state
+            .alert_emails(&ctx.user, crate::alerts::AlertKind::AdminReset);
         let result = self.state.store().admin_reset(&ctx, now);
         let (counts, entry) = result.map_err(|e| self.state.internal("resetting a user", &e))?;
         self.state.log.audit(&entry);
-        let config = self.state.config();
-        self.state.alerts.raise(
-            &config,
-            &self.state.hostname,
-            &self.state.log,
+        self.state.alert_to(
             crate::alerts::Alert {
                 kind: crate::alerts::AlertKind::AdminReset,
                 user: ctx.user.clone(),

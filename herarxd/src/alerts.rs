@@ -268,46 +268,39 @@ impl Alerts {
 impl crate::state::State {
     /// Raises an alert about `user`, sending it to their verified email addresses too.
     pub fn alert(&self, alert: Alert) {
+        let emails = self.alert_emails(&alert.user, alert.kind);
+        self.alert_to(alert, emails);
+    }
+
+    /// Raises an alert, to `emails` as the user's addresses (read with [`Self::alert_emails`]
+    /// before a change that removes them: a removal, an admin reset).
+    pub fn alert_to(&self, alert: Alert, emails: Vec<String>) {
         let config = self.config();
-        if !alert.kind.enabled(&config) {
-            return;
-        }
-        let emails = if config.alerts.to_user && config.email_enabled() {
-            match self.store().contacts(&alert.user) {
-                Ok(all) => all
-                    .into_iter()
-                    .filter(|c| c.kind == KIND_EMAIL)
-                    .map(|c| c.destination)
-                    .collect(),
-                Err(e) => {
-                    self.log.log(
-                        Severity::Error,
-                        &format!(
-                            "alert for {}: cannot read the user's addresses: {e}",
-                            alert.user
-                        ),
-                    );
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
-        };
         self.alerts
             .raise(&config, &self.hostname, &self.log, alert, emails);
     }
 
-    /// The user's verified email addresses (for an alert about a change that removes them).
-    pub fn user_emails(&self, user: &str) -> Vec<String> {
-        self.store()
-            .contacts(user)
-            .map(|all| {
-                all.into_iter()
-                    .filter(|c| c.kind == KIND_EMAIL)
-                    .map(|c| c.destination)
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The user's verified email addresses an alert of `kind` goes to: none when policy sends
+    /// it nowhere, so that nothing is read (or decrypted) for nothing.
+    pub fn alert_emails(&self, user: &str, kind: AlertKind) -> Vec<String> {
+        let config = self.config();
+        if !(kind.enabled(&config) && config.alerts.to_user && config.email_enabled()) {
+            return Vec::new();
+        }
+        match self.store().contacts(user) {
+            Ok(all) => all
+                .into_iter()
+                .filter(|c| c.kind == KIND_EMAIL)
+                .map(|c| c.destination)
+                .collect(),
+            Err(e) => {
+                self.log.log(
+                    Severity::Error,
+                    &format!("alert for {user}: cannot read the user's addresses: {e}"),
+                );
+                Vec::new()
+            }
+        }
     }
 }
 

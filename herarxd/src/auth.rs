@@ -98,7 +98,7 @@ pub struct Caller {
 }
 
 /// What a user can answer with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Methods {
     totp: bool,
     backup_codes: u32,
@@ -1122,13 +1122,7 @@ impl Logins {
     }
 
     fn record(&self, entry: &crate::store::AuditEntry) {
-        let written = self.state.store().record(entry);
-        if let Err(e) = written {
-            self.state
-                .log
-                .log(Severity::Error, &format!("cannot write an audit row: {e}"));
-        }
-        self.state.log.audit(entry);
+        self.state.record(entry);
     }
 }
 

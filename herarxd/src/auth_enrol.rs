@@ -48,18 +48,8 @@ impl Logins {
             stage: Stage::Enrol {
                 pending_id: n.id.clone(),
             },
-            methods: Methods {
-                totp: false,
-                backup_codes: 0,
-                keys: 0,
-                key_pin: false,
-                keys_first: false,
-                key_then_code: false,
-                contacts: 0,
-                contact_first: false,
-                email: false,
-                sms: false,
-            },
+            // Enrolling: no method yet.
+            methods: Methods::default(),
             step: Step::prompt(ENROL_PROMPT).with_message(text.as_str()),
             remember: Vec::new(),
             contacts: Vec::new(),

@@ -124,12 +124,7 @@ pub fn reload(state: &State, args: &Args, now: u64) -> Outcome {
             (Outcome::Refused { path, problems }, entry)
         }
     };
-    if let Err(e) = state.store().record(&entry) {
-        state
-            .log
-            .log(Severity::Error, &format!("cannot write an audit row: {e}"));
-    }
-    state.log.audit(&entry);
+    state.record(&entry);
     outcome
 }
 

@@ -52,7 +52,7 @@ pub(crate) fn no_such_factor() -> HerarxError {
     )
 }
 
-fn step_up_too_long() -> HerarxError {
+pub(crate) fn step_up_too_long() -> HerarxError {
     HerarxError::InvalidArgument(
         "The step-up code is too long: give the code your authenticator shows, or a backup \
          code."
@@ -102,13 +102,7 @@ impl SelfService {
     }
 
     pub(crate) fn record(&self, entry: &AuditEntry) {
-        if let Err(e) = self.state.store().record(entry) {
-            self.state.log.log(
-                crate::logger::Severity::Error,
-                &format!("cannot write an audit row: {e}"),
-            );
-        }
-        self.state.log.audit(entry);
+        self.state.record(entry);
     }
 
     /// The alert for a method added to or removed from the caller's account. `emails`: the
@@ -150,14 +144,7 @@ impl SelfService {
             service: "herarxctl".into(),
             what,
         };
-        let config = self.state.config();
-        self.state.alerts.raise(
-            &config,
-            &self.state.hostname,
-            &self.state.log,
-            alert,
-            emails,
-        );
+        self.state.alert_to(alert, emails);
     }
 
     /// [`SelfService::alert_method_change_to`] the user's addresses as they are now.
@@ -168,7 +155,12 @@ impl SelfService {
         added: bool,
         now: u64,
     ) {
-        let emails = self.state.user_emails(&ctx.user);
+        let kind = if added {
+            crate::alerts::AlertKind::MethodAdded
+        } else {
+            crate::alerts::AlertKind::MethodRemoved
+        };
+        let emails = self.state.alert_emails(&ctx.user, kind);
         self.alert_method_change_to(ctx, info, added, emails, now);
     }
 
@@ -394,7 +386,9 @@ impl SelfService {
             .map_err(|e| self.state.internal("reading the factors", &e))?
             .into_iter()
             .find(|f| f.id == id);
-        let emails = self.state.user_emails(&ctx.user);
+        let emails = self
+            .state
+            .alert_emails(&ctx.user, crate::alerts::AlertKind::MethodRemoved);
         let result = {
             let mut store = self.state.store();
             if touched {

@@ -5,7 +5,9 @@
 use herarx_proto::{FactorInfo, HerarxError, limits};
 
 use crate::delivery::{Delivery, contact};
-use crate::selfservice::{SelfService, no_such_factor, step_up_refusal, too_many_factors};
+use crate::selfservice::{
+    SelfService, no_such_factor, step_up_refusal, step_up_too_long, too_many_factors,
+};
 use crate::sent_text::{self, CodeUse};
 use crate::state::valid_text;
 use crate::store::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
@@ -147,9 +149,7 @@ impl SelfService {
         self.check_name(&ctx, &method, name, now)?;
         if step_up_code.len() > limits::ANSWER_MAX {
             self.refuse(&ctx, &method, now, "step-up code too long");
-            return Err(HerarxError::InvalidArgument(
-                "The step-up code is too long: give a current code, or a backup code.".into(),
-            ));
+            return Err(step_up_too_long());
         }
         let result = {
             let mut store = self.state.store();

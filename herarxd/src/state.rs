@@ -87,6 +87,16 @@ impl State {
         }
     }
 
+    /// Writes an audit row and logs it; a row the store cannot take is logged as an error
+    /// (the decision stands: it was made, and the log line still records it).
+    pub fn record(&self, entry: &crate::store::AuditEntry) {
+        if let Err(e) = self.store().record(entry) {
+            self.log
+                .log(Severity::Error, &format!("cannot write an audit row: {e}"));
+        }
+        self.log.audit(entry);
+    }
+
     /// Logs a store failure in full and returns the error the caller sees.
     pub fn internal(&self, what: &str, e: &StoreError) -> HerarxError {
         self.log.log(Severity::Error, &format!("{what}: {e}"));

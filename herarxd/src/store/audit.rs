@@ -143,7 +143,6 @@ pub fn insert(conn: &Connection, e: &AuditEntry) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The last `limit` rows, newest first (admin reads and tests).
 /// Drops up to `batch` of the oldest rows older than `before` (unix seconds). Returns how many.
 pub fn purge_older_than(conn: &Connection, before: u64, batch: u32) -> rusqlite::Result<usize> {
     conn.prepare_cached(
@@ -153,6 +152,7 @@ pub fn purge_older_than(conn: &Connection, before: u64, batch: u32) -> rusqlite:
     .execute((super::to_sql(before), batch))
 }
 
+/// The last `limit` rows, newest first (admin reads and tests).
 pub fn recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut stmt = conn.prepare_cached(
         "SELECT time, user, caller_uid, service, rhost, remote, method, result, reason
