@@ -23,6 +23,7 @@ use crate::store::backup_codes::FEW_LEFT;
 use crate::store::factors::{Accept, VerifyOutcome};
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
 use crate::totp::Rejection;
+use crate::users::{Account, Lookup};
 
 #[path = "auth_enrol.rs"]
 mod enrol;
@@ -95,6 +96,10 @@ pub struct Caller {
     /// The kernel audit session id of the calling process ([`NO_SESSION`] when it has none or
     /// was not looked up because session trust is off).
     pub session: u32,
+    /// The calling process's login uid (`/proc/PID/loginuid`, set by `pam_loginuid` at the
+    /// login that began its session and inherited by every process of it); `None` when unset
+    /// or not looked up. Session trust holds only where it is the user's own uid.
+    pub login_uid: Option<u32>,
 }
 
 /// What a user can answer with.
@@ -453,18 +458,6 @@ impl Logins {
         self.table().by_id.len()
     }
 
-    /// Whether `begin` may look up accounts or groups (NSS, which may block on LDAP or SSSD):
-    /// the D-Bus layer then runs it on the blocking pool. Under the default policy it does not,
-    /// and the login path stays on the runtime's thread.
-    pub fn may_block(&self) -> bool {
-        let config = self.state.config();
-        // (Sending a code by email or text happens in an `Answer` after a `Wait` step, never
-        // in `Begin`.)
-        !config.login.exempt_groups.is_empty()
-            || !config.login.required_groups.is_empty()
-            || config.no_factor_policy() == Some(crate::config::NoFactorPolicy::Enroll)
-    }
-
     /// Whether session trust is on: the D-Bus layer then looks up each caller's audit session.
     pub fn session_trust(&self) -> bool {
         self.state.config().session_trust_seconds() > 0
@@ -530,15 +523,24 @@ impl Logins {
                 "Invalid login request: {problem}."
             )));
         }
+        // Every spelling of one account is that account (see `users`): the login is keyed by
+        // the canonical name from here on. A name NSS does not know goes on as typed, exactly
+        // as a known user without a factor would (no enumeration).
+        let account = self.state.users.account(user);
+        let (key, uid) = match &account {
+            Lookup::Known(a) => (a.name.clone(), Some(a.uid)),
+            Lookup::Unknown => (user.to_owned(), None),
+            Lookup::NoCanonicalName(uid) => (user.to_owned(), Some(*uid)),
+        };
         let ctx = AuditCtx {
-            user: user.to_owned(),
+            user: key,
             service: service.to_owned(),
             rhost: rhost.to_owned(),
             ..ctx
         };
         // Root (sshd, login, sudo) may authenticate anyone; anyone else (a screen locker)
         // only themselves. Unknown and other users get the same answer.
-        if caller.uid != 0 && self.state.users.uid_of(user) != Some(caller.uid) {
+        if caller.uid != 0 && uid != Some(caller.uid) {
             let entry = ctx.entry(
                 now,
                 "begin",
@@ -551,6 +553,34 @@ impl Logins {
                     .into(),
             ));
         }
+        let account = match account {
+            Lookup::Known(a) => {
+                if a.name != user {
+                    self.state.log.log(
+                        Severity::Info,
+                        &format!(
+                            "login name {:?} is account {} (uid {}): keyed by that name",
+                            printable(user),
+                            a.name,
+                            a.uid
+                        ),
+                    );
+                }
+                Some(a)
+            }
+            Lookup::Unknown => None,
+            Lookup::NoCanonicalName(uid) => {
+                refuse(&format!(
+                    "the account's uid {uid} has no name in NSS (getpwuid failed)"
+                ));
+                return Err(HerarxError::Internal(
+                    "herarxd could not resolve this account's canonical name (the directory \
+                     answered the name but not its uid); check NSS (getent passwd), then try \
+                     again."
+                        .into(),
+                ));
+            }
+        };
         let scope = match scope_of(rhost) {
             Scope::Local if remote => Scope::Remote(match crate::config::rhost_address(rhost) {
                 Some(a) => a.to_string(),
@@ -559,7 +589,7 @@ impl Logins {
             }),
             scope => scope,
         };
-        let start = self.decide(&ctx, &scope, caller, ssh_auth_info, now)?;
+        let start = self.decide(&ctx, &scope, caller, account.as_ref(), ssh_auth_info, now)?;
         let run = match start {
             Start::Done(step) => return Ok((String::new(), step)),
             Start::Run(run) => *run,
@@ -612,6 +642,7 @@ impl Logins {
         ctx: &AuditCtx,
         scope: &Scope,
         caller: &Caller,
+        account: Option<&Account>,
         ssh_auth_info: &str,
         now: u64,
     ) -> Result<Start, HerarxError> {
@@ -623,7 +654,13 @@ impl Logins {
         };
         let skip = |reason: String| skip_as("none", reason);
         // Already verified in this very login session (sudo, a screen locker): nothing to ask.
+        // Only for a local login, and only from a process whose session was begun by this very
+        // user (its login uid): a daemon started by hand inside the session (an sshd on a
+        // second port) inherits the session id, and so does `su` to another user.
+        let session_user = account.is_some_and(|a| caller.login_uid == Some(a.uid));
         if config.session_trust_seconds() > 0
+            && !ctx.remote
+            && session_user
             && let Some(trust) = self.state.sessions.trusted(caller.session, user, now)
         {
             return skip_as(
@@ -745,9 +782,9 @@ impl Logins {
         }
         // No factor: what policy says for this user, here, now.
         let requirement = policy::requirement(&config, self.state.users.as_ref(), user);
-        // Only enrolment needs to know whether the account exists (NSS: see `may_block`).
+        // Only enrolment needs to know whether the account exists.
         let enrolling = config.no_factor_policy() == Some(crate::config::NoFactorPolicy::Enroll);
-        let known = enrolling && self.state.users.uid_of(user).is_some();
+        let known = enrolling && account.is_some();
         let window_start = if known && requirement.required {
             self.state
                 .store()

@@ -10,6 +10,7 @@ use crate::ssh_info;
 use crate::state::printable;
 use crate::store::remembered::{KIND_ADDRESS, KIND_SSH_KEY};
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
+use crate::users::Lookup;
 
 impl Logins {
     /// Whether this connection already proved what a second factor would (a FIDO-backed SSH
@@ -62,11 +63,15 @@ impl Logins {
                 remember.push((KIND_SSH_KEY, k.fingerprint.clone(), key_seconds));
             }
         }
-        // Any client address counts here, loopback ones included (a remembered 127.0.0.2 is
-        // as good as any): what matters is that a code passed from it before.
+        // Only a remote login's address, as root's login program (sshd) reports it, and never a
+        // loopback one: a non-root caller (a screen locker) could claim any rhost, and after one
+        // code from 127.0.0.1 every login relayed through this host (port forwards, web
+        // terminals, onion services) would come from a remembered address.
         let source = match scope {
-            Scope::Remote(source) => Some(source.clone()),
-            Scope::Local => crate::config::rhost_address(&ctx.rhost).map(|a| a.to_string()),
+            Scope::Remote(source) if caller.uid == 0 => crate::config::rhost_address(&ctx.rhost)
+                .filter(|a| !a.is_loopback())
+                .map(|_| source.clone()),
+            _ => None,
         };
         if let (Some(source), Some(seconds)) = (source.as_ref(), config.address_memory_seconds()) {
             let (opted_in, until) = {
@@ -182,8 +187,17 @@ impl Logins {
             ));
         }
         let seconds = self.state.config().session_trust_seconds();
-        let opened =
-            self.state
+        let account = self.state.users.account(user);
+        let user = match &account {
+            Lookup::Known(a) => a.name.as_str(),
+            _ => user,
+        };
+        // The session must be this user's own (its login uid, set by `pam_loginuid` in this
+        // very login): a ticket cannot lend trust to a session begun by someone else.
+        let own_session = matches!(&account, Lookup::Known(a) if caller.login_uid == Some(a.uid));
+        let opened = own_session
+            && self
+                .state
                 .sessions
                 .open(ticket, user, caller.session, caller_pid, seconds, now);
         let ctx = AuditCtx {
@@ -201,6 +215,13 @@ impl Logins {
                 AuditResult::Refused,
                 "the session hook's process has no audit session: put pam_loginuid before \
                  pam_herarx in the session stack"
+                    .to_owned(),
+            )
+        } else if !own_session {
+            (
+                AuditResult::Refused,
+                "the session was not begun by this user (its login uid is not theirs): put \
+                 pam_loginuid before pam_herarx in the session stack"
                     .to_owned(),
             )
         } else {
@@ -225,6 +246,10 @@ impl Logins {
                 "Only root (the login program's session hook) may close a trusted session.".into(),
             ));
         }
-        Ok(self.state.sessions.close(caller.session, user, caller_pid))
+        let user = match self.state.users.account(user) {
+            Lookup::Known(a) => a.name,
+            _ => user.to_owned(),
+        };
+        Ok(self.state.sessions.close(caller.session, &user, caller_pid))
     }
 }

@@ -77,12 +77,15 @@ fn root() -> Caller {
         bus_name: ":1.7".into(),
         uid: 0,
         session: NO_SESSION,
+        login_uid: None,
     }
 }
 
+/// A login through `login` (not `sshd`, which is remote whatever its rhost): `rhost` empty is
+/// the console.
 fn begin(h: &Harness, user: &str, rhost: &str) -> (String, Step) {
     h.logins
-        .begin(&root(), user, "sshd", rhost, "", "", NOW)
+        .begin(&root(), user, "login", rhost, "", "", NOW)
         .unwrap()
 }
 
@@ -915,6 +918,7 @@ fn only_root_or_the_user_may_begin() {
         bus_name: ":1.9".into(),
         uid: 1000,
         session: NO_SESSION,
+        login_uid: None,
     };
     assert!(
         h.logins
@@ -995,6 +999,7 @@ fn expired_transactions_are_pruned_and_connections_leaving_drop_theirs() {
         bus_name: ":1.99".into(),
         uid: 0,
         session: NO_SESSION,
+        login_uid: None,
     };
     h.logins
         .begin(&other, "alice", "sshd", "", "", "", NOW + 100)
@@ -1022,6 +1027,7 @@ fn one_connection_may_hold_only_so_many_transactions() {
         bus_name: ":1.8".into(),
         uid: 0,
         session: NO_SESSION,
+        login_uid: None,
     };
     assert!(
         h.logins
@@ -1230,6 +1236,7 @@ fn a_trusted_network_neither_lets_others_in_nor_is_locked() {
         bus_name: ":1.9".into(),
         uid: 1001,
         session: NO_SESSION,
+        login_uid: None,
     };
     let e = h
         .logins

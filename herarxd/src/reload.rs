@@ -258,6 +258,7 @@ mod tests {
             bus_name: ":1.7".into(),
             uid: 0,
             session: crate::sessions::NO_SESSION,
+            login_uid: None,
         };
         let (id, _) = h
             .logins

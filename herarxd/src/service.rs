@@ -66,17 +66,22 @@ impl BusDriver {
     ) -> Result<(Caller, u32), HerarxError> {
         let bus_name = sender_of(hdr)?;
         let uid = self.uid_of(conn, &bus_name).await?;
-        let (pid, session) = if with_session {
+        let (pid, session, login_uid) = if with_session {
             let pid = self.pid_of(conn, &bus_name).await?;
-            (pid, crate::sessions::session_of(pid))
+            (
+                pid,
+                crate::sessions::session_of(pid),
+                crate::sessions::login_uid_of(pid),
+            )
         } else {
-            (0, crate::sessions::NO_SESSION)
+            (0, crate::sessions::NO_SESSION, None)
         };
         Ok((
             Caller {
                 bus_name,
                 uid,
                 session,
+                login_uid,
             },
             pid,
         ))
@@ -143,20 +148,8 @@ impl AuthInterface {
             .bus
             .caller(conn, &hdr, self.logins.session_trust())
             .await?;
-        // Root (sshd, login, sudo) may verify anyone: no user lookup is needed, unless the
-        // policy names groups. Anyone else is checked against the user's uid, which goes
-        // through NSS, and NSS may block.
-        if caller.uid == 0 && !self.logins.may_block() {
-            return self.logins.begin(
-                &caller,
-                &user,
-                &service,
-                &rhost,
-                &tty,
-                &ssh_auth_info,
-                unix_now(),
-            );
-        }
+        // Every login resolves its user through NSS (one canonical account for every
+        // spelling), and NSS may block: off the runtime's thread.
         let logins = self.logins.clone();
         blocking(move || {
             logins.begin(
@@ -182,8 +175,8 @@ impl AuthInterface {
     ) -> Result<bool, HerarxError> {
         let (caller, pid) = self.bus.caller(conn, &hdr, true).await?;
         let ticket = Zeroizing::new(ticket);
-        self.logins
-            .open_session(&caller, pid, &user, &ticket, unix_now())
+        let logins = self.logins.clone();
+        blocking(move || logins.open_session(&caller, pid, &user, &ticket, unix_now())).await
     }
 
     /// From the module's session hook at logout: ends the caller's session trust.
@@ -194,7 +187,8 @@ impl AuthInterface {
         user: String,
     ) -> Result<bool, HerarxError> {
         let (caller, pid) = self.bus.caller(conn, &hdr, true).await?;
-        self.logins.close_session(&caller, pid, &user)
+        let logins = self.logins.clone();
+        blocking(move || logins.close_session(&caller, pid, &user)).await
     }
 
     /// Answers the current prompt of a transaction begun on this connection.

@@ -6,8 +6,13 @@
 //! caller's kernel audit session id (`/proc/PID/sessionid`) for that user until logout or the
 //! policy's time. Every process of the session (the shell, `sudo`, a screen locker) inherits
 //! that id, and no process can change its own without `CAP_AUDIT_CONTROL`, so a user cannot
-//! slip another session in. Kept in memory only: a daemon restart (or a reboot, which reuses
-//! session ids) forgets every trust, and users are asked again: the safe side.
+//! slip another session in. A trust is keyed by (session, user), and it is opened and used only
+//! where the process's login uid (`/proc/PID/loginuid`, inherited the same way) is that user's
+//! uid, and only for logins that are not remote: `su bob` inside alice's session neither gets
+//! nor replaces her trust, and a daemon started by hand inside the session (an sshd on a second
+//! port) cannot pass its remote logins through it. Kept in memory only: a daemon restart (or a
+//! reboot, which reuses session ids) forgets every trust, and users are asked again: the safe
+//! side.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -26,7 +31,6 @@ struct Ticket {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trust {
-    pub user: String,
     /// The process that opened it (sshd's or login's): only it may close it, so that the
     /// session hooks of a `sudo` inside the session do not end the session's trust.
     pub opener: u32,
@@ -36,7 +40,8 @@ pub struct Trust {
 #[derive(Default)]
 struct Tables {
     tickets: HashMap<String, Ticket>,
-    sessions: HashMap<u32, Trust>,
+    /// By (audit session, canonical user name).
+    sessions: HashMap<(u32, String), Trust>,
 }
 
 #[derive(Default)]
@@ -101,9 +106,8 @@ impl Sessions {
             return false;
         }
         t.sessions.insert(
-            session,
+            (session, user.to_owned()),
             Trust {
-                user: user.to_owned(),
                 opener,
                 expires: now.saturating_add(seconds),
             },
@@ -118,8 +122,8 @@ impl Sessions {
         }
         self.lock()
             .sessions
-            .get(&session)
-            .filter(|s| s.user == user && s.expires > now)
+            .get(&(session, user.to_owned()))
+            .filter(|s| s.expires > now)
             .cloned()
     }
 
@@ -128,22 +132,29 @@ impl Sessions {
         let mut t = self.lock();
         t.tickets.retain(|_, k| k.user != user);
         let before = t.sessions.len();
-        t.sessions.retain(|_, s| s.user != user);
+        t.sessions.retain(|(_, u), _| u != user);
         before - t.sessions.len()
     }
 
     /// Ends the trust of `session` when `closer` opened it for `user`.
     pub fn close(&self, session: u32, user: &str, closer: u32) -> bool {
         let mut t = self.lock();
-        let mine = t
-            .sessions
-            .get(&session)
-            .is_some_and(|s| s.user == user && s.opener == closer);
+        let key = (session, user.to_owned());
+        let mine = t.sessions.get(&key).is_some_and(|s| s.opener == closer);
         if mine {
-            t.sessions.remove(&session);
+            t.sessions.remove(&key);
         }
         mine
     }
+}
+
+/// The login uid of process `pid` (set by `pam_loginuid`, inherited by the whole session);
+/// `None` when unset (`4294967295`) or the process is gone.
+pub fn login_uid_of(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/loginuid"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|u| *u != u32::MAX)
 }
 
 /// The kernel audit session id of process `pid`; [`NO_SESSION`] when it has none or is gone.
@@ -206,6 +217,32 @@ mod tests {
             "the pending ticket went too"
         );
         assert!(s.trusted(8, "bob", 103).is_some());
+    }
+
+    #[test]
+    fn another_users_trust_in_the_same_session_replaces_nothing() {
+        let s = Sessions::default();
+        s.issue("a", "alice", 100);
+        assert!(s.open("a", "alice", 7, 500, 3600, 101));
+        // `su bob` inside alice's session, had it a ticket of bob's.
+        s.issue("b", "bob", 100);
+        assert!(s.open("b", "bob", 7, 600, 3600, 101));
+        assert!(s.trusted(7, "alice", 102).is_some(), "alice's trust stands");
+        assert!(s.close(7, "bob", 600));
+        assert!(s.trusted(7, "alice", 102).is_some(), "bob's logout is his");
+        assert!(
+            !s.close(7, "alice", 600),
+            "bob's su cannot end alice's trust"
+        );
+    }
+
+    #[test]
+    fn this_process_has_a_login_uid_or_none() {
+        let shown = std::fs::read_to_string("/proc/self/loginuid").unwrap();
+        let shown: u32 = shown.trim().parse().unwrap();
+        let expected = (shown != u32::MAX).then_some(shown);
+        assert_eq!(login_uid_of(std::process::id()), expected);
+        assert_eq!(login_uid_of(u32::MAX - 1), None, "no such process");
     }
 
     #[test]

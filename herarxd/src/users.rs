@@ -1,7 +1,34 @@
 //! Account lookups through NSS (getpwnam/getpwuid), behind a trait so the login logic can be
 //! tested with a fixed table.
+//!
+//! One account can answer to several names: two passwd entries sharing a uid, SSSD or winbind
+//! answering `Alice` and `alice@example.com` for `alice`. Herarx keys everything (factors,
+//! lockouts, remembered keys, session trust) by the account's *canonical* name: the name its
+//! uid resolves back to (`getpwuid(getpwnam(typed)->pw_uid)->pw_name`), which is also the
+//! name self-service enrols under. So every spelling of one account finds the same factors
+//! and the same failure counters.
 
 use std::collections::HashMap;
+
+/// An account as NSS knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The uid's own name: the key of everything Herarx stores for the account.
+    pub name: String,
+    pub uid: u32,
+}
+
+/// What NSS says of a name typed at a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Known(Account),
+    /// No such account: the login goes on as for a known user without a factor, under the
+    /// name as typed (no enumeration).
+    Unknown,
+    /// The name resolves to a uid that does not resolve back to a name: NSS is inconsistent
+    /// (a directory half down). Logins fail closed rather than guess a key.
+    NoCanonicalName(u32),
+}
 
 /// Name ⇄ uid of local accounts.
 pub trait UserDb: Send + Sync {
@@ -12,6 +39,20 @@ pub trait UserDb: Send + Sync {
     /// The names of the groups `name` belongs to (its primary group included); `None` when
     /// there is no such account.
     fn groups_of(&self, name: &str) -> Option<Vec<String>>;
+
+    /// The account `name` stands for, under its canonical name.
+    fn account(&self, name: &str) -> Lookup {
+        let Some(uid) = self.uid_of(name) else {
+            return Lookup::Unknown;
+        };
+        match self.name_of(uid) {
+            Some(canonical) => Lookup::Known(Account {
+                name: canonical,
+                uid,
+            }),
+            None => Lookup::NoCanonicalName(uid),
+        }
+    }
 }
 
 /// The system's accounts. NSS may block (LDAP, SSSD): call it from a blocking thread.
@@ -52,21 +93,43 @@ impl UserDb for SystemUsers {
     }
 }
 
-/// A fixed table, for tests.
+/// A fixed table, for tests: entries in passwd order (a uid's name is its first entry's, as
+/// `getpwuid` answers over `/etc/passwd`); optionally answering names in any case, as SSSD
+/// with `case_sensitive = false` does.
 #[derive(Debug, Default, Clone)]
-pub struct FixedUsers(pub HashMap<String, u32>, pub HashMap<String, Vec<String>>);
+pub struct FixedUsers {
+    entries: Vec<(String, u32)>,
+    groups: HashMap<String, Vec<String>>,
+    any_case: bool,
+}
 
 impl FixedUsers {
     pub fn new(entries: &[(&str, u32)]) -> Self {
-        FixedUsers(
-            entries.iter().map(|(n, u)| ((*n).to_owned(), *u)).collect(),
-            HashMap::new(),
-        )
+        FixedUsers {
+            entries: entries.iter().map(|(n, u)| ((*n).to_owned(), *u)).collect(),
+            ..FixedUsers::default()
+        }
+    }
+
+    /// The same table answering names in any case.
+    pub fn case_insensitive(mut self) -> Self {
+        self.any_case = true;
+        self
+    }
+
+    fn entry(&self, name: &str) -> Option<&(String, u32)> {
+        self.entries.iter().find(|(n, _)| {
+            if self.any_case {
+                n.eq_ignore_ascii_case(name)
+            } else {
+                n == name
+            }
+        })
     }
 
     /// The same table with `user` a member of `groups`.
     pub fn with_groups(mut self, user: &str, groups: &[&str]) -> Self {
-        self.1.insert(
+        self.groups.insert(
             user.to_owned(),
             groups.iter().map(|g| (*g).to_owned()).collect(),
         );
@@ -76,19 +139,19 @@ impl FixedUsers {
 
 impl UserDb for FixedUsers {
     fn uid_of(&self, name: &str) -> Option<u32> {
-        self.0.get(name).copied()
+        self.entry(name).map(|(_, u)| *u)
     }
 
     fn name_of(&self, uid: u32) -> Option<String> {
-        self.0
+        self.entries
             .iter()
-            .find(|(_, u)| **u == uid)
+            .find(|(_, u)| *u == uid)
             .map(|(n, _)| n.clone())
     }
 
     fn groups_of(&self, name: &str) -> Option<Vec<String>> {
-        self.0.get(name)?;
-        Some(self.1.get(name).cloned().unwrap_or_default())
+        let (name, _) = self.entry(name)?;
+        Some(self.groups.get(name).cloned().unwrap_or_default())
     }
 }
 
@@ -107,6 +170,44 @@ mod tests {
         let groups = SystemUsers.groups_of("root").unwrap();
         assert!(groups.iter().any(|g| g == "root"), "{groups:?}");
         assert_eq!(SystemUsers.groups_of("no-such-user-hx-7f3a"), None);
+    }
+
+    #[test]
+    fn every_name_of_an_account_resolves_to_its_uids_own_name() {
+        let users = FixedUsers::new(&[("alice", 1000), ("alias", 1000), ("bob", 1001)]);
+        let alice = Lookup::Known(Account {
+            name: "alice".into(),
+            uid: 1000,
+        });
+        assert_eq!(users.account("alice"), alice);
+        assert_eq!(users.account("alias"), alice);
+        assert_eq!(users.account("Alice"), Lookup::Unknown, "case matters here");
+        assert_eq!(users.clone().case_insensitive().account("ALICE"), alice);
+        assert_eq!(users.account("nobody-hx"), Lookup::Unknown);
+        assert_eq!(
+            SystemUsers.account("root"),
+            Lookup::Known(Account {
+                name: "root".into(),
+                uid: 0
+            })
+        );
+    }
+
+    #[test]
+    fn a_uid_without_a_name_is_not_guessed() {
+        struct HalfDown;
+        impl UserDb for HalfDown {
+            fn uid_of(&self, _: &str) -> Option<u32> {
+                Some(4242)
+            }
+            fn name_of(&self, _: u32) -> Option<String> {
+                None
+            }
+            fn groups_of(&self, _: &str) -> Option<Vec<String>> {
+                None
+            }
+        }
+        assert_eq!(HalfDown.account("x"), Lookup::NoCanonicalName(4242));
     }
 
     #[test]

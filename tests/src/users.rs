@@ -71,6 +71,28 @@ impl TestUser {
         user
     }
 
+    /// A second passwd entry named `name` for this user's uid and group (`useradd -o`), as an
+    /// account with several names has (or as SSSD answers a name in another case); removed when
+    /// dropped. `getpwuid` still answers this user's own name: it comes first in /etc/passwd.
+    pub fn alias(&self, name: &str) -> Alias {
+        let _guard = PASSWD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let st = Command::new("useradd")
+            .args([
+                "-o",
+                "-u",
+                &self.uid.to_string(),
+                "-g",
+                &self.gid.to_string(),
+            ])
+            .args(["-M", "-N", "-s", "/usr/sbin/nologin", name])
+            .status()
+            .expect("run useradd");
+        assert!(st.success(), "useradd -o {name} failed");
+        Alias {
+            name: name.to_owned(),
+        }
+    }
+
     /// A command that runs as this user.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         command_as(Some(self), program)
@@ -92,6 +114,24 @@ impl Drop for TestUser {
                     std::process::Stdio::inherit()
                 })
                 .status();
+            if st.map(|s| s.success()).unwrap_or(false) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+/// Another name of a [`TestUser`]'s account (see [`TestUser::alias`]).
+pub struct Alias {
+    pub name: String,
+}
+
+impl Drop for Alias {
+    fn drop(&mut self) {
+        let _guard = PASSWD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..20 {
+            let st = Command::new("userdel").arg(&self.name).status();
             if st.map(|s| s.success()).unwrap_or(false) {
                 return;
             }

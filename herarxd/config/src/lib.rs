@@ -131,8 +131,10 @@ pub struct ServiceConfig {
     pub methods: Option<Vec<String>>,
     /// Count every login of this service as remote, whatever PAM_RHOST says (sshd behind a
     /// proxy or a tunnel that ends on this host shows 127.0.0.1): remote lockout scope, no
-    /// security keys, no enrolment where only local is allowed.
-    pub always_remote: bool,
+    /// security keys, no enrolment where only local is allowed, no session trust. When absent:
+    /// true for `sshd` and the services in `remember.ssh_services` (see
+    /// [`Config::always_remote`]), false for the others.
+    pub always_remote: Option<bool>,
 }
 
 /// The methods a service may accept, by their names in `services.NAME.methods`.
@@ -805,9 +807,14 @@ impl Config {
         self.remember.ssh_services.iter().any(|s| s == service)
     }
 
-    /// Whether logins of `service` count as remote whatever their PAM_RHOST.
+    /// Whether logins of `service` count as remote whatever their PAM_RHOST. SSH is remote by
+    /// default: a login relayed to sshd through a loopback proxy or tunnel, or an sshd that sets
+    /// no rhost, must not count as the console. `always_remote = false` says otherwise.
     pub fn always_remote(&self, service: &str) -> bool {
-        self.services.get(service).is_some_and(|s| s.always_remote)
+        match self.services.get(service).and_then(|s| s.always_remote) {
+            Some(set) => set,
+            None => service == "sshd" || self.believes_ssh_auth_info(service),
+        }
     }
 
     /// Whether `service` accepts `method` (`totp`, `backup-code`).
