@@ -14,6 +14,8 @@ needed=(dbus-daemon dbus-bin pamtester oathtool libpam0g-dev libpam-google-authe
         # The SSH tests: OpenSSH's own server under a private PAM service, and two real clients
         # (the stock ssh, and paramiko run by Debian's /usr/bin/python3).
         openssh-server openssh-client python3-paramiko
+        # Test hosts of their own (network namespaces): remote clients from non-loopback addresses.
+        iproute2
         # The email tests: a real SMTP server on loopback.
         python3-aiosmtpd
         # The SMS tests: curl, an independent HTTP client for the loopback HTTP sink.

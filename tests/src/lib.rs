@@ -13,6 +13,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod logs;
 pub mod mail;
+pub mod netns;
 pub mod pam_client;
 pub mod pamconf;
 pub mod paths;

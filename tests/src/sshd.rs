@@ -48,6 +48,8 @@ pub struct Sshd {
     pub host_key: String,
     /// A client key pair (root's, for the clients the tests run); `authorize` installs it.
     pub client_key: PathBuf,
+    /// The namespace sshd and the stock client run in (`start_in`), else this host's.
+    netns: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -56,6 +58,17 @@ impl Sshd {
     /// `publickey,keyboard-interactive`), `pam` as its whole PAM service file, letting in
     /// `users` only.
     pub fn start(methods: &str, pam: &str, users: &[&TestUser]) -> Sshd {
+        Self::start_in(None, methods, pam, users)
+    }
+
+    /// The same inside `netns` (see [`crate::netns`]): the stock client (`ssh`) runs there too,
+    /// and `ClientLogin::source` can be one of the namespace's non-loopback addresses.
+    pub fn start_in(
+        netns: Option<&crate::netns::Netns>,
+        methods: &str,
+        pam: &str,
+        users: &[&TestUser],
+    ) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} is missing: apt-get install openssh-server (scripts/install-test-deps.sh)"
@@ -91,6 +104,7 @@ impl Sshd {
             service,
             host_key: host_key_pub,
             client_key,
+            netns: netns.map(|n| n.name.clone()),
             dir,
         };
         // A free port: bind port 0, release it, give it to sshd; another process may take it
@@ -103,7 +117,8 @@ impl Sshd {
             let log = std::fs::File::create(sshd.log_path()).expect("sshd log");
             // -D: stays in the foreground, so the child's pid is the listener's; -e: logs to
             // stderr (our log file) instead of syslog, which this machine does not have.
-            let child = Command::new(&program)
+            let child = sshd
+                .command(&program)
                 .args(["-D", "-e", "-f"])
                 .arg(&config)
                 .stdin(Stdio::null())
@@ -119,6 +134,11 @@ impl Sshd {
             sshd.stop();
         }
         panic!("sshd did not start:\n{}", sshd.log());
+    }
+
+    /// `program`, in this server's namespace when it has one.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        crate::netns::command_in(self.netns.as_deref(), program)
     }
 
     fn log_path(&self) -> PathBuf {
@@ -236,7 +256,7 @@ impl Sshd {
             format!("[127.0.0.1]:{} {}\n", self.port, self.host_key),
         )
         .expect("write known_hosts");
-        let mut cmd = Command::new("ssh");
+        let mut cmd = self.command("ssh");
         cmd.arg("-F")
             .arg("/dev/null")
             .arg("-p")

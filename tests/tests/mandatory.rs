@@ -388,3 +388,40 @@ fn an_admin_reset_sends_the_user_back_to_enrolment_at_the_next_login() {
     let r = login_from(&w, &user.name, None, &[&new_codes[0]]);
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "new code: {:?}", r.transcript);
 }
+
+#[test]
+fn sshd_is_remote_whatever_its_rhost_unless_configured_otherwise() {
+    // A login relayed to sshd through a loopback proxy or tunnel (rhost 127.0.0.1), or by an
+    // sshd that sets no rhost, is not the console: no enrolment where only local is allowed.
+    let w = enrol_world("");
+    let module = herarx_tests::pamconf::module_line(&w.bus.address, "");
+    w.pam
+        .service("sshd", &format!("auth required pam_permit.so\n{module}"));
+    let user = TestUser::create("enrs");
+    for rhost in [None, Some("127.0.0.1"), Some("::1")] {
+        let mut login = w.pam.login("sshd", &user.name, &[TOTP_FROM_SHOWN_KEY, ""]);
+        login.rhost = rhost.map(str::to_owned);
+        let r = run_login(&login, None);
+        assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "{rhost:?}: {:?}", r.transcript);
+        assert!(r.transcript.prompts().is_empty(), "{rhost:?}: not offered");
+    }
+    // The failing twins: the same login through another service is local, and an admin can
+    // say sshd is local (`always_remote = false`).
+    let r = login_from(&w, &user.name, Some("127.0.0.1"), &[TOTP_FROM_SHOWN_KEY, ""]);
+    assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
+    let w = World::start(DaemonConfig {
+        no_factor: "enroll",
+        extra_tables: Some("[services.sshd]\nalways_remote = false\n".into()),
+        ..DaemonConfig::default()
+    });
+    w.pam.service(
+        "sshd",
+        &format!(
+            "auth required pam_permit.so\n{}",
+            herarx_tests::pamconf::module_line(&w.bus.address, "")
+        ),
+    );
+    let other = TestUser::create("enrt");
+    let r = run_login(&w.pam.login("sshd", &other.name, &[TOTP_FROM_SHOWN_KEY, ""]), None);
+    assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
+}

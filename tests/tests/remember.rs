@@ -262,7 +262,10 @@ fn sshd_remembers_the_client_address_for_an_opted_in_user() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let sshd = Sshd::start(
+    // Remote clients from addresses of their own (loopback ones are never remembered).
+    let host = herarx_tests::netns::Netns::with_addresses(&[2, 3]);
+    let sshd = Sshd::start_in(
+        Some(&host),
         "keyboard-interactive",
         &stack_password_then_code(&w.bus.address),
         &[&user],
@@ -280,12 +283,12 @@ fn sshd_remembers_the_client_address_for_an_opted_in_user() {
         ..ClientLogin::password(&user, PASSWORD, codes)
     };
     let code = code_at_step(&e.secret, e.confirm_step + 1);
-    let r = sshd.ssh(&login_from("127.0.0.2", &[&code]), "keyboard-interactive");
+    let r = sshd.ssh(&login_from("192.0.2.2", &[&code]), "keyboard-interactive");
     assert!(r.success, "{}", show(&r));
-    let r = sshd.ssh(&login_from("127.0.0.2", &[]), "keyboard-interactive");
+    let r = sshd.ssh(&login_from("192.0.2.2", &[]), "keyboard-interactive");
     assert!(r.success, "remembered: {}", show(&r));
     assert_eq!(r.prompts, [format!("{at}Password: ")], "{}", show(&r));
-    let r = sshd.ssh(&login_from("127.0.0.3", &[]), "keyboard-interactive");
+    let r = sshd.ssh(&login_from("192.0.2.3", &[]), "keyboard-interactive");
     assert!(!r.success, "another address is asked: {}", show(&r));
     assert_eq!(
         r.prompts[..2],
@@ -296,4 +299,68 @@ fn sshd_remembers_the_client_address_for_an_opted_in_user() {
         "{}",
         show(&r)
     );
+}
+
+#[test]
+fn an_address_claimed_by_a_non_root_caller_is_never_remembered() {
+    let w = world("addresses = \"opt-in\"\naddress_for = \"1h\"");
+    let (user, e) = w.enrolled_user("rn");
+    let step = |i: u64| code_at_step(&e.secret, e.confirm_step + i);
+    let out = run(Some(&user), &w.bus.address, &["remember", "on"], &[]);
+    assert!(out.status.success());
+    // A screen locker runs as the user and may say any rhost: its code passes, but the address
+    // it claims is not whitelisted for root's (sshd's) logins.
+    let mut locker = w.pam.login("herarx", &user.name, &[&step(1)]);
+    locker.rhost = Some("192.0.2.60".into());
+    let t = herarx_tests::pamconf::run_login(&locker, Some(&user)).transcript;
+    assert_eq!(t.rc, PAM_SUCCESS, "{t:?}");
+    let t = from(&w, &user.name, "192.0.2.60", &[], &[]);
+    assert_eq!(t.prompts(), vec![PROMPT], "not remembered: {t:?}");
+    // The failing twin: the same address through root's login program is remembered.
+    let t = from(&w, &user.name, "192.0.2.60", &[], &[&step(2)]);
+    assert_eq!(t.rc, PAM_SUCCESS, "{t:?}");
+    let t = from(&w, &user.name, "192.0.2.60", &[], &[]);
+    assert_eq!((t.rc, t.prompts().len()), (PAM_SUCCESS, 0), "{t:?}");
+}
+
+#[test]
+fn a_loopback_address_is_never_remembered() {
+    // An sshd whose logins come through a local proxy or tunnel: remote, from 127.0.0.1.
+    let w = World::start(DaemonConfig {
+        extra_tables: Some(
+            "[remember]\naddresses = \"opt-in\"\naddress_for = \"1h\"\n\
+             [services.herarx-lo]\nalways_remote = true\n"
+                .into(),
+        ),
+        skew: 6,
+        ..DaemonConfig::default()
+    });
+    w.pam.service(
+        "herarx-lo",
+        &format!(
+            "auth required pam_permit.so\n{}",
+            herarx_tests::pamconf::module_line(&w.bus.address, "")
+        ),
+    );
+    let (user, e) = w.enrolled_user("rl");
+    let out = run(Some(&user), &w.bus.address, &["remember", "on"], &[]);
+    assert!(out.status.success());
+    let lo = |rhost: &str, answers: &[&str]| {
+        let mut l = w.pam.login("herarx-lo", &user.name, answers);
+        l.rhost = Some(rhost.into());
+        run_login(&l, None).transcript
+    };
+    for (i, rhost) in ["127.0.0.1", "::1", "::ffff:127.0.0.5"]
+        .into_iter()
+        .enumerate()
+    {
+        let code = code_at_step(&e.secret, e.confirm_step + 1 + i as u64);
+        let t = lo(rhost, &[&code]);
+        assert_eq!(t.rc, PAM_SUCCESS, "{rhost}: {t:?}");
+        let t = lo(rhost, &[]);
+        assert_eq!(t.prompts(), vec![PROMPT], "{rhost} is asked again: {t:?}");
+    }
+    let out = run(Some(&user), &w.bus.address, &["status", "--json"], &[]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["remembered"], serde_json::json!([]), "{st}");
 }

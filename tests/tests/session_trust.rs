@@ -11,11 +11,31 @@ use herarx_tests::{DaemonConfig, World};
 
 const SERVICE: &str = "herarx-sess";
 
+/// `herarx-sess-su`: an `su`-like service (no `pam_loginuid`: the session stays the one it runs
+/// in). `herarx-sess-ssh`: an sshd-like service (`always_remote`).
+const SU: &str = "herarx-sess-su";
+const SSH: &str = "herarx-sess-ssh";
+
 fn world(session: &str) -> World {
     let w = World::start(DaemonConfig {
-        extra_tables: Some(format!("[remember]\nsession = \"{session}\"\n")),
+        extra_tables: Some(format!(
+            "[remember]\nsession = \"{session}\"\n[services.{SSH}]\nalways_remote = true\n"
+        )),
         ..DaemonConfig::default()
     });
+    let module = herarx_tests::paths::pam_module();
+    for service in [SU, SSH] {
+        w.pam.service(
+            service,
+            &format!(
+                "auth required pam_permit.so\n\
+                 auth required {m} bus={b} timeout=2\n\
+                 session optional {m} bus={b} timeout=2\n",
+                m = module.display(),
+                b = w.bus.address
+            ),
+        );
+    }
     let module = herarx_tests::paths::pam_module();
     w.pam.service(
         SERVICE,
@@ -177,4 +197,76 @@ fn without_session_trust_or_without_pam_loginuid_everyone_is_asked() {
     );
     assert_eq!(report.inside[0].prompts(), vec!["Verification code: "]);
     w.daemon.logs.wait_for("pam_loginuid");
+}
+
+#[test]
+fn su_to_another_user_inside_a_trusted_session_neither_gets_nor_replaces_its_trust() {
+    let w = world("1h");
+    let (alice, ae) = w.enrolled_user("sa");
+    let (bob, be) = w.enrolled_user("sb");
+    let alice_code = code_at_step(&ae.secret, ae.confirm_step + 1);
+    let bob_code = code_at_step(&be.secret, be.confirm_step + 1);
+    // `su bob` inside alice's session: bob passes his code and su opens its session (no
+    // pam_loginuid: the audit session and login uid stay alice's).
+    let mut su = w.pam.login(SU, &bob.name, &[&bob_code]);
+    su.open_session = true;
+    let report = run_session(&SessionScript {
+        login: login(&w, &alice.name, &[&alice_code]),
+        inside: vec![
+            child(su, 0),
+            child(login(&w, &alice.name, &[]), 0),
+            child(login(&w, &bob.name, &[]), 0),
+        ],
+        after_logout: vec![],
+    });
+    assert_eq!(report.login.rc, PAM_SUCCESS, "{:?}", report.login);
+    assert_eq!(report.inside[0].rc, PAM_SUCCESS, "{:?}", report.inside[0]);
+    let alice_again = &report.inside[1];
+    assert_eq!(alice_again.rc, PAM_SUCCESS, "{alice_again:?}");
+    assert!(
+        alice_again.prompts().is_empty(),
+        "alice's trust stands: {alice_again:?}"
+    );
+    let bob_again = &report.inside[2];
+    assert_eq!(
+        bob_again.prompts(),
+        vec!["Verification code: "],
+        "bob is not trusted in alice's session: {bob_again:?}"
+    );
+    w.daemon.logs.wait_for("not begun by this user");
+}
+
+#[test]
+fn a_remote_login_from_inside_a_trusted_session_is_asked() {
+    let w = world("1h");
+    let (user, e) = w.enrolled_user("sr");
+    let code = code_at_step(&e.secret, e.confirm_step + 1);
+    // What a daemon started by hand inside the session (an sshd on a second port) would run:
+    // it inherits the session id and login uid, but its logins are remote.
+    let mut from_afar = login(&w, &user.name, &[]);
+    from_afar.rhost = Some("192.0.2.77".into());
+    let report = run_session(&SessionScript {
+        login: login(&w, &user.name, &[&code]),
+        inside: vec![
+            child(from_afar, 0),
+            child(w.pam.login(SSH, &user.name, &[]), 0),
+            // The failing twin: a local call from the same session skips.
+            child(login(&w, &user.name, &[]), 0),
+        ],
+        after_logout: vec![],
+    });
+    assert_eq!(report.login.rc, PAM_SUCCESS, "{:?}", report.login);
+    for (what, t) in [
+        ("rhost", &report.inside[0]),
+        ("always_remote", &report.inside[1]),
+    ] {
+        assert_eq!(t.prompts(), vec!["Verification code: "], "{what}: {t:?}");
+        assert_eq!(t.rc, PAM_CONV_ERR, "{what}: {t:?}");
+    }
+    assert!(
+        report.inside[2].prompts().is_empty(),
+        "{:?}",
+        report.inside[2]
+    );
+    assert_eq!(report.inside[2].rc, PAM_SUCCESS);
 }
