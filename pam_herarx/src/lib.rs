@@ -13,6 +13,7 @@ pub mod conv;
 pub mod core;
 pub mod env;
 pub mod log;
+pub mod reach;
 
 use crate::core::{FailMode, Options, Request, Verdict};
 use pam::constants::{PAM_SILENT, PamFlag, PamResultCode};
