@@ -11,24 +11,50 @@ use zbus::proxy::CacheProperties;
 
 use crate::error::CliError;
 
-/// The standard variable naming the system bus. Reading it is fine here: herarxctl runs with
-/// the caller's own rights, unlike the PAM module inside `su`.
+/// The standard variable naming the system bus. Honoured for ordinary users only: they run
+/// herarxctl with their own rights. Root's environment may still be another user's (`su`
+/// without `-`, `sudo -E`), and a bus of theirs would receive root's step-up codes and could
+/// fake the daemon's answers, so as root only `--bus` chooses another bus.
 pub const ENV_VAR: &str = "DBUS_SYSTEM_BUS_ADDRESS";
 
 /// How long one call may take before we call the daemon stuck.
 pub const METHOD_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `--bus` wins, then the environment, then the system bus. An empty variable counts as unset.
-pub fn choose_address(arg: Option<&str>, env: Option<&str>) -> String {
-    arg.or(env.filter(|v| !v.trim().is_empty()))
-        .unwrap_or(herarx_proto::SYSTEM_BUS_ADDRESS)
-        .to_owned()
+/// The bus to use, and whether the environment's choice was set aside (for a note).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub address: String,
+    pub env_ignored: bool,
 }
 
-/// [`choose_address`] with this process's environment.
+/// `--bus` wins, then (not for root) the environment, then the system bus. An empty variable
+/// counts as unset.
+pub fn choose_address(arg: Option<&str>, env: Option<&str>, root: bool) -> Choice {
+    let env = env.filter(|v| !v.trim().is_empty());
+    let env_ignored = root && arg.is_none() && env.is_some();
+    let address = arg
+        .or(env.filter(|_| !root))
+        .unwrap_or(herarx_proto::SYSTEM_BUS_ADDRESS)
+        .to_owned();
+    Choice {
+        address,
+        env_ignored,
+    }
+}
+
+/// [`choose_address`] with this process's environment and effective uid; says on stderr when
+/// it sets the variable aside, so that root is not left wondering which bus it reached.
 pub fn address(arg: Option<&str>) -> String {
     let env = std::env::var(ENV_VAR).ok();
-    choose_address(arg, env.as_deref())
+    let choice = choose_address(arg, env.as_deref(), nix::unistd::geteuid().is_root());
+    if choice.env_ignored {
+        eprintln!(
+            "herarxctl: running as root, {ENV_VAR} is ignored (it may come from another \
+             user's environment); using {}. Pass --bus ADDRESS to choose another bus.",
+            choice.address
+        );
+    }
+    choice.address
 }
 
 /// A connection to herarxd, with the runtime that drives it. Calls are synchronous, so the
@@ -244,31 +270,53 @@ impl Daemon {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_option_wins_over_the_environment() {
-        assert_eq!(
-            choose_address(Some("unix:path=/tmp/a"), Some("unix:path=/tmp/b")),
-            "unix:path=/tmp/a"
-        );
+    fn chosen(arg: Option<&str>, env: Option<&str>, root: bool) -> String {
+        choose_address(arg, env, root).address
     }
 
     #[test]
-    fn the_environment_wins_over_the_system_bus() {
+    fn the_option_wins_over_the_environment() {
+        for root in [false, true] {
+            assert_eq!(
+                chosen(Some("unix:path=/tmp/a"), Some("unix:path=/tmp/b"), root),
+                "unix:path=/tmp/a"
+            );
+        }
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_system_bus_for_a_user() {
         assert_eq!(
-            choose_address(None, Some("unix:path=/tmp/b")),
+            chosen(None, Some("unix:path=/tmp/b"), false),
             "unix:path=/tmp/b"
         );
     }
 
     #[test]
+    fn root_ignores_the_environment_and_says_so() {
+        let c = choose_address(None, Some("unix:path=/tmp/b"), true);
+        assert_eq!(c.address, "unix:path=/run/dbus/system_bus_socket");
+        assert!(c.env_ignored);
+        // Nothing set aside, nothing to say.
+        assert!(!choose_address(None, None, true).env_ignored);
+        assert!(!choose_address(None, Some(" "), true).env_ignored);
+        assert!(
+            !choose_address(Some("unix:path=/tmp/a"), Some("unix:path=/tmp/b"), true).env_ignored
+        );
+        assert!(!choose_address(None, Some("unix:path=/tmp/b"), false).env_ignored);
+    }
+
+    #[test]
     fn the_system_bus_is_the_default() {
-        assert_eq!(
-            choose_address(None, None),
-            "unix:path=/run/dbus/system_bus_socket"
-        );
-        assert_eq!(
-            choose_address(None, Some("")),
-            "unix:path=/run/dbus/system_bus_socket"
-        );
+        for root in [false, true] {
+            assert_eq!(
+                chosen(None, None, root),
+                "unix:path=/run/dbus/system_bus_socket"
+            );
+            assert_eq!(
+                chosen(None, Some(""), root),
+                "unix:path=/run/dbus/system_bus_socket"
+            );
+        }
     }
 }

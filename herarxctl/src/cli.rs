@@ -26,8 +26,8 @@ pub struct Cli {
 
 #[derive(Args, Debug)]
 pub struct Global {
-    /// D-Bus address of the bus herarxd is on [default: $DBUS_SYSTEM_BUS_ADDRESS, else the
-    /// system bus]
+    /// D-Bus address of the bus herarxd is on [default: $DBUS_SYSTEM_BUS_ADDRESS (not for
+    /// root), else the system bus]
     #[arg(long, global = true, value_name = "ADDRESS")]
     pub bus: Option<String>,
     /// Print results as JSON on stdout (one object per line)

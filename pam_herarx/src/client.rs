@@ -7,11 +7,11 @@
 //! stray descriptors in their process. `zbus::block_on` is not used: it keeps a process-global
 //! runtime.
 
-use crate::core::{Daemon, DaemonError, describe};
+use crate::core::{Daemon, DaemonError};
+use crate::reach::{call_error, connect_error, timed_out};
 use herarx_proto::{AuthProxy, HerarxError, Step, limits};
 use std::time::Duration;
 use tokio::runtime::Runtime;
-use zbus::fdo;
 use zbus::proxy::CacheProperties;
 
 pub struct BusDaemon {
@@ -27,7 +27,8 @@ struct Live {
 }
 
 impl BusDaemon {
-    /// Connects lazily: `begin` reports a failure to connect like any other unreachability.
+    /// Connects lazily: `begin` reports a failure to connect (see `reach.rs` for which ones
+    /// mean nobody is there).
     pub fn new(bus: &str, timeout: Duration) -> Self {
         BusDaemon {
             bus: bus.to_string(),
@@ -68,12 +69,8 @@ impl BusDaemon {
         let (conn, proxy) = match connected {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(connect_error(e)),
-            Err(_elapsed) => {
-                return Err(DaemonError::Unreachable(format!(
-                    "connecting to {bus} timed out after {}s",
-                    t.as_secs()
-                )));
-            }
+            // A bus that accepts the socket and then stalls is there: fail closed.
+            Err(_elapsed) => return Err(timed_out(&format!("connecting to {bus}"), t)),
         };
         Ok(self.live.insert(Live { rt, conn, proxy }))
     }
@@ -106,11 +103,9 @@ impl BusDaemon {
             .block_on(async { tokio::time::timeout(t, call(&live.proxy)).await });
         match outcome {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(classify(e)),
-            Err(_elapsed) => Err(DaemonError::Unreachable(format!(
-                "{what} timed out after {}s",
-                t.as_secs()
-            ))),
+            Ok(Err(e)) => Err(call_error(e)),
+            // The name has an owner that does not answer (stopped, overloaded): fail closed.
+            Err(_elapsed) => Err(timed_out(what, t)),
         }
     }
 }
@@ -171,90 +166,14 @@ impl Drop for BusDaemon {
     }
 }
 
-/// Failing to connect is unreachability, except for an address that does not parse: that is a
-/// broken `bus=` argument, and `failmode=open` must not turn a typo into an open door.
-fn connect_error(e: zbus::Error) -> DaemonError {
-    match e {
-        zbus::Error::Address(_) => DaemonError::Daemon(HerarxError::ZBus(e)),
-        e => DaemonError::Unreachable(format!("cannot connect: {e}")),
-    }
-}
-
-/// Which call errors mean "the daemon is not there" rather than "the daemon said no".
-fn classify(e: HerarxError) -> DaemonError {
-    let unreachable = match &e {
-        HerarxError::ZBus(zbus::Error::InputOutput(_)) => true,
-        HerarxError::ZBus(zbus::Error::FDO(f)) => matches!(
-            **f,
-            fdo::Error::ServiceUnknown(_)
-                | fdo::Error::NameHasNoOwner(_)
-                | fdo::Error::NoReply(_)
-                | fdo::Error::Timeout(_)
-                | fdo::Error::TimedOut(_)
-                | fdo::Error::Disconnected(_)
-                | fdo::Error::SpawnExecFailed(_)
-                | fdo::Error::SpawnForkFailed(_)
-                | fdo::Error::SpawnChildExited(_)
-                | fdo::Error::SpawnChildSignaled(_)
-                | fdo::Error::SpawnFailed(_)
-                | fdo::Error::SpawnFailedToSetup(_)
-                | fdo::Error::SpawnServiceNotFound(_)
-        ),
-        _ => false,
-    };
-    if unreachable {
-        DaemonError::Unreachable(describe(&e))
-    } else {
-        DaemonError::Daemon(e)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::core::Daemon;
-    use std::sync::Arc;
 
     fn is_unreachable(e: &DaemonError) -> bool {
         matches!(e, DaemonError::Unreachable(_))
-    }
-
-    #[test]
-    fn a_missing_daemon_is_unreachable() {
-        for f in [
-            fdo::Error::ServiceUnknown("org.herarx.Herarx1".into()),
-            fdo::Error::NameHasNoOwner("org.herarx.Herarx1".into()),
-            fdo::Error::NoReply("gone".into()),
-            fdo::Error::SpawnChildExited("activation failed".into()),
-        ] {
-            let e = classify(HerarxError::ZBus(zbus::Error::FDO(Box::new(f))));
-            assert!(is_unreachable(&e), "{e:?}");
-        }
-        let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
-        let e = classify(HerarxError::ZBus(zbus::Error::InputOutput(Arc::new(
-            timed_out,
-        ))));
-        assert!(is_unreachable(&e), "{e:?}");
-    }
-
-    #[test]
-    fn a_daemon_that_answers_is_not_unreachable() {
-        for h in [
-            HerarxError::PermissionDenied("no".into()),
-            HerarxError::Internal("db".into()),
-            HerarxError::InvalidArgument("long".into()),
-            HerarxError::ZBus(zbus::Error::FDO(Box::new(fdo::Error::AccessDenied(
-                "policy".into(),
-            )))),
-            HerarxError::ZBus(zbus::Error::FDO(Box::new(fdo::Error::UnknownMethod(
-                "old daemon".into(),
-            )))),
-            HerarxError::ZBus(zbus::Error::InvalidReply),
-        ] {
-            let e = classify(h);
-            assert!(matches!(e, DaemonError::Daemon(_)), "{e:?}");
-        }
     }
 
     #[test]
@@ -266,6 +185,23 @@ mod tests {
         let e = d.begin("alice", "login", "", "tty1", "").unwrap_err();
         assert!(is_unreachable(&e), "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_stale_socket_that_refuses_is_unreachable() {
+        // A socket file left behind by a bus that is gone: connect() gets ECONNREFUSED.
+        let dir = std::env::temp_dir().join(format!("pam_herarx-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bus");
+        let _ = std::fs::remove_file(&path);
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let mut d = BusDaemon::new(
+            &format!("unix:path={}", path.display()),
+            Duration::from_secs(2),
+        );
+        let e = d.begin("alice", "login", "", "tty1", "").unwrap_err();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(is_unreachable(&e), "{e:?}");
     }
 
     #[test]
@@ -290,7 +226,8 @@ mod tests {
         let started = std::time::Instant::now();
         let e = d.begin("alice", "login", "", "tty1", "").unwrap_err();
         let took = started.elapsed();
-        assert!(is_unreachable(&e), "{e:?}");
+        // Something is there and stalls: never "nobody there", so failmode=open stays shut.
+        assert!(matches!(e, DaemonError::Unresponsive(_)), "{e:?}");
         assert!(
             took >= Duration::from_millis(900) && took < Duration::from_secs(3),
             "{took:?}"

@@ -70,8 +70,9 @@ pub enum FailMode {
     /// `PAM_AUTHINFO_UNAVAIL`: no login without the second factor.
     #[default]
     Closed,
-    /// `PAM_IGNORE`: the rest of the stack decides. Only for unreachability at the start of a
-    /// login, never for a daemon that answered with an error.
+    /// `PAM_IGNORE`: the rest of the stack decides. Only when nobody is there at the start of a
+    /// login (`DaemonError::Unreachable`), never for a daemon that is slow, vanishes mid-call
+    /// or answered with an error.
     Open,
 }
 
@@ -112,8 +113,13 @@ pub trait Conversation {
 
 #[derive(Debug)]
 pub enum DaemonError {
-    /// Could not connect, the name has no owner, or the call timed out. The text is for the log.
+    /// Nobody is there: the bus socket is absent or refuses, or nothing owns (or could be
+    /// activated to own) the daemon's name. The only failure `failmode=open` may let through
+    /// (see `reach.rs`). The text is for the log.
     Unreachable(String),
+    /// Somebody is there but did not answer: a timeout, a reply that never came, a connection
+    /// lost mid-call. Always fails closed, or stalling the daemon would skip the factor.
+    Unresponsive(String),
     /// The daemon answered with an error.
     Daemon(HerarxError),
 }
@@ -268,6 +274,9 @@ pub fn open_session(user: &str, ticket: Option<&str>, daemon: &mut impl Daemon) 
         Err(DaemonError::Unreachable(why)) => {
             SessionOutcome::NotTrusted(format!("daemon unreachable ({why})"))
         }
+        Err(DaemonError::Unresponsive(why)) => {
+            SessionOutcome::NotTrusted(format!("daemon not answering ({why})"))
+        }
         Err(DaemonError::Daemon(e)) => SessionOutcome::NotTrusted(describe(&e)),
     }
 }
@@ -315,6 +324,13 @@ fn daemon_failed(
                 )
             }
         },
+        DaemonError::Unresponsive(why) => {
+            show_error(conv, opts, UNAVAILABLE);
+            Outcome::new(
+                Verdict::AuthinfoUnavail,
+                format!("daemon not answering ({why}): refusing whatever the failmode"),
+            )
+        }
         DaemonError::Daemon(e) => match e {
             HerarxError::PermissionDenied(m) => Outcome::new(
                 Verdict::CredInsufficient,

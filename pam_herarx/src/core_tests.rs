@@ -442,13 +442,29 @@ fn unreachable_daemon_with_failmode_open_is_ignore() {
     let out = run_with(
         [],
         [Call::Begin(Err(DaemonError::Unreachable(
-            "timed out".into(),
+            "ServiceUnknown".into(),
         )))],
         open(),
     );
     assert_eq!(out.verdict, Verdict::Ignore);
     assert!(out.failed_open);
     assert!(out.reason.contains("failmode=open"), "{}", out.reason);
+}
+
+#[test]
+fn a_daemon_that_is_there_but_does_not_answer_fails_closed_even_with_failmode_open() {
+    for mode in [open(), Options::default()] {
+        let out = run_with(
+            [Shown::Error(UNAVAILABLE.into())],
+            [Call::Begin(Err(DaemonError::Unresponsive(
+                "Begin timed out after 2s".into(),
+            )))],
+            mode,
+        );
+        assert_eq!(out.verdict, Verdict::AuthinfoUnavail, "{mode:?}");
+        assert!(!out.failed_open);
+        assert!(out.reason.contains("timed out"), "{}", out.reason);
+    }
 }
 
 #[test]

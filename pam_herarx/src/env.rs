@@ -33,12 +33,28 @@ pub fn get(pamh: &PamHandle, name: &str) -> Option<String> {
     )
 }
 
-/// Sets `name=value` in the PAM environment.
+/// Takes `name` out of the PAM environment: its value, if it was set.
+pub fn take(pamh: &PamHandle, name: &str) -> Option<zeroize::Zeroizing<String>> {
+    let value = get(pamh, name).map(zeroize::Zeroizing::new)?;
+    let _ = unset(pamh, name);
+    Some(value)
+}
+
+/// Sets `name=value` in the PAM environment. The value may be a secret (the session ticket):
+/// every copy made here is wiped when dropped.
 pub fn set(pamh: &PamHandle, name: &str, value: &str) -> Result<(), String> {
-    let pair = zeroize::Zeroizing::new(format!("{name}={value}"));
-    let pair = CString::new(pair.as_str()).map_err(|_| "a NUL in the value".to_owned())?;
-    // SAFETY: as above; libpam copies the string.
-    let rc = unsafe { pam_putenv(pamh, pair.as_ptr()) };
+    // A zeroized buffer with its own NUL, not a `CString` (which would be freed unwiped).
+    let mut pair = zeroize::Zeroizing::new(Vec::with_capacity(name.len() + value.len() + 2));
+    pair.extend_from_slice(name.as_bytes());
+    pair.push(b'=');
+    pair.extend_from_slice(value.as_bytes());
+    if pair.contains(&0) {
+        return Err("a NUL in the name or value".to_owned());
+    }
+    pair.push(0);
+    // SAFETY: as above; `pair` is NUL-terminated with no NUL before the end, lives until the
+    // call returns, and libpam copies the string.
+    let rc = unsafe { pam_putenv(pamh, pair.as_ptr().cast::<c_char>()) };
     if rc == 0 {
         Ok(())
     } else {

@@ -13,9 +13,11 @@ pub mod conv;
 pub mod core;
 pub mod env;
 pub mod log;
+pub mod reach;
+pub mod ticket;
 
 use crate::core::{FailMode, Options, Request, Verdict};
-use pam::constants::{PAM_SILENT, PamFlag, PamResultCode};
+use pam::constants::{PAM_DELETE_CRED, PAM_SILENT, PamFlag, PamResultCode};
 use pam::conv::Conv;
 use pam::items::{RHost, Service, Tty};
 use pam::module::{PamHandle, PamHooks};
@@ -82,9 +84,10 @@ impl PamHooks for PamHerarx {
         // Connection, then runtime: nothing of this call may outlive it.
         drop(daemon);
 
-        // The session hook of this same login takes the ticket back out (see `sm_open_session`).
+        // `sm_setcred` moves it out of the PAM environment, the session hook takes it (see
+        // `ticket.rs` for why it passes through the environment at all).
         if let Some(ticket) = &outcome.ticket
-            && let Err(e) = env::set(pamh, env::TICKET, ticket)
+            && let Err(e) = ticket::after_authenticate(&mut PamStores(pamh), ticket)
         {
             log.warning(&format!("cannot keep the session ticket: {e}"));
         }
@@ -110,11 +113,7 @@ impl PamHooks for PamHerarx {
         let service = item::<Service>(pamh, |s| s.0);
         let mut log = log::Log::open(&service);
         // Taken out first, so it never reaches the session's environment.
-        let ticket = env::get(pamh, env::TICKET).map(zeroize::Zeroizing::new);
-        if ticket.is_some() {
-            let _ = env::unset(pamh, env::TICKET);
-        }
-        let Some(ticket) = ticket else {
+        let Some(ticket) = ticket::at_open_session(&mut PamStores(pamh)) else {
             return PamResultCode::PAM_IGNORE;
         };
         let raw_args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
@@ -156,11 +155,52 @@ impl PamHooks for PamHerarx {
         }
     }
 
-    // Nothing to set or remove: the second factor yields no credential. PAM_SUCCESS is the
-    // convention (pam_fprintd, pam_google_authenticator), and setcred walks the stack as
-    // authenticate did, so a line that returned PAM_IGNORE there stays ignored.
-    fn sm_setcred(_pamh: &mut PamHandle, _args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
+    // The second factor yields no credential. PAM_SUCCESS is the convention (pam_fprintd,
+    // pam_google_authenticator), and setcred walks the stack as authenticate did, so a line
+    // that returned PAM_IGNORE there stays ignored. Its one job: setcred comes after
+    // authentication in every application and before the shell's environment is built, so it
+    // takes the session ticket out of the PAM environment (see `ticket.rs`).
+    fn sm_setcred(pamh: &mut PamHandle, _args: Vec<&CStr>, flags: PamFlag) -> PamResultCode {
+        if let Err(e) = ticket::at_setcred(&mut PamStores(pamh), flags & PAM_DELETE_CRED != 0) {
+            let service = item::<Service>(pamh, |s| s.0);
+            log::Log::open(&service).warning(&format!(
+                "cannot keep the session ticket for the session hook ({e}):                  this session will not be trusted"
+            ));
+        }
         PamResultCode::PAM_SUCCESS
+    }
+}
+
+/// The module data key the ticket waits under between `sm_setcred` and the session hook.
+const TICKET_DATA: &str = "herarx_session_ticket";
+
+/// `ticket::Stores` on the live handle: the PAM environment and this module's data.
+struct PamStores<'a>(&'a mut PamHandle);
+
+impl ticket::Stores for PamStores<'_> {
+    fn take_env(&mut self) -> Option<zeroize::Zeroizing<String>> {
+        env::take(self.0, env::TICKET)
+    }
+
+    fn put_env(&mut self, ticket: &str) -> Result<(), String> {
+        env::set(self.0, env::TICKET, ticket)
+    }
+
+    fn take_kept(&mut self) -> Option<zeroize::Zeroizing<String>> {
+        // SAFETY: only `keep` stores under this key, always a `Zeroizing<String>`.
+        let kept = unsafe { self.0.get_data::<zeroize::Zeroizing<String>>(TICKET_DATA) }
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(|t| zeroize::Zeroizing::new(t.as_str().to_owned()))?;
+        // Replacing the entry runs the old one's cleanup, which drops (and so wipes) it.
+        let _ = self.keep(zeroize::Zeroizing::new(String::new()));
+        Some(kept)
+    }
+
+    fn keep(&mut self, ticket: zeroize::Zeroizing<String>) -> Result<(), String> {
+        self.0
+            .set_data(TICKET_DATA, Box::new(ticket))
+            .map_err(|code| format!("pam_set_data: {code:?}"))
     }
 }
 

@@ -19,6 +19,7 @@ const PAM_TTY: c_int = 3;
 const PAM_RHOST: c_int = 4;
 const PAM_FAIL_DELAY: c_int = 10;
 const PAM_SILENT: c_int = 0x8000;
+const PAM_ESTABLISH_CRED: c_int = 0x0002;
 
 const PAM_PROMPT_ECHO_OFF: c_int = 1;
 const PAM_PROMPT_ECHO_ON: c_int = 2;
@@ -59,6 +60,7 @@ unsafe extern "C" {
     ) -> c_int;
     fn pam_set_item(pamh: *mut c_void, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_setcred(pamh: *mut c_void, flags: c_int) -> c_int;
     fn pam_open_session(pamh: *mut c_void, flags: c_int) -> c_int;
     fn pam_close_session(pamh: *mut c_void, flags: c_int) -> c_int;
     fn pam_putenv(pamh: *mut c_void, name_value: *const c_char) -> c_int;
@@ -83,6 +85,14 @@ pub struct Transcript {
     pub unused_answers: usize,
     /// Microseconds spent in `pam_authenticate` alone.
     pub auth_us: f64,
+    /// `pam_setcred(PAM_ESTABLISH_CRED)`'s code, when the login asked for it (and
+    /// authentication passed).
+    #[serde(default)]
+    pub setcred_rc: Option<i32>,
+    /// The PAM environment after authentication (and setcred, when asked), before any
+    /// session: what an application that reads `pam_getenvlist` then would give the shell.
+    #[serde(default)]
+    pub auth_env: Vec<String>,
     /// `pam_open_session`'s code, when the login asked for it (and authentication passed).
     #[serde(default)]
     pub open_rc: Option<i32>,
@@ -126,6 +136,10 @@ pub struct Login {
     /// with `SSH_AUTH_INFO_0`).
     #[serde(default)]
     pub env: Vec<String>,
+    /// Call `pam_setcred(PAM_ESTABLISH_CRED)` after a successful authentication (before the
+    /// session, as login, su, sudo and sshd do).
+    #[serde(default)]
+    pub setcred: bool,
     /// Open the session after a successful authentication.
     #[serde(default)]
     pub open_session: bool,
@@ -353,10 +367,18 @@ fn run_with(login: &Login, between: &dyn Fn(&Transcript)) -> Result<Transcript, 
         unused_answers: 0,
         messages: Vec::new(),
         auth_us,
+        setcred_rc: None,
+        auth_env: Vec::new(),
         open_rc: None,
         session_env: Vec::new(),
         close_rc: None,
     };
+    if rc == PAM_SUCCESS && login.setcred {
+        transcript.setcred_rc = Some(unsafe { pam_setcred(pamh, PAM_ESTABLISH_CRED) });
+    }
+    if rc == PAM_SUCCESS {
+        transcript.auth_env = env_list(pamh);
+    }
     if rc == PAM_SUCCESS && login.open_session {
         let open = unsafe { pam_open_session(pamh, 0) };
         transcript.open_rc = Some(open);

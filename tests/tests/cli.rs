@@ -4,7 +4,7 @@ use herarx_tests::ctl::run;
 use herarx_tests::{DaemonConfig, TestUser, World};
 
 #[test]
-fn the_system_bus_variable_is_honoured_and_the_flag_wins() {
+fn for_a_user_the_system_bus_variable_is_honoured_and_the_flag_wins() {
     let w = World::start(DaemonConfig::default());
     let user = TestUser::create("env");
     let out = user
@@ -33,6 +33,55 @@ fn the_system_bus_variable_is_honoured_and_the_flag_wins() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn as_root_the_system_bus_variable_is_ignored_and_only_the_flag_chooses_a_bus() {
+    // Root's environment may be another user's (`su` without `-`, `sudo -E`): their bus
+    // would get root's step-up codes. The daemon runs on the private bus the variable names;
+    // root must not reach it through the variable.
+    let w = World::start(DaemonConfig::default());
+    let out = std::process::Command::new(herarx_tests::paths::herarxctl())
+        .args(["status", "--json"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &w.bus.address)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.stdout.is_empty(),
+        "no answer from the private daemon: {out:?}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the system bus has no herarxd here: {err}"
+    );
+    assert!(
+        err.contains("/run/dbus/system_bus_socket"),
+        "went to the system bus instead: {err}"
+    );
+    assert!(
+        err.contains("DBUS_SYSTEM_BUS_ADDRESS is ignored") && err.contains("--bus"),
+        "says why, and what to do: {err}"
+    );
+    assert!(
+        !err.contains(&w.bus.address),
+        "never the variable's bus: {err}"
+    );
+
+    // The flag does choose it, as root.
+    let out = std::process::Command::new(herarx_tests::paths::herarxctl())
+        .args(["status", "--json", "--bus", &w.bus.address])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["user"], "root");
 }
 
 #[test]

@@ -270,3 +270,81 @@ fn a_remote_login_from_inside_a_trusted_session_is_asked() {
     );
     assert_eq!(report.inside[2].rc, PAM_SUCCESS);
 }
+const TICKET_VAR: &str = "HERARX_SESSION_TICKET";
+
+fn has_ticket(env: &[String]) -> bool {
+    env.iter().any(|v| v.starts_with(TICKET_VAR))
+}
+
+#[test]
+fn with_session_trust_on_and_no_session_line_the_ticket_never_reaches_the_environment() {
+    let w = world("1h");
+    let module = herarx_tests::paths::pam_module();
+    // Auth only: nothing in this service would ever take the ticket.
+    w.pam.service(
+        SERVICE,
+        &format!(
+            "auth required pam_permit.so\n\
+             auth required {m} bus={b} timeout=2\n",
+            m = module.display(),
+            b = w.bus.address
+        ),
+    );
+    let (user, e) = w.enrolled_user("se");
+
+    // As login, su, sudo and sshd do: authenticate, setcred, then read the environment.
+    let mut l = login(
+        &w,
+        &user.name,
+        &[&code_at_step(&e.secret, e.confirm_step + 1)],
+    );
+    l.setcred = true;
+    let t = run_login(&l, None).transcript;
+    assert_eq!(t.rc, PAM_SUCCESS, "{t:?}");
+    assert_eq!(t.setcred_rc, Some(PAM_SUCCESS), "{t:?}");
+    assert!(
+        !has_ticket(&t.auth_env),
+        "pam_getenvlist after setcred hands the shell no ticket: {:?}",
+        t.auth_env
+    );
+
+    // Not vacuous: the daemon did issue a ticket, which waits in the PAM environment until
+    // setcred (sshd brings only that environment back from its authentication child).
+    let (other, oe) = w.enrolled_user("sf");
+    let l = login(
+        &w,
+        &other.name,
+        &[&code_at_step(&oe.secret, oe.confirm_step + 1)],
+    );
+    let t = run_login(&l, None).transcript;
+    assert_eq!(t.rc, PAM_SUCCESS, "{t:?}");
+    assert!(has_ticket(&t.auth_env), "{:?}", t.auth_env);
+}
+
+#[test]
+fn session_trust_still_works_when_setcred_comes_before_the_session() {
+    let w = world("1h");
+    let (user, e) = w.enrolled_user("sc");
+    let mut l = login(
+        &w,
+        &user.name,
+        &[&code_at_step(&e.secret, e.confirm_step + 1)],
+    );
+    l.setcred = true;
+    let report = run_session(&SessionScript {
+        login: l,
+        inside: vec![child(login(&w, &user.name, &[]), 0)],
+        after_logout: vec![],
+    });
+    let t = &report.login;
+    assert_eq!(t.rc, PAM_SUCCESS, "{t:?}");
+    assert_eq!(t.setcred_rc, Some(PAM_SUCCESS), "{t:?}");
+    assert!(!has_ticket(&t.auth_env), "{:?}", t.auth_env);
+    assert_eq!(t.open_rc, Some(PAM_SUCCESS), "{t:?}");
+    assert!(!has_ticket(&t.session_env), "{:?}", t.session_env);
+    assert!(
+        report.inside[0].prompts().is_empty(),
+        "the session hook got the ticket from setcred's keeping: {:?}",
+        report.inside[0]
+    );
+}
