@@ -2,6 +2,11 @@
 //! it (reset, unlock), list users and read the audit trail. Authorization is decided at each
 //! call from the uid the bus reports; there is deliberately no way to enrol for someone else.
 //! Every call leaves an audit row (who looked at or changed what), refusals included.
+//!
+//! An action that weakens an account (reset, unlock) is root's alone when the account is
+//! root's or an admin's: otherwise one admin-group member could reset root or a fellow admin
+//! and, with `no_factor = "enroll"`, enrol their own app on it at the next login with a
+//! password they know. Reading (status, list, log) stays open to the whole group.
 
 use std::sync::Arc;
 
@@ -13,6 +18,16 @@ use crate::store::{AuditCtx, AuditEntry, AuditResult};
 
 pub struct Admin {
     state: Arc<State>,
+}
+
+/// An account only root may weaken.
+enum Protected {
+    /// NSS does not know the name.
+    Unknown,
+    /// uid 0.
+    Root,
+    /// A member of this group, the admin group.
+    Admin(String),
 }
 
 fn invalid_user() -> HerarxError {
@@ -88,6 +103,63 @@ impl Admin {
         }
     }
 
+    /// Why `uid` may not weaken `user`'s account, if it may not: only root resets or unlocks
+    /// root (any account with uid 0) and members of the admin group. The target is resolved
+    /// through NSS, by the name given and by its uid's own name (an alias of an admin is an
+    /// admin); a name NSS does not know is refused too (fail closed: root may still clear it).
+    fn weakening_refusal(&self, uid: u32, user: &str) -> Option<Protected> {
+        if uid == 0 {
+            return None;
+        }
+        let users = &self.state.users;
+        let Some(target_uid) = users.uid_of(user) else {
+            return Some(Protected::Unknown);
+        };
+        if target_uid == 0 {
+            return Some(Protected::Root);
+        }
+        let group = self.state.config().admin.group.clone();
+        let admin = [Some(user.to_owned()), users.name_of(target_uid)]
+            .into_iter()
+            .flatten()
+            .any(|name| {
+                users
+                    .groups_of(&name)
+                    .is_some_and(|groups| groups.contains(&group))
+            });
+        admin.then_some(Protected::Admin(group))
+    }
+
+    /// [`Admin::authorize_user`] for an action that weakens the account: refused, audited and
+    /// logged unless [`Admin::weakening_refusal`] lets it through.
+    fn authorize_weakening(
+        &self,
+        uid: u32,
+        method: &str,
+        user: &str,
+        now: u64,
+    ) -> Result<AuditCtx, HerarxError> {
+        let ctx = self.authorize_user(uid, method, user, now)?;
+        let Some(protected) = self.weakening_refusal(uid, user) else {
+            return Ok(ctx);
+        };
+        let what = match &protected {
+            Protected::Unknown => "is not an account this host knows (NSS)".to_owned(),
+            Protected::Root => "has uid 0".to_owned(),
+            Protected::Admin(group) => format!("is a member of admin group {group}"),
+        };
+        self.record(&ctx.entry(
+            now,
+            method,
+            AuditResult::Refused,
+            format!("caller uid {uid} is not root and {user} {what}: only root may"),
+        ));
+        Err(HerarxError::PermissionDenied(format!(
+            "Permission denied: {user} {what}; only root may reset or unlock it, so that no \
+             admin can take over root's or another admin's account. Ask root to run it."
+        )))
+    }
+
     /// Authorizes and checks the USER argument (non-empty, bounded, printable).
     fn authorize_user(
         &self,
@@ -146,7 +218,7 @@ impl Admin {
 
     /// Removes everything of `user`; returns how many factors went. Idempotent.
     pub fn reset(&self, uid: u32, user: &str, now: u64) -> Result<u32, HerarxError> {
-        let ctx = self.authorize_user(uid, "admin-reset", user, now)?;
+        let ctx = self.authorize_weakening(uid, "admin-reset", user, now)?;
         // The user hears of it at the addresses the reset is about to remove.
         let emails = self
             .state
@@ -191,7 +263,7 @@ impl Admin {
 
     /// Clears `user`'s failure counters; returns how many there were. Idempotent.
     pub fn unlock(&self, uid: u32, user: &str, now: u64) -> Result<u32, HerarxError> {
-        let ctx = self.authorize_user(uid, "admin-unlock", user, now)?;
+        let ctx = self.authorize_weakening(uid, "admin-unlock", user, now)?;
         let result = self.state.store().admin_unlock(&ctx, now);
         let (cleared, entry) = result.map_err(|e| self.state.internal("unlocking a user", &e))?;
         self.state.log.audit(&entry);
@@ -267,15 +339,23 @@ mod tests {
     use crate::store::{Scope, lockout};
     use crate::users::FixedUsers;
 
-    /// A harness whose user table has `carol` (1002) in group `hxadmin`, the admin group.
+    /// A harness whose user table has `carol` (1002) and `dave` (1003) in group `hxadmin`,
+    /// the admin group, and `toor`, a second name of uid 0.
     fn admin_harness() -> (crate::auth::tests::Harness, Admin) {
         let mut config = Config::default();
         config.admin.group = "hxadmin".into();
         let h = harness_with(config.clone());
-        let users =
-            FixedUsers::new(&[("root", 0), ("alice", 1000), ("bob", 1001), ("carol", 1002)])
-                .with_groups("carol", &["carol", "hxadmin"])
-                .with_groups("bob", &["bob", "wheel"]);
+        let users = FixedUsers::new(&[
+            ("root", 0),
+            ("toor", 0),
+            ("alice", 1000),
+            ("bob", 1001),
+            ("carol", 1002),
+            ("dave", 1003),
+        ])
+        .with_groups("carol", &["carol", "hxadmin"])
+        .with_groups("dave", &["dave", "hxadmin"])
+        .with_groups("bob", &["bob", "wheel"]);
         let state = Arc::new(State::new(
             h.state.store.clone(),
             Arc::new(config),
@@ -442,5 +522,60 @@ mod tests {
             ]
         );
         assert!(rows[1..5].iter().all(|r| r.caller_uid == 1002));
+    }
+
+    #[test]
+    fn only_root_may_reset_or_unlock_root_and_admins() {
+        let (h, admin) = admin_harness();
+        for user in ["root", "dave", "alice"] {
+            h.enrol(user);
+            lock(&h, user);
+        }
+        // carol, an admin, against root (by either of its names), a fellow admin, a name
+        // NSS does not know.
+        for (user, why) in [
+            ("root", "has uid 0"),
+            ("toor", "has uid 0"),
+            ("dave", "is a member of admin group hxadmin"),
+            ("nosuchuser", "is not an account this host knows"),
+        ] {
+            for method in ["admin-reset", "admin-unlock"] {
+                let e = if method == "admin-reset" {
+                    admin.reset(1002, user, NOW + 10)
+                } else {
+                    admin.unlock(1002, user, NOW + 10)
+                }
+                .unwrap_err();
+                assert!(
+                    matches!(e, HerarxError::PermissionDenied(ref m)
+                        if m.contains(why) && m.contains("only root")),
+                    "{method} {user}: {e:?}"
+                );
+                let row = h.audit().into_iter().next().unwrap();
+                assert_eq!(
+                    (row.method.as_str(), row.user.as_str(), row.result),
+                    (method, user, AuditResult::Refused)
+                );
+                assert!(row.reason.contains(why), "{}", row.reason);
+                assert_eq!(row.caller_uid, 1002);
+            }
+        }
+        for user in ["root", "dave"] {
+            let st = admin.user_status(1002, user, NOW + 10).unwrap();
+            assert_eq!(
+                (st.factors.len(), st.locks.len()),
+                (1, 1),
+                "{user}: untouched, and still readable by an admin"
+            );
+        }
+        // An ordinary user: the admin may.
+        assert_eq!(admin.unlock(1002, "alice", NOW + 10).unwrap(), 1);
+        assert_eq!(admin.reset(1002, "alice", NOW + 10).unwrap(), 1);
+        // Root may do it all.
+        for user in ["root", "dave"] {
+            assert_eq!(admin.unlock(0, user, NOW + 10).unwrap(), 1, "{user}");
+            assert_eq!(admin.reset(0, user, NOW + 10).unwrap(), 1, "{user}");
+        }
+        assert_eq!(admin.reset(0, "nosuchuser", NOW + 10).unwrap(), 0);
     }
 }

@@ -11,6 +11,10 @@ use crate::store::enrollments::{BeginOutcome, ConfirmOutcome};
 use crate::store::{AuditCtx, AuditResult};
 use crate::totp::Params;
 
+/// The end of an enrolment inside a login when the account gained a factor meanwhile.
+pub const ENROL_SUPERSEDED: &str = "A second factor was added to this account while this \
+     login was setting one up, so nothing was added here: log in again and use that factor.";
+
 impl Logins {
     /// Starts enrolling a first TOTP factor inside the login: the secret is made and sealed
     /// by the store, shown once in the first step's message.
@@ -113,6 +117,11 @@ impl Logins {
             }
             ConfirmOutcome::TooManyFactors => {
                 Ok(Next::Done(Step::terminal(Action::Denied, NO_FACTOR_DENIED)))
+            }
+            // The account gained a factor while this login was enrolling one: whoever
+            // enrolled it logs in with it; this enrolment, begun with no step-up, is void.
+            ConfirmOutcome::StepUpRequired | ConfirmOutcome::NoSuchFactor => {
+                Ok(Next::Done(Step::terminal(Action::Denied, ENROL_SUPERSEDED)))
             }
         }
     }

@@ -5,6 +5,7 @@ use herarx_proto::{Action, HerarxError, Step};
 
 use super::*;
 use crate::logger::Severity;
+use crate::store::fido2::KeyAcceptance;
 use crate::store::{AuditCtx, AuditResult, Scope};
 
 impl Logins {
@@ -191,12 +192,19 @@ impl Logins {
                     .get(index)
                     .map(|k| k.factor_id.clone())
                     .unwrap_or_default();
-                let (accepted, entry) = self
+                let (acceptance, entry) = self
                     .state
                     .store()
                     .fido2_accept(ctx, scope, &factor_id, counter.counter, now)
                     .map_err(|e| self.state.internal("recording a key's counter", &e))?;
                 self.state.log.audit(&entry);
+                if let KeyAcceptance::Locked { until } = acceptance {
+                    return Ok(Next::Done(Step::terminal(
+                        Action::Locked,
+                        locked_message(until, now),
+                    )));
+                }
+                let accepted = acceptance == KeyAcceptance::Accepted;
                 if accepted && methods.key_then_code {
                     // The code comes next; from now on, the codes are all this login offers.
                     if let Some(txn) = self.table().by_id.get_mut(id) {

@@ -719,6 +719,7 @@ fn a_counter_going_backwards_is_refused_as_a_possible_clone() {
             .fido2_accept(&ctx, &Scope::Local, &factor, 100, NOW)
             .unwrap()
             .0
+            == crate::store::fido2::KeyAcceptance::Accepted
     );
     let (id, _) = begin(&h, "alice", "");
     let step = h.logins.answer(":1.7", &id, "", NOW).unwrap();

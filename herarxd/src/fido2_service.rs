@@ -40,7 +40,7 @@ use crate::fido2::{
 };
 use crate::selfservice::{SelfService, step_up_refusal};
 use crate::store::factors::{FACTORS_PER_USER_MAX, VerifyOutcome};
-use crate::store::fido2::{AddKeyOutcome, StoredKey};
+use crate::store::fido2::{AddKeyOutcome, KeyAcceptance, StoredKey};
 use crate::store::{AuditCtx, Scope};
 
 /// The audit method of enrolment decisions.
@@ -410,10 +410,13 @@ impl SelfService {
             self.state
                 .store()
                 .fido2_accept(ctx, &Scope::Local, &factor_id, counter.counter, now);
-        let (accepted, entry) =
+        let (acceptance, entry) =
             result.map_err(|e| self.state.internal("recording a key's use", &e))?;
         self.state.log.audit(&entry);
-        if !accepted {
+        if let KeyAcceptance::Locked { until } = acceptance {
+            return Err(HerarxError::Locked(locked_message(until, now)));
+        }
+        if acceptance != KeyAcceptance::Accepted {
             return Err(HerarxError::WrongCode(
                 "That key's signature counter went backwards, which a cloned key would do; it \
                  was refused and the attempt logged. Use another factor, and tell your \

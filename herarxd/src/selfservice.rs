@@ -60,6 +60,23 @@ pub(crate) fn step_up_too_long() -> HerarxError {
     )
 }
 
+/// A confirmation the store refused because the account changed after the enrolment began
+/// (`again`: the command that starts one). The pending enrolment is gone.
+pub(crate) fn changed_since_begin(step_up: bool, again: &str) -> HerarxError {
+    if step_up {
+        HerarxError::StepUpRequired(format!(
+            "A factor was added to your account after this enrolment began, and it began \
+             without a step-up, so it needs one now: nothing was added. Start again with \
+             `{again}` and give a current code from one of your factors."
+        ))
+    } else {
+        HerarxError::NoSuchFactor(format!(
+            "The factor this enrolment was to replace was removed after it began: nothing was \
+             added. Start again with `{again}`."
+        ))
+    }
+}
+
 fn no_such_enrollment() -> HerarxError {
     HerarxError::NoSuchEnrollment(
         "No such enrolment (it expired, was replaced or was finished): start again with \
@@ -355,6 +372,8 @@ impl SelfService {
                 if tries_left == 1 { "try" } else { "tries" }
             ))),
             ConfirmOutcome::TooManyFactors => Err(too_many_factors()),
+            ConfirmOutcome::StepUpRequired => Err(changed_since_begin(true, "herarxctl totp add")),
+            ConfirmOutcome::NoSuchFactor => Err(changed_since_begin(false, "herarxctl totp add")),
         }
     }
 

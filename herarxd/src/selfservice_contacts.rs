@@ -6,7 +6,8 @@ use herarx_proto::{FactorInfo, HerarxError, limits};
 
 use crate::delivery::{Delivery, contact};
 use crate::selfservice::{
-    SelfService, no_such_factor, step_up_refusal, step_up_too_long, too_many_factors,
+    SelfService, changed_since_begin, no_such_factor, step_up_refusal, step_up_too_long,
+    too_many_factors,
 };
 use crate::sent_text::{self, CodeUse};
 use crate::state::valid_text;
@@ -240,6 +241,14 @@ impl SelfService {
                 if tries_left == 1 { "try" } else { "tries" }
             ))),
             ConfirmOutcome::TooManyFactors => Err(too_many_factors()),
+            ConfirmOutcome::StepUpRequired => Err(changed_since_begin(
+                true,
+                "herarxctl email add` or `herarxctl sms add",
+            )),
+            ConfirmOutcome::NoSuchFactor => Err(changed_since_begin(
+                false,
+                "herarxctl email add` or `herarxctl sms add",
+            )),
         }
     }
 

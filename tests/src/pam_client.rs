@@ -266,7 +266,11 @@ extern "C" fn converse(
             let answer = if answer == TOTP_FROM_SHOWN_KEY {
                 code_from_shown_key(&script.messages)
             } else if let Some(path) = answer.strip_prefix(ANSWER_FROM_FILE) {
-                answer_from_file(path)
+                // The file may hold TOTP_FROM_SHOWN_KEY: the code, once the test says "now".
+                match answer_from_file(path) {
+                    a if a == TOTP_FROM_SHOWN_KEY => code_from_shown_key(&script.messages),
+                    a => a,
+                }
             } else {
                 answer.clone()
             };
@@ -279,8 +283,9 @@ extern "C" fn converse(
 }
 
 /// An answer `@file:PATH`: wait (up to 30 s) for the test to write PATH (a code it read from
-/// a delivered message, say), then answer its first line. The file is removed, so a later
-/// `@file:` of the same path waits for the next one.
+/// a delivered message, say), then answer its first line ([`TOTP_FROM_SHOWN_KEY`] there is
+/// resolved as an answer of its own). The file is removed, so a later `@file:` of the same
+/// path waits for the next one.
 pub const ANSWER_FROM_FILE: &str = "@file:";
 
 fn answer_from_file(path: &str) -> String {

@@ -488,3 +488,85 @@ fn log_shows_the_users_logins_newest_first_with_filters() {
         text(&out.stderr)
     );
 }
+
+/// An admin-group member who could reset root or a fellow admin would, with `no_factor =
+/// "enroll"`, reopen an enrolment window on an account whose password they may know: reset
+/// and unlock of those are root's alone (issue 12, item 5).
+#[test]
+fn only_root_may_reset_or_unlock_root_and_other_admins() {
+    let group = AdminGroup::create();
+    let w = world(&group, 2);
+    let member = TestUser::create("ad");
+    group.add(&member);
+    let (fellow, e) = w.enrolled_user("af");
+    group.add(&fellow);
+    let (plain, _) = w.enrolled_user("ap");
+    let f = fellow.name.as_str();
+    let right = code(&e.secret, 1);
+    let bad = wrong_code(&[&right, &code(&e.secret, 0), &code(&e.secret, -1)]);
+    assert_eq!(w.login(f, &[&bad, &bad]).transcript.rc, PAM_MAXTRIES);
+
+    let why_fellow = format!("is a member of admin group {}", group.name);
+    let cases: [(&[&str], &str); 4] = [
+        (&["reset", "root", "--yes"], "has uid 0"),
+        (&["unlock", "root"], "has uid 0"),
+        (&["reset", f, "--yes"], &why_fellow),
+        (&["unlock", f], &why_fellow),
+    ];
+    for (args, why) in cases {
+        let out = admin(&w, Some(&member), args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(err.contains("only root may reset or unlock it"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    // Nothing changed: the fellow admin keeps the factor and the lock.
+    let st = json(&admin(&w, None, &["status", f, "--json"]), "status");
+    assert_eq!(st["factors"].as_array().map(Vec::len), Some(1), "{st}");
+    assert_eq!(st["locks"].as_array().map(Vec::len), Some(1), "{st}");
+    assert_eq!(w.login(f, &[&right]).transcript.rc, PAM_MAXTRIES);
+    // Each refusal is in the trail, naming the caller and why.
+    for (user, why) in [("root", "has uid 0"), (f, why_fellow.as_str())] {
+        let rows = json_lines(&admin(&w, None, &["log", "--user", user, "--json"]), "log");
+        for method in ["admin-reset", "admin-unlock"] {
+            assert!(
+                rows.iter().any(|r| r["method"] == method
+                    && r["result"] == "refused"
+                    && r["caller_uid"] == member.uid
+                    && r["reason"].as_str().is_some_and(|s| s.contains(why))),
+                "{method} of {user}: {rows:#?}"
+            );
+        }
+    }
+    w.daemon.logs.wait_for("only root may");
+    // Reading stays open to the group.
+    ok(
+        &admin(&w, Some(&member), &["status", "root"]),
+        "status root",
+    );
+
+    // Root may do all of it.
+    let v = json(&admin(&w, None, &["unlock", f, "--json"]), "unlock by root");
+    assert_eq!(v["counters_cleared"], 1);
+    let v = json(
+        &admin(&w, None, &["reset", f, "--yes", "--json"]),
+        "reset by root",
+    );
+    assert_eq!(v["factors_removed"], 1);
+    ok(&admin(&w, None, &["unlock", "root"]), "unlock root by root");
+    ok(
+        &admin(&w, None, &["reset", "root", "--yes"]),
+        "reset root by root",
+    );
+    // An ordinary user: the member still may.
+    let v = json(
+        &admin(
+            &w,
+            Some(&member),
+            &["reset", &plain.name, "--yes", "--json"],
+        ),
+        "reset of an ordinary user by a member",
+    );
+    assert_eq!(v["factors_removed"], 1);
+}

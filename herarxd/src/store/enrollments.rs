@@ -71,6 +71,11 @@ pub enum ConfirmOutcome {
         tries_left: u32,
     },
     TooManyFactors,
+    /// The account gained a factor (or backup codes) after this enrolment began without a
+    /// step-up: it needs one now. The pending enrolment is gone; start again.
+    StepUpRequired,
+    /// The factor this enrolment was to replace is gone. The pending enrolment is gone too.
+    NoSuchFactor,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +134,8 @@ struct PendingRow {
     attempts: u32,
     /// The factor the confirmation replaces, if any.
     replaces: Option<String>,
+    /// The enrolment began after a step-up.
+    stepped_up: bool,
 }
 
 fn get_pending(
@@ -138,7 +145,8 @@ fn get_pending(
     now: u64,
 ) -> rusqlite::Result<Option<PendingRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT name, sealed, algorithm, digits, period, attempts, replaces FROM pending_enrollments
+        "SELECT name, sealed, algorithm, digits, period, attempts, replaces, stepped_up
+         FROM pending_enrollments
          WHERE id = ?1 AND user = ?2 AND expires > ?3",
     )?;
     stmt.query_row((id, user, to_sql(now)), |r| {
@@ -153,6 +161,7 @@ fn get_pending(
             },
             attempts: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
             replaces: r.get(6)?,
+            stepped_up: r.get(7)?,
         })
     })
     .optional()
@@ -249,8 +258,40 @@ pub(super) fn refuse_step_up(
     )
 }
 
-/// Why a new factor may not be added (a TOTP app, an address, a number), checked first in the
-/// enrolment's transaction.
+/// What proves, for an addition, that the caller is the account's owner once the account has
+/// anything that logs in.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum StepUp<'a> {
+    /// A code given with this call, checked (consumed, counted) in the transaction.
+    Code(&'a str),
+    /// Verified before this transaction: the code given when the enrolment began, or a touch
+    /// of one of the user's security keys.
+    Verified,
+    /// Nothing: the addition is refused as soon as the account has anything that logs in.
+    Absent,
+}
+
+impl StepUp<'_> {
+    /// The proof a confirmation carries: whatever its beginning had.
+    pub(super) fn from_begin(stepped_up: bool) -> Self {
+        if stepped_up {
+            StepUp::Verified
+        } else {
+            StepUp::Absent
+        }
+    }
+}
+
+/// An addition [`addition_refusal`] let through.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Allowed {
+    /// The account had something that logs in, and the step-up was shown.
+    pub stepped_up: bool,
+}
+
+/// Why a new factor may not be added (a TOTP app, an address, a number, a security key),
+/// checked in the transaction that begins the enrolment and again in the one that writes the
+/// factor: what held when an enrolment began may no longer hold when it is confirmed.
 pub(super) enum AdditionRefusal {
     /// The factor to replace is not one of the user's.
     NoSuchFactor,
@@ -270,35 +311,68 @@ impl AdditionRefusal {
             AdditionRefusal::StepUp(r) => r.audit(),
         }
     }
+
+    /// The audit row of a confirmation refused by what changed since its beginning.
+    pub(super) fn confirm_audit(&self) -> (AuditResult, String) {
+        let (result, why) = match self {
+            AdditionRefusal::StepUp(_) => (
+                AuditResult::Refused,
+                "a factor was added since this enrolment began without a step-up; a step-up is \
+                 needed now"
+                    .to_owned(),
+            ),
+            other => other.audit(),
+        };
+        (result, format!("{why}: pending enrolment dropped"))
+    }
+}
+
+impl From<AdditionRefusal> for ConfirmOutcome {
+    fn from(r: AdditionRefusal) -> Self {
+        match r {
+            AdditionRefusal::NoSuchFactor => ConfirmOutcome::NoSuchFactor,
+            AdditionRefusal::TooMany(_) => ConfirmOutcome::TooManyFactors,
+            AdditionRefusal::StepUp(_) => ConfirmOutcome::StepUpRequired,
+        }
+    }
 }
 
 /// The checks before adding a factor for `user`: the replaced factor exists, the cap, and a
 /// step-up once the user has anything that logs in (unused backup codes count: they log in,
-/// so whoever adds a factor proves it first). `None`: go on. Returns also the factor count.
+/// so whoever adds a factor proves it first). Every kind of addition, at its beginning and at
+/// its confirmation, goes through here.
 pub(super) fn addition_refusal(
     tx: &rusqlite::Transaction<'_>,
     key: &crate::keys::MasterKey,
     policy: &super::StorePolicy,
     user: &str,
     replace: Option<&str>,
-    step_up: &str,
+    step_up: StepUp<'_>,
     now: u64,
-) -> Result<(usize, Option<AdditionRefusal>), StoreError> {
+) -> Result<Result<Allowed, AdditionRefusal>, StoreError> {
     let existing = factors::count(tx, user)?;
     if let Some(old) = replace
         && factors::get(tx, user, old)?.is_none()
     {
-        return Ok((existing, Some(AdditionRefusal::NoSuchFactor)));
+        return Ok(Err(AdditionRefusal::NoSuchFactor));
     }
     if replace.is_none() && existing >= FACTORS_PER_USER_MAX {
-        return Ok((existing, Some(AdditionRefusal::TooMany(existing))));
+        return Ok(Err(AdditionRefusal::TooMany(existing)));
     }
-    if (existing > 0 || backup_codes::left(tx, user)? > 0)
-        && let Some(refusal) = refuse_step_up(tx, key, policy, user, step_up, now)?
-    {
-        return Ok((existing, Some(AdditionRefusal::StepUp(refusal))));
+    let guarded = existing > 0 || backup_codes::left(tx, user)? > 0;
+    if guarded {
+        let refusal = match step_up {
+            StepUp::Code(code) => refuse_step_up(tx, key, policy, user, code, now)?,
+            StepUp::Verified => None,
+            StepUp::Absent => Some(StepUpRefusal::Missing),
+        };
+        if let Some(refusal) = refusal {
+            return Ok(Err(AdditionRefusal::StepUp(refusal)));
+        }
     }
-    Ok((existing, None))
+    Ok(Ok(Allowed {
+        stepped_up: guarded,
+    }))
 }
 
 fn step_up_code(code: &str) -> Option<&str> {
@@ -362,17 +436,27 @@ impl Store {
         let finish = |tx, outcome, result, reason: String| {
             commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
         };
-        let (existing, refused) =
-            addition_refusal(&tx, &self.key, &self.policy, user, replace, step_up, now)?;
-        if let Some(refusal) = refused {
-            let (result, reason) = refusal.audit();
-            let outcome = match refusal {
-                AdditionRefusal::NoSuchFactor => BeginOutcome::NoSuchFactor,
-                AdditionRefusal::TooMany(_) => BeginOutcome::TooManyFactors,
-                AdditionRefusal::StepUp(r) => BeginOutcome::from(r),
-            };
-            return finish(tx, outcome, result, reason);
-        }
+        let checked = addition_refusal(
+            &tx,
+            &self.key,
+            &self.policy,
+            user,
+            replace,
+            StepUp::Code(step_up),
+            now,
+        )?;
+        let allowed = match checked {
+            Ok(allowed) => allowed,
+            Err(refusal) => {
+                let (result, reason) = refusal.audit();
+                let outcome = match refusal {
+                    AdditionRefusal::NoSuchFactor => BeginOutcome::NoSuchFactor,
+                    AdditionRefusal::TooMany(_) => BeginOutcome::TooManyFactors,
+                    AdditionRefusal::StepUp(r) => BeginOutcome::from(r),
+                };
+                return finish(tx, outcome, result, reason);
+            }
+        };
         // Keep at most PENDING_PER_USER_MAX, this one included: drop expired, then the oldest.
         tx.prepare_cached("DELETE FROM pending_enrollments WHERE user = ?1 AND expires <= ?2")?
             .execute((user, to_sql(now)))?;
@@ -391,8 +475,8 @@ impl Store {
         tx.prepare_cached(
             "INSERT INTO pending_enrollments
                 (id, user, name, sealed, algorithm, digits, period, created, expires, attempts,
-                 replaces)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)",
+                 replaces, stepped_up)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11)",
         )?
         .execute(rusqlite::params![
             id,
@@ -405,10 +489,11 @@ impl Store {
             to_sql(now),
             to_sql(expires),
             replace,
+            allowed.stepped_up,
         ])?;
         let reason = match replace {
             Some(old) => format!("enrolment replacing factor {old} started after step-up"),
-            None if existing > 0 => "enrolment started after step-up".into(),
+            None if allowed.stepped_up => "enrolment started after step-up".into(),
             None => "first enrolment started".into(),
         };
         finish(
@@ -449,6 +534,22 @@ impl Store {
                 "no such pending enrolment".into(),
             );
         };
+        // The account may have changed since the enrolment began (a factor added, the one to
+        // replace removed): the rules are those of now, with the step-up shown back then.
+        let checked = addition_refusal(
+            &tx,
+            &self.key,
+            &self.policy,
+            user,
+            pending.replaces.as_deref(),
+            StepUp::from_begin(pending.stepped_up),
+            now,
+        )?;
+        if let Err(refusal) = checked {
+            delete_pending(&tx, id)?;
+            let (result, reason) = refusal.confirm_audit();
+            return finish(tx, ConfirmOutcome::from(refusal), result, reason);
+        }
         let secret = seal::open(
             &self.key,
             &seal::aad(Kind::PendingTotp, user, id),
@@ -456,8 +557,6 @@ impl Store {
         )?;
         match totp::verify(&secret, &pending.params, code, now, self.policy.skew, None) {
             Ok(step) => {
-                // The factor this replaces, if it is still there (it may have been removed
-                // since the enrolment began: then this is an addition like any other).
                 let replaced = match pending.replaces.as_deref() {
                     Some(old) => factors::get(&tx, user, old)?,
                     None => None,
@@ -466,14 +565,6 @@ impl Store {
                     Some(old) => primary_id(&tx, user)?.as_deref() == Some(old.id.as_str()),
                     None => false,
                 };
-                if replaced.is_none() && factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
-                    return finish(
-                        tx,
-                        ConfirmOutcome::TooManyFactors,
-                        AuditResult::Refused,
-                        "too many factors".into(),
-                    );
-                }
                 let factor_id = factors::new_id(&tx)?;
                 let sealed =
                     seal::seal(&self.key, &seal::aad(Kind::Totp, user, &factor_id), &secret)?;
@@ -975,6 +1066,136 @@ mod tests {
         );
         assert_eq!(e.result, AuditResult::Success);
         assert!(s.factor_infos("alice").unwrap().is_empty());
+    }
+
+    fn factor_ids(s: &mut Store, user: &str) -> Vec<String> {
+        s.factor_infos(user)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.id)
+            .collect()
+    }
+
+    /// An attacker with the password begins an enrolment while the account has nothing; the
+    /// owner enrols meanwhile. The attacker's enrolment needed no step-up only because the
+    /// account had nothing: confirmed now, it would add their app beside the owner's.
+    #[test]
+    fn an_enrolment_begun_without_a_step_up_is_refused_once_the_account_has_a_factor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let attacker = start(&mut s, "alice", "", NOW);
+        let (_, owner) = enrol_first(&mut s, "alice");
+        let t = NOW + 30;
+        let (o, e) = s
+            .confirm_totp_enrollment(&ctx("alice"), &attacker.id, &code(&attacker.secret, t), t)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::StepUpRequired);
+        assert_eq!(e.result, AuditResult::Refused);
+        assert!(e.reason.contains("step-up is needed now"), "{}", e.reason);
+        assert_eq!(
+            factor_ids(&mut s, "alice"),
+            vec![owner],
+            "only the owner's factor"
+        );
+        // The pending enrolment is gone: it cannot be tried again.
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("alice"), &attacker.id, &code(&attacker.secret, t), t)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
+    }
+
+    #[test]
+    fn backup_codes_made_meanwhile_need_the_step_up_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let pending = start(&mut s, "alice", "", NOW);
+        let (o, _) = s.generate_backup_codes(&ctx("alice"), "", NOW).unwrap();
+        assert!(matches!(o, BackupCodesOutcome::Generated(_)), "{o:?}");
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("alice"), &pending.id, &code(&pending.secret, NOW), NOW)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::StepUpRequired);
+        assert!(factor_ids(&mut s, "alice").is_empty());
+    }
+
+    /// The failing twin: an enrolment begun after a step-up stays good when the account
+    /// gains another factor meanwhile (the owner proved it is them when it began).
+    #[test]
+    fn an_enrolment_begun_after_a_step_up_still_confirms_after_another_addition() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (secret, first) = enrol_first(&mut s, "alice");
+        let t = NOW + 30;
+        let second = start(&mut s, "alice", &code(&secret, t), t);
+        let t2 = NOW + 60;
+        let third = start(&mut s, "alice", &code(&secret, t2), t2);
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("alice"), &third.id, &code(&third.secret, t2), t2)
+            .unwrap();
+        assert!(matches!(o, ConfirmOutcome::Enrolled(_)), "{o:?}");
+        let (o, e) = s
+            .confirm_totp_enrollment(&ctx("alice"), &second.id, &code(&second.secret, t2), t2)
+            .unwrap();
+        assert!(matches!(o, ConfirmOutcome::Enrolled(_)), "{o:?}");
+        assert_eq!(e.result, AuditResult::Success);
+        assert_eq!(factor_ids(&mut s, "alice").len(), 3);
+        assert!(factor_ids(&mut s, "alice").contains(&first));
+    }
+
+    #[test]
+    fn a_replacement_whose_factor_went_meanwhile_adds_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (secret, old) = enrol_first(&mut s, "alice");
+        let t = NOW + 30;
+        let n = match s
+            .begin_totp_enrollment_replacing(
+                &ctx("alice"),
+                "new phone",
+                &code(&secret, t),
+                Some(&old),
+                Params::default(),
+                t,
+            )
+            .unwrap()
+            .0
+        {
+            BeginOutcome::Started(n) => n,
+            other => panic!("{other:?}"),
+        };
+        let t2 = NOW + 60;
+        let (o, _) = s
+            .remove_factor(&ctx("alice"), &old, &code(&secret, t2), t2)
+            .unwrap();
+        assert!(matches!(o, RemoveOutcome::Removed { .. }), "{o:?}");
+        let (o, e) = s
+            .confirm_totp_enrollment(&ctx("alice"), &n.id, &code(&n.secret, t2), t2)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::NoSuchFactor);
+        assert!(
+            e.reason.contains("no such factor to replace"),
+            "{}",
+            e.reason
+        );
+        assert!(factor_ids(&mut s, "alice").is_empty());
+    }
+
+    #[test]
+    fn the_cap_is_checked_again_at_confirmation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (secret, _) = enrol_first(&mut s, "alice");
+        let t = NOW + 30;
+        let waiting = start(&mut s, "alice", &code(&secret, t), t);
+        // Fill up to the cap meanwhile.
+        while s.factor_infos("alice").unwrap().len() < FACTORS_PER_USER_MAX {
+            crate::store::factors::tests::enrol(&mut s, "alice", b"another seed 20 byte");
+        }
+        let (o, _) = s
+            .confirm_totp_enrollment(&ctx("alice"), &waiting.id, &code(&waiting.secret, t), t)
+            .unwrap();
+        assert_eq!(o, ConfirmOutcome::TooManyFactors);
+        assert_eq!(s.factor_infos("alice").unwrap().len(), FACTORS_PER_USER_MAX);
     }
 
     #[test]

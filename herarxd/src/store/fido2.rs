@@ -10,7 +10,8 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
-use super::factors::{self, FACTORS_PER_USER_MAX, VerifyOutcome, verify_in};
+use super::enrollments::{AdditionRefusal, StepUp, addition_refusal};
+use super::factors::{self, VerifyOutcome, verify_in};
 use super::lockout::{self, Scope};
 use super::{Store, StoreError, from_sql, to_sql};
 use crate::fido2::{Credential, NewCredential};
@@ -101,6 +102,19 @@ pub enum AddKeyOutcome {
     TooManyFactors,
 }
 
+/// What became of a verified assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAcceptance {
+    /// Counter advanced, the attempt's failures cleared.
+    Accepted,
+    /// The stored counter is not below the assertion's: another login used a later assertion
+    /// first, or the key was cloned.
+    CounterNotAbove,
+    /// The attempt's scope was locked by the time the touch came (failures elsewhere while
+    /// the key was blinking): nothing changed, the counter included.
+    Locked { until: u64 },
+}
+
 impl Store {
     /// The user's registered keys.
     pub fn fido2_keys(&mut self, user: &str) -> Result<Vec<StoredKey>, StoreError> {
@@ -129,23 +143,29 @@ impl Store {
             tx.commit()?;
             Ok((outcome, entry))
         };
-        if !stepped_up
-            && (factors::count(&tx, user)? > 0 || super::backup_codes::left(&tx, user)? > 0)
-        {
-            return finish(
-                tx,
-                AddKeyOutcome::StepUpRequired,
-                AuditResult::Refused,
-                "a factor was added meanwhile: step-up required".into(),
-            );
-        }
-        if factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
-            return finish(
-                tx,
-                AddKeyOutcome::TooManyFactors,
-                AuditResult::Refused,
-                "too many factors".into(),
-            );
+        // The rules every addition obeys, checked again here: the touch took seconds, and
+        // the account may have gained a factor (or reached the cap) meanwhile.
+        let checked = addition_refusal(
+            &tx,
+            &self.key,
+            &self.policy,
+            user,
+            None,
+            StepUp::from_begin(stepped_up),
+            now,
+        )?;
+        if let Err(refusal) = checked {
+            let (result, reason) = refusal.audit();
+            let (outcome, reason) = match refusal {
+                AdditionRefusal::TooMany(_) => (AddKeyOutcome::TooManyFactors, reason),
+                // A key replaces nothing, so `NoSuchFactor` cannot come; refused like a missing
+                // step-up if it ever did.
+                AdditionRefusal::StepUp(_) | AdditionRefusal::NoSuchFactor => (
+                    AddKeyOutcome::StepUpRequired,
+                    "a factor was added meanwhile: step-up required".to_owned(),
+                ),
+            };
+            return finish(tx, outcome, result, reason);
         }
         if keys(&tx, &self.key, user)?
             .iter()
@@ -207,8 +227,9 @@ impl Store {
 
     /// A verified assertion of key `factor_id`: advances its counter to `counter` by a
     /// compare-and-set and clears the attempt's failures, with the audit row, in one
-    /// transaction. `false` (and a denial audited as a possible clone) when the stored counter
-    /// moved meanwhile: another login used a later assertion first.
+    /// transaction. Refused while the attempt's scope is locked, checked in that transaction
+    /// as every code is (the touch takes seconds, and the lock may have come meanwhile); a
+    /// denial audited as a possible clone when the stored counter moved meanwhile.
     pub fn fido2_accept(
         &mut self,
         ctx: &AuditCtx,
@@ -216,10 +237,25 @@ impl Store {
         factor_id: &str,
         counter: u32,
         now: u64,
-    ) -> Result<(bool, AuditEntry), StoreError> {
+    ) -> Result<(KeyAcceptance, AuditEntry), StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(until) = lockout::locked_until(&tx, &ctx.user, scope, now)? {
+            let entry = ctx.entry(
+                now,
+                "fido2",
+                AuditResult::Locked,
+                format!(
+                    "security key {factor_id} touched, not accepted: {} logins locked until \
+                     {until}",
+                    scope.as_str()
+                ),
+            );
+            audit::insert(&tx, &entry)?;
+            tx.commit()?;
+            return Ok((KeyAcceptance::Locked { until }, entry));
+        }
         let new = i64::from(counter);
         let moved = tx
             .prepare_cached(
@@ -237,7 +273,7 @@ impl Store {
         let (accepted, entry) = if moved == 1 {
             lockout::clear(&tx, &ctx.user, scope)?;
             (
-                true,
+                KeyAcceptance::Accepted,
                 ctx.entry(
                     now,
                     "fido2",
@@ -247,7 +283,7 @@ impl Store {
             )
         } else {
             (
-                false,
+                KeyAcceptance::CounterNotAbove,
                 ctx.entry(
                     now,
                     "fido2",
@@ -442,28 +478,21 @@ mod tests {
         let AddKeyOutcome::Added(info) = o else {
             panic!()
         };
-        let local = Scope::Local;
-        assert!(
-            s.fido2_accept(&ctx("alice"), &local, &info.id, 6, 200)
-                .unwrap()
-                .0
-        );
-        assert!(
-            !s.fido2_accept(&ctx("alice"), &local, &info.id, 6, 201)
-                .unwrap()
-                .0,
+        use KeyAcceptance::{Accepted, CounterNotAbove};
+        assert_eq!(accept(&mut s, "alice", &info.id, 6, 200), Accepted);
+        assert_eq!(
+            accept(&mut s, "alice", &info.id, 6, 201),
+            CounterNotAbove,
             "same counter"
         );
-        assert!(
-            !s.fido2_accept(&ctx("alice"), &local, &info.id, 3, 202)
-                .unwrap()
-                .0,
+        assert_eq!(
+            accept(&mut s, "alice", &info.id, 3, 202),
+            CounterNotAbove,
             "backwards"
         );
-        assert!(
-            !s.fido2_accept(&ctx("bob"), &local, &info.id, 9, 203)
-                .unwrap()
-                .0,
+        assert_eq!(
+            accept(&mut s, "bob", &info.id, 9, 203),
+            CounterNotAbove,
             "not bob's"
         );
         assert_eq!(s.fido2_keys("alice").unwrap()[0].credential.counter, 6);
@@ -472,15 +501,56 @@ mod tests {
             .add_fido2_key(&ctx("carol"), "k", &new_key(b"z", 0), true, 100)
             .unwrap();
         let AddKeyOutcome::Added(z) = o else { panic!() };
-        assert!(
-            s.fido2_accept(&ctx("carol"), &local, &z.id, 0, 200)
-                .unwrap()
-                .0
+        assert_eq!(accept(&mut s, "carol", &z.id, 0, 200), Accepted);
+        assert_eq!(accept(&mut s, "carol", &z.id, 0, 201), Accepted);
+    }
+
+    fn accept(s: &mut Store, user: &str, id: &str, counter: u32, now: u64) -> KeyAcceptance {
+        s.fido2_accept(&ctx(user), &Scope::Local, id, counter, now)
+            .unwrap()
+            .0
+    }
+
+    /// The touch takes seconds; failures elsewhere (wrong codes at another prompt) may lock
+    /// the user meanwhile. The lock is checked where the touch is accepted, as for a code.
+    #[test]
+    fn a_touch_under_a_lock_set_after_the_challenge_is_refused_and_moves_no_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open_store(dir.path());
+        let (o, _) = s
+            .add_fido2_key(&ctx("alice"), "k", &new_key(b"c", 5), true, 100)
+            .unwrap();
+        let AddKeyOutcome::Added(info) = o else {
+            panic!("{o:?}")
+        };
+        // The challenge went out at 200; five wrong codes lock local logins before the touch.
+        for i in 0..5 {
+            s.verify_and_consume(&ctx("alice"), "000000", 201 + i, &Scope::Local, "totp")
+                .unwrap();
+        }
+        let (acceptance, entry) = s
+            .fido2_accept(&ctx("alice"), &Scope::Local, &info.id, 6, 210)
+            .unwrap();
+        let KeyAcceptance::Locked { until } = acceptance else {
+            panic!("{acceptance:?}")
+        };
+        assert!(until > 210, "{until}");
+        assert_eq!(entry.result, AuditResult::Locked);
+        assert!(entry.reason.contains("not accepted"), "{}", entry.reason);
+        assert_eq!(
+            s.fido2_keys("alice").unwrap()[0].credential.counter,
+            5,
+            "the counter did not move"
         );
-        assert!(
-            s.fido2_accept(&ctx("carol"), &local, &z.id, 0, 201)
-                .unwrap()
-                .0
+        assert_eq!(
+            s.failures("alice", &Scope::Local, 210).unwrap().count,
+            5,
+            "the lock was not cleared by the touch"
+        );
+        // Once the lock ends, the same assertion's counter is taken.
+        assert_eq!(
+            accept(&mut s, "alice", &info.id, 6, until),
+            KeyAcceptance::Accepted
         );
     }
 

@@ -162,6 +162,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE deliveries ADD COLUMN enrol INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 7: whether a pending enrolment (TOTP, email, SMS) began after a step-up, so that its
+    //    confirmation can tell whether the account gained a factor since an enrolment that
+    //    needed none began. Rows from before default to "no": if the account has a factor
+    //    now, they are refused and the user starts again (fail closed, for at most the
+    //    10 minutes a pending enrolment lives).
+    r#"
+    ALTER TABLE pending_enrollments ADD COLUMN stepped_up INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sent_codes ADD COLUMN stepped_up INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this daemon writes.

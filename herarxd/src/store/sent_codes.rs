@@ -20,10 +20,10 @@ use zeroize::Zeroizing;
 
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
 use super::enrollments::{
-    AdditionRefusal, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, StepUpRefusal, addition_refusal,
+    AdditionRefusal, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, StepUp, StepUpRefusal, addition_refusal,
     commit_audited, info_of,
 };
-use super::factors::{self, FACTORS_PER_USER_MAX, FactorRow, VerifyOutcome};
+use super::factors::{self, FactorRow, VerifyOutcome};
 use super::{Store, StoreError, accounts, random_hex, to_sql};
 use crate::keys::MasterKey;
 use crate::seal::{self, Kind};
@@ -93,6 +93,16 @@ pub enum IssueOutcome {
     },
     /// Not one of the user's email or SMS factors.
     NoSuchFactor,
+}
+
+/// What an enrolment code's row keeps of the factor it will add.
+struct PendingContact<'a> {
+    name: &'a str,
+    /// The destination, sealed under the factor id the confirmation gives it.
+    sealed: &'a [u8],
+    replaces: Option<&'a str>,
+    /// The enrolment began after a step-up.
+    stepped_up: bool,
 }
 
 /// The start of an email or SMS enrolment.
@@ -238,7 +248,7 @@ fn issue_in(
     destination: &str,
     purpose: Purpose,
     factor_id: Option<&str>,
-    enrolment: Option<(&str, &[u8], Option<&str>)>,
+    enrolment: Option<PendingContact<'_>>,
     now: u64,
 ) -> Result<Result<Issued, u64>, StoreError> {
     let tag = destination_tag(key, kind, destination);
@@ -261,14 +271,15 @@ fn issue_in(
     let id = random_hex(8)?;
     let code = new_code(policy.digits)?;
     let expires = now.saturating_add(policy.valid_seconds);
-    let (name, sealed, replaces) = match enrolment {
-        Some((name, sealed, replaces)) => (name, Some(sealed), replaces),
-        None => ("", None, None),
+    let (name, sealed, replaces, stepped_up) = match enrolment {
+        Some(p) => (p.name, Some(p.sealed), p.replaces, p.stepped_up),
+        None => ("", None, None, false),
     };
     tx.prepare_cached(
         "INSERT INTO sent_codes
-            (id, user, kind, purpose, factor_id, name, sealed, replaces, hash, created, expires)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            (id, user, kind, purpose, factor_id, name, sealed, replaces, hash, created, expires,
+             stepped_up)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(rusqlite::params![
         id,
@@ -282,6 +293,7 @@ fn issue_in(
         code_hash(key, &id, user, &code),
         to_sql(now),
         to_sql(expires),
+        stepped_up,
     ])?;
     Ok(Ok(Issued {
         id,
@@ -497,17 +509,27 @@ impl Store {
         let finish = |tx, outcome, result, reason: String| {
             commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
         };
-        if let (_, Some(refusal)) =
-            addition_refusal(&tx, &self.key, &self.policy, user, replace, step_up, now)?
-        {
-            let (result, reason) = refusal.audit();
-            let outcome = match refusal {
-                AdditionRefusal::NoSuchFactor => ContactBeginOutcome::NoSuchFactor,
-                AdditionRefusal::TooMany(_) => ContactBeginOutcome::TooManyFactors,
-                AdditionRefusal::StepUp(r) => ContactBeginOutcome::from(r),
-            };
-            return finish(tx, outcome, result, reason);
-        }
+        let checked = addition_refusal(
+            &tx,
+            &self.key,
+            &self.policy,
+            user,
+            replace,
+            StepUp::Code(step_up),
+            now,
+        )?;
+        let allowed = match checked {
+            Ok(allowed) => allowed,
+            Err(refusal) => {
+                let (result, reason) = refusal.audit();
+                let outcome = match refusal {
+                    AdditionRefusal::NoSuchFactor => ContactBeginOutcome::NoSuchFactor,
+                    AdditionRefusal::TooMany(_) => ContactBeginOutcome::TooManyFactors,
+                    AdditionRefusal::StepUp(r) => ContactBeginOutcome::from(r),
+                };
+                return finish(tx, outcome, result, reason);
+            }
+        };
         // After the step-up: nobody learns which addresses an account has without it.
         let same = contacts(&tx, &self.key, user)?
             .iter()
@@ -537,7 +559,12 @@ impl Store {
             destination,
             Purpose::Enrol,
             Some(&factor_id),
-            Some((name, &sealed, replace)),
+            Some(PendingContact {
+                name,
+                sealed: &sealed,
+                replaces: replace,
+                stepped_up: allowed.stepped_up,
+            }),
             now,
         )?;
         match issued {
@@ -576,10 +603,12 @@ impl Store {
             Option<String>,
             Vec<u8>,
             u32,
+            bool,
         );
         let pending: Option<Pending> = tx
             .prepare_cached(
-                "SELECT kind, factor_id, name, sealed, replaces, hash, attempts FROM sent_codes
+                "SELECT kind, factor_id, name, sealed, replaces, hash, attempts, stepped_up
+                 FROM sent_codes
                  WHERE id = ?1 AND user = ?2 AND purpose = 'enrol' AND expires > ?3",
             )?
             .query_row((id, user, to_sql(now)), |r| {
@@ -591,10 +620,12 @@ impl Store {
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
                 ))
             })
             .optional()?;
-        let Some((kind, Some(factor_id), name, Some(sealed), replaces, hash, attempts)) = pending
+        let Some((kind, Some(factor_id), name, Some(sealed), replaces, hash, attempts, stepped_up)) =
+            pending
         else {
             let entry = ctx.entry(
                 now,
@@ -608,6 +639,22 @@ impl Store {
         let finish = |tx, outcome, result, reason: String| {
             commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
         };
+        // What held when the enrolment began is checked again: the same rules as for TOTP.
+        let checked = addition_refusal(
+            &tx,
+            &self.key,
+            &self.policy,
+            user,
+            replaces.as_deref(),
+            StepUp::from_begin(stepped_up),
+            now,
+        )?;
+        if let Err(refusal) = checked {
+            tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+                .execute([id])?;
+            let (result, reason) = refusal.confirm_audit();
+            return finish(tx, ConfirmOutcome::from(refusal), result, reason);
+        }
         let typed = normalize(code, self.policy.sent_codes.digits);
         let same =
             typed.is_some_and(|t| bool::from(code_hash(&self.key, id, user, &t).ct_eq(&hash)));
@@ -632,14 +679,6 @@ impl Store {
             Some(old) => factors::get(&tx, user, old)?,
             None => None,
         };
-        if replaced.is_none() && factors::count(&tx, user)? >= FACTORS_PER_USER_MAX {
-            return finish(
-                tx,
-                ConfirmOutcome::TooManyFactors,
-                AuditResult::Refused,
-                "too many factors".into(),
-            );
-        }
         let was_primary = match &replaced {
             Some(old) => {
                 super::enrollments::primary_id(&tx, user)?.as_deref() == Some(old.id.as_str())

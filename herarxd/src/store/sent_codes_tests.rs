@@ -417,3 +417,81 @@ fn codes_sent_to_a_replaced_address_die_with_it() {
         VerifyOutcome::Accepted { .. }
     ));
 }
+
+/// The same rule as for TOTP: an address whose enrolment began while the account had nothing
+/// is not added once the account has a factor (it would need a step-up now).
+#[test]
+fn an_address_begun_without_a_step_up_is_refused_once_the_account_has_a_factor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path());
+    let begin = |s: &mut Store, step_up: &str, now: u64| {
+        let (o, _) = s
+            .begin_contact_enrollment(
+                &ctx("alice"),
+                KIND_EMAIL,
+                "mallory@example.com",
+                "m",
+                step_up,
+                None,
+                now,
+            )
+            .unwrap();
+        match o {
+            ContactBeginOutcome::Started(issued) => issued,
+            _ => panic!("not started"),
+        }
+    };
+    let attacker = begin(&mut s, "", NOW);
+    let owner = add(&mut s, "alice", KIND_SMS, "+441234567123", NOW + 1);
+    let (o, e) = s
+        .confirm_contact_enrollment(&ctx("alice"), &attacker.id, &attacker.code, NOW + 2)
+        .unwrap();
+    assert_eq!(o, ConfirmOutcome::StepUpRequired);
+    assert_eq!(e.result, AuditResult::Refused);
+    assert!(e.reason.contains("step-up is needed now"), "{}", e.reason);
+    let ids: Vec<String> = s
+        .factor_infos("alice")
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(ids, vec![owner]);
+    let (o, _) = s
+        .confirm_contact_enrollment(&ctx("alice"), &attacker.id, &attacker.code, NOW + 2)
+        .unwrap();
+    assert_eq!(o, ConfirmOutcome::NoSuchEnrollment, "dropped");
+}
+
+/// The failing twin: begun after a step-up, it confirms whatever was added meanwhile.
+#[test]
+fn an_address_begun_after_a_step_up_confirms_after_another_addition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open_store(dir.path());
+    let seed = b"12345678901234567890";
+    enrol(&mut s, "alice", seed);
+    let step_up = |t: u64| {
+        crate::totp::code_at(seed, &Params::default(), t)
+            .unwrap()
+            .to_string()
+    };
+    let (o, _) = s
+        .begin_contact_enrollment(
+            &ctx("alice"),
+            KIND_EMAIL,
+            "jane@example.com",
+            "w",
+            &step_up(NOW),
+            None,
+            NOW,
+        )
+        .unwrap();
+    let ContactBeginOutcome::Started(issued) = o else {
+        panic!("not started")
+    };
+    enrol(&mut s, "alice", b"another seed 20 byte");
+    let (o, _) = s
+        .confirm_contact_enrollment(&ctx("alice"), &issued.id, &issued.code, NOW + 1)
+        .unwrap();
+    assert!(matches!(o, ConfirmOutcome::Enrolled(_)), "{o:?}");
+    assert_eq!(s.factor_infos("alice").unwrap().len(), 3);
+}
