@@ -15,6 +15,7 @@ use herarx_proto::{AdminUserStatus, AuditRecord, HerarxError, LockInfo, UserSumm
 use crate::policy;
 use crate::state::{State, printable, valid_text};
 use crate::store::{AuditCtx, AuditEntry, AuditResult};
+use crate::users::Lookup;
 
 pub struct Admin {
     state: Arc<State>,
@@ -173,7 +174,16 @@ impl Admin {
             self.record(&ctx.entry(now, method, AuditResult::Refused, "invalid user name"));
             return Err(invalid_user());
         }
-        Ok(ctx)
+        // Every name of an account is that account, as at the login (see `users`): status,
+        // reset and unlock act on its canonical name. A name NSS does not know is kept as
+        // given, so root can still clear what a deleted account left behind.
+        Ok(match self.state.users.account(user) {
+            Lookup::Known(a) => AuditCtx {
+                user: a.name,
+                ..ctx
+            },
+            _ => ctx,
+        })
     }
 
     pub fn user_status(
@@ -184,6 +194,7 @@ impl Admin {
     ) -> Result<AdminUserStatus, HerarxError> {
         const METHOD: &str = "admin-status";
         let ctx = self.authorize_user(uid, METHOD, user, now)?;
+        let user = ctx.user.as_str();
         let exists = self.state.users.uid_of(user).is_some();
         let config = self.state.config();
         let requirement = policy::requirement(&config, self.state.users.as_ref(), user);

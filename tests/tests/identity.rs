@@ -136,3 +136,40 @@ fn failures_under_every_name_count_against_the_one_account() {
         assert_eq!(r.transcript.rc, PAM_MAXTRIES, "{name}: {:?}", r.transcript);
     }
 }
+
+#[test]
+fn an_admin_names_the_account_by_any_of_its_names() {
+    let w = world("deny");
+    let (user, e) = w.enrolled_user("idr");
+    let alias = user.alias(&format!("{}z", user.name));
+    let out = herarx_tests::ctl::run(
+        None,
+        &w.bus.address,
+        &["admin", "status", &alias.name, "--json"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["user"], user.name.as_str(), "{st}");
+    assert_eq!(st["factors"].as_array().map(Vec::len), Some(1), "{st}");
+    // Reset through the alias: the account's factor is gone, so its next login is refused
+    // (no factor, `deny`) instead of asking for the code.
+    let out = herarx_tests::ctl::run(
+        None,
+        &w.bus.address,
+        &["admin", "reset", &alias.name, "--yes"],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = w.login(&user.name, &[&code_at_step(&e.secret, e.confirm_step + 1)]);
+    assert!(r.transcript.prompts().is_empty(), "{:?}", r.transcript);
+    assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "{:?}", r.transcript);
+}

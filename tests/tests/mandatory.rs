@@ -402,12 +402,21 @@ fn sshd_is_remote_whatever_its_rhost_unless_configured_otherwise() {
         let mut login = w.pam.login("sshd", &user.name, &[TOTP_FROM_SHOWN_KEY, ""]);
         login.rhost = rhost.map(str::to_owned);
         let r = run_login(&login, None);
-        assert_eq!(r.transcript.rc, PAM_AUTH_ERR, "{rhost:?}: {:?}", r.transcript);
+        assert_eq!(
+            r.transcript.rc, PAM_AUTH_ERR,
+            "{rhost:?}: {:?}",
+            r.transcript
+        );
         assert!(r.transcript.prompts().is_empty(), "{rhost:?}: not offered");
     }
     // The failing twins: the same login through another service is local, and an admin can
     // say sshd is local (`always_remote = false`).
-    let r = login_from(&w, &user.name, Some("127.0.0.1"), &[TOTP_FROM_SHOWN_KEY, ""]);
+    let r = login_from(
+        &w,
+        &user.name,
+        Some("127.0.0.1"),
+        &[TOTP_FROM_SHOWN_KEY, ""],
+    );
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
     let w = World::start(DaemonConfig {
         no_factor: "enroll",
@@ -422,6 +431,9 @@ fn sshd_is_remote_whatever_its_rhost_unless_configured_otherwise() {
         ),
     );
     let other = TestUser::create("enrt");
-    let r = run_login(&w.pam.login("sshd", &other.name, &[TOTP_FROM_SHOWN_KEY, ""]), None);
+    let r = run_login(
+        &w.pam.login("sshd", &other.name, &[TOTP_FROM_SHOWN_KEY, ""]),
+        None,
+    );
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
 }
