@@ -476,7 +476,10 @@ const SH_END: &str = "\n--end-of-run--\n";
 
 fn sh_runs(log: &Path) -> Vec<ShRun> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.split_terminator(SH_END)
+    // Only finished runs: the one the shell is still writing has no end marker yet.
+    let finished = text.rfind(SH_END).map_or("", |i| &text[..i + SH_END.len()]);
+    finished
+        .split_terminator(SH_END)
         .map(|rec| {
             let (head, stdin) = rec.split_once("stdin:\n").unwrap_or((rec, ""));
             let mut argc = 0;
