@@ -770,6 +770,22 @@ fn no_key_plugged_in_says_so_and_offers_the_rest() {
         ) -> Result<crate::fido2::RawAssertion, crate::fido2::DeviceError> {
             Err(crate::fido2::DeviceError::NotPresent)
         }
+        fn probe(
+            &self,
+            _: &crate::fido2::DeviceInfo,
+            _: &str,
+            _: &[crate::fido2::CredId],
+            _: std::time::Instant,
+        ) -> Result<bool, crate::fido2::DeviceError> {
+            Err(crate::fido2::DeviceError::NotPresent)
+        }
+        fn pin_retries(
+            &self,
+            _: &crate::fido2::DeviceInfo,
+            _: std::time::Instant,
+        ) -> Result<u32, crate::fido2::DeviceError> {
+            Err(crate::fido2::DeviceError::NotPresent)
+        }
     }
     let dev = Arc::new(device(UP));
     let Harness {

@@ -7,22 +7,28 @@
 //!   and nothing depends on udev `uaccess` rules or on which seat the user sits at;
 //! - the challenge never leaves the daemon, and the registration it verifies is the one the
 //!   key sent, not one a client could have made up elsewhere;
-//! - the daemon can (later) refuse enrolment from callers outside a local session. It does not
-//!   yet: a caller on the bus is a process on this machine, and registering still needs a
-//!   touch of a key plugged into this machine, which a remote attacker cannot give.
+//! - the daemon can refuse callers outside a local session, and does (`crate::local_session`):
+//!   otherwise a user logged in over SSH could drive the console user's key.
+//!
+//! PINs: a PIN goes to one key only, never to one key after another: at a step-up, the key a
+//! silent probe (no touch, no PIN) shows to hold one of the user's credentials; at enrolment,
+//! the only plugged-in key not already the user's (several: the user unplugs the others). No
+//! PIN goes to a key with 3 or fewer retries left, and each caller uid sends at most 3 PINs
+//! per 10 minutes (`fido2::pin_attempts`), so no caller can walk a key to its block.
 //!
 //! The order of an enrolment:
-//! 1. the caller's account (from the uid the bus reports), the name, the PIN's shape, the
-//!    lockout, the factor count;
+//! 1. the caller's account (from the uid the bus reports), its local session, the name, the
+//!    PIN's shape, the lockout, the factor count;
 //! 2. when the user already has a factor (or unused backup codes), a step-up: either a code
 //!    (TOTP or backup code; its presence is checked now, its value after the new key's
 //!    registration verified, so that a missing PIN or an unplugged key does not burn a
 //!    one-time code — nothing is stored before both pass), or, when no code is given and the
 //!    user has a key, a touch of one of their registered keys, verified like a login
 //!    (challenge, signature, counter compare-and-set);
-//! 3. a Register challenge; `make_credential` on each plugged-in key in turn, with the user's
-//!    credentials as exclude list (a key holding one answers "excluded" and the next key is
-//!    tried); the daemon verifies the registration itself (`verify_registration`);
+//! 3. a Register challenge; without a PIN, `make_credential` on each plugged-in key in turn,
+//!    with the user's credentials as exclude list (a key holding one answers "excluded" and
+//!    the next key is tried); with a PIN, on the one key chosen as above; the daemon verifies
+//!    the registration itself (`verify_registration`);
 //! 4. the new factor is stored with its audit row.
 //!
 //! Every refusal is audited (method `fido2-enroll`) and becomes a `HerarxError` with a
@@ -36,7 +42,8 @@ use sha2::{Digest, Sha256};
 use crate::auth::locked_message;
 use crate::fido2::{
     Algorithm, CredId, Credential, DeviceError, DeviceInfo, Purpose, RawRegistration, Uv,
-    get_assertion_any, verify_assertion_for_user, verify_registration,
+    enrol_pin_target, get_assertion_any, pin_target, verify_assertion_for_user,
+    verify_registration,
 };
 use crate::selfservice::{SelfService, step_up_refusal};
 use crate::store::factors::{FACTORS_PER_USER_MAX, VerifyOutcome};
@@ -102,6 +109,16 @@ pub fn device_refusal(e: &DeviceError, timeout: Duration) -> HerarxError {
              unplug and replug it) and try again."
                 .into(),
         ),
+        DeviceError::PinRetriesLow(n) => HerarxError::Locked(format!(
+            "This security key has only {n} PIN retries left, so herarxd will not send it a \
+             PIN (a few more wrong ones would block it for good): unlock it with the right PIN \
+             in its vendor's tool (e.g. `ykman fido access verify-pin`, `fido2-token -I -v`), \
+             which resets the count, then try again."
+        )),
+        DeviceError::SeveralKeys(n) => HerarxError::InvalidArgument(format!(
+            "{n} security keys are plugged in that could be the one to add, and herarxd sends a \
+             PIN to one key only: unplug all but the key you want to add, then try again."
+        )),
         DeviceError::BackendPanicked | DeviceError::Other(_) => HerarxError::Internal(
             "Talking to the security key failed; the details are in herarxd's log. Unplug and \
              replug the key and try again."
@@ -154,15 +171,25 @@ impl SelfService {
     /// Registers a security key plugged into this machine for the caller. See the module
     /// comment for the order of the steps. Blocks up to the touch timeout twice (step-up
     /// touch, then the new key): run it on the blocking pool.
+    ///
+    /// `local` is the verdict of `crate::local_session` on the caller (found by the D-Bus
+    /// layer from the bus's pid of the caller): a refusal there ends the call before any key
+    /// is asked anything.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_security_key(
         &self,
         uid: u32,
+        local: Result<(), HerarxError>,
         name: &str,
         step_up: &str,
         pin: &str,
         now: u64,
     ) -> Result<FactorInfo, HerarxError> {
         let ctx = self.account(uid, METHOD, now)?;
+        if let Err(e) = local {
+            self.refuse(&ctx, METHOD, now, "not in a local session");
+            return Err(e);
+        }
         let name = if name.is_empty() {
             DEFAULT_KEY_NAME
         } else {
@@ -354,9 +381,25 @@ impl SelfService {
                     .into(),
             ));
         }
+        let allow = cred_ids(&before.keys);
+        let devices = match pin {
+            None => devices,
+            Some(_) => {
+                let deadline = Instant::now() + policy.timeout;
+                let dev = pin_target(
+                    self.state.keys.as_ref(),
+                    &devices,
+                    &before.rp_id,
+                    &allow,
+                    deadline,
+                )
+                .map_err(|e| self.device_failed(ctx, WHAT, &e, policy, now))?;
+                self.take_pin_attempt(ctx, policy, now)?;
+                vec![dev]
+            }
+        };
         let challenge = self.challenge(ctx, Purpose::Login, policy, now)?;
         let deadline = Instant::now() + policy.timeout;
-        let allow = cred_ids(&before.keys);
         let (_, assertion) = get_assertion_any(
             self.state.keys.as_ref(),
             &devices,
@@ -437,7 +480,20 @@ impl SelfService {
         now: u64,
     ) -> Result<crate::fido2::NewCredential, HerarxError> {
         const WHAT: &str = "registration";
-        let devices = self.state.keys.list();
+        let mut devices = self.state.keys.list();
+        if pin.is_some() {
+            let deadline = Instant::now() + policy.timeout;
+            let dev = enrol_pin_target(
+                self.state.keys.as_ref(),
+                &devices,
+                &before.rp_id,
+                &cred_ids(&before.keys),
+                deadline,
+            )
+            .map_err(|e| self.device_failed(ctx, WHAT, &e, policy, now))?;
+            self.take_pin_attempt(ctx, policy, now)?;
+            devices = vec![dev];
+        }
         let challenge = self.challenge(ctx, Purpose::Register, policy, now)?;
         let deadline = Instant::now() + policy.timeout;
         let raw = self
@@ -507,6 +563,27 @@ impl SelfService {
             }
         }
         Err(last)
+    }
+
+    /// One of the caller's PIN attempts (`fido2::pin_attempts`), taken just before a PIN
+    /// goes to a key; refused (and audited) when the caller has used them up.
+    fn take_pin_attempt(
+        &self,
+        ctx: &AuditCtx,
+        policy: Policy,
+        now: u64,
+    ) -> Result<(), HerarxError> {
+        use crate::fido2::pin_attempts::{ATTEMPTS_MAX, WINDOW_SECONDS};
+        self.pin_attempts.take(ctx.caller_uid, now).map_err(|wait| {
+            self.refuse(ctx, policy.method, now, "too many security key PINs");
+            HerarxError::Locked(format!(
+                "You gave {ATTEMPTS_MAX} security key PINs within {} minutes, the most herarxd \
+                 sends to a key (a key blocks itself for good after a few more wrong PINs): \
+                 try again in {} minutes, with the right PIN.",
+                WINDOW_SECONDS / 60,
+                wait.div_ceil(60)
+            ))
+        })
     }
 
     fn challenge(

@@ -21,6 +21,8 @@ pub const DEFAULT_FACTOR_NAME: &str = "authenticator";
 
 pub struct SelfService {
     pub(crate) state: Arc<State>,
+    /// Security-key PINs sent per caller (see `fido2::pin_attempts`).
+    pub(crate) pin_attempts: crate::fido2::pin_attempts::PinAttempts,
 }
 
 pub(crate) fn step_up_refusal(outcome: &VerifyOutcome, now: u64) -> HerarxError {
@@ -87,7 +89,10 @@ fn no_such_enrollment() -> HerarxError {
 
 impl SelfService {
     pub fn new(state: Arc<State>) -> Self {
-        SelfService { state }
+        SelfService {
+            state,
+            pin_attempts: Default::default(),
+        }
     }
 
     /// The caller's account, or a refusal when the uid has no name.

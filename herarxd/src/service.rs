@@ -357,12 +357,23 @@ impl FactorsInterface {
         step_up_code: String,
         pin: String,
     ) -> Result<FactorInfo, HerarxError> {
-        let uid = self.caller_uid(&hdr, conn).await?;
+        let sender = sender_of(&hdr)?;
+        let uid = self.bus.uid_of(conn, &sender).await?;
         let step_up_code = Zeroizing::new(step_up_code);
         let pin = Zeroizing::new(pin);
+        // Who sits at this machine may drive its keys (see `crate::local_session`); the pid is
+        // the bus's, from the caller's socket.
+        let local = match self.bus.pid_of(conn, &sender).await {
+            Ok(pid) => {
+                crate::local_session::decide(uid, &crate::local_session::facts_of(pid).await)
+            }
+            Err(e) => Err(e),
+        };
         let service = self.service.clone();
-        blocking(move || service.add_security_key(uid, &name, &step_up_code, &pin, unix_now()))
-            .await
+        blocking(move || {
+            service.add_security_key(uid, local, &name, &step_up_code, &pin, unix_now())
+        })
+        .await
     }
 
     /// Starts adding an email address or phone number; a code is sent there.

@@ -40,7 +40,7 @@ impl Virt {
     fn add_key(&self, user: &TestUser, name: &str, stdin: &[&str], extra: &[&str]) {
         let mut args = vec!["key", "add", "--name", name];
         args.extend_from_slice(extra);
-        let out = run(Some(user), &self.bus.address, &args, stdin);
+        let out = common::ctl_from(common::From::Console, user, &self.bus.address, &args, stdin);
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -36,7 +36,7 @@ fn text(b: &[u8]) -> String {
 
 impl Virt {
     fn ctl(&self, user: &TestUser, args: &[&str], stdin: &[&str]) -> Output {
-        run(Some(user), &self.bus.address, args, stdin)
+        common::ctl_from(common::From::Console, user, &self.bus.address, args, stdin)
     }
 
     fn ok(&self, user: &TestUser, args: &[&str], stdin: &[&str]) -> serde_json::Value {

@@ -265,4 +265,43 @@ impl Authenticator for CtapHid {
             Ok(raw_assertion(all.swap_remove(0), &allow))
         })
     }
+
+    fn probe(
+        &self,
+        dev: &DeviceInfo,
+        rp_id: &str,
+        allow: &[CredId],
+        deadline: Instant,
+    ) -> Result<bool, DeviceError> {
+        if allow.is_empty() {
+            return Ok(false);
+        }
+        let rp_id = rp_id.to_owned();
+        let allow: Vec<Vec<u8>> = allow.iter().map(|c| c.0.clone()).collect();
+        self.contained(&dev.path, deadline, move |key| {
+            // No challenge worth keeping: the answer is only "held or not", never verified.
+            let mut b = GetAssertionArgsBuilder::new(&rp_id, &[0u8; 32])
+                .without_pin_and_uv()
+                .without_up();
+            for id in &allow {
+                b = b.add_credential_id(id);
+            }
+            match key.get_assertion_with_args(&b.build()) {
+                Ok(_) => Ok(true),
+                Err(e) => match map_error(&format!("{e:#}")) {
+                    DeviceError::NoCredentials => Ok(false),
+                    other => Err(other),
+                },
+            }
+        })
+    }
+
+    fn pin_retries(&self, dev: &DeviceInfo, deadline: Instant) -> Result<u32, DeviceError> {
+        self.contained(&dev.path, deadline, move |key| {
+            let n = key
+                .get_pin_retries()
+                .map_err(|e| map_error(&format!("{e:#}")))?;
+            u32::try_from(n).map_err(|_| DeviceError::Other(format!("PIN retries {n}")))
+        })
+    }
 }

@@ -90,6 +90,12 @@ pub enum DeviceError {
     Unsupported(String),
     /// A previous call on this device is still waiting for it (after its deadline).
     Busy,
+    /// The key has this few PIN retries left: herarxd sends it no PIN (the next wrong ones
+    /// would block it for good).
+    PinRetriesLow(u32),
+    /// A PIN was given and several keys could be the one meant: herarxd sends a PIN to one key
+    /// only, the one the user chose (by leaving it alone plugged in).
+    SeveralKeys(usize),
     /// The device library panicked; the call was contained.
     BackendPanicked,
     /// Any other device or protocol error, with the library's message.
@@ -110,6 +116,8 @@ impl fmt::Display for DeviceError {
             Self::Denied => f.write_str("the security key refused or was not touched"),
             Self::Unsupported(what) => write!(f, "the security key does not support {what}"),
             Self::Busy => f.write_str("the security key is still busy with a previous request"),
+            Self::PinRetriesLow(n) => write!(f, "the security key has only {n} PIN retries left"),
+            Self::SeveralKeys(n) => write!(f, "{n} security keys could take the PIN"),
             Self::BackendPanicked => f.write_str("internal error talking to the security key"),
             Self::Other(msg) => write!(f, "security key error: {msg}"),
         }
@@ -151,11 +159,98 @@ pub trait Authenticator: Send + Sync {
         pin: Option<&str>,
         deadline: Instant,
     ) -> Result<RawAssertion, DeviceError>;
+
+    /// A silent getAssertion (no touch, no PIN: `up=false`) over `allow`: whether `dev` holds
+    /// one of those credentials for `rp_id`. Nothing secret is sent, and the user sees nothing.
+    fn probe(
+        &self,
+        dev: &DeviceInfo,
+        rp_id: &str,
+        allow: &[CredId],
+        deadline: Instant,
+    ) -> Result<bool, DeviceError>;
+
+    /// How many PIN retries `dev` has left (clientPIN getPinRetries).
+    fn pin_retries(&self, dev: &DeviceInfo, deadline: Instant) -> Result<u32, DeviceError>;
+}
+
+/// Refuses a key whose PIN is close to blocking.
+fn check_retries<A: Authenticator + ?Sized>(
+    backend: &A,
+    dev: &DeviceInfo,
+    deadline: Instant,
+) -> Result<(), DeviceError> {
+    match backend.pin_retries(dev, deadline)? {
+        n if n <= super::pin_attempts::RETRIES_FLOOR => Err(DeviceError::PinRetriesLow(n)),
+        _ => Ok(()),
+    }
+}
+
+/// The one key a PIN may go to in a login or step-up: the first that a silent probe shows to
+/// hold one of `allow`, and only when it has retries to spare. A key holding none of them
+/// (another user's) never sees the PIN: [`DeviceError::NoCredentials`].
+pub fn pin_target<A: Authenticator + ?Sized>(
+    backend: &A,
+    devices: &[DeviceInfo],
+    rp_id: &str,
+    allow: &[CredId],
+    deadline: Instant,
+) -> Result<DeviceInfo, DeviceError> {
+    if allow.is_empty() {
+        return Err(DeviceError::NoCredentials);
+    }
+    for dev in devices {
+        match backend.probe(dev, rp_id, allow, deadline) {
+            Ok(true) => {
+                check_retries(backend, dev, deadline)?;
+                return Ok(dev.clone());
+            }
+            Ok(false) | Err(DeviceError::NotPresent | DeviceError::NoCredentials) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(DeviceError::NoCredentials)
+}
+
+/// The one key a PIN may go to at enrolment: the only plugged-in key that holds none of the
+/// user's credentials (`exclude`, probed silently). With several such keys the user must
+/// choose by unplugging the others ([`DeviceError::SeveralKeys`]): herarxd never tries a PIN
+/// on one key after another.
+pub fn enrol_pin_target<A: Authenticator + ?Sized>(
+    backend: &A,
+    devices: &[DeviceInfo],
+    rp_id: &str,
+    exclude: &[CredId],
+    deadline: Instant,
+) -> Result<DeviceInfo, DeviceError> {
+    let mut candidates = Vec::new();
+    for dev in devices {
+        let holds = if exclude.is_empty() {
+            Ok(false)
+        } else {
+            backend.probe(dev, rp_id, exclude, deadline)
+        };
+        match holds {
+            Ok(false) | Err(DeviceError::NoCredentials) => candidates.push(dev),
+            Ok(true) | Err(DeviceError::NotPresent) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match candidates.as_slice() {
+        [] if devices.is_empty() => Err(DeviceError::NotPresent),
+        [] => Err(DeviceError::CredentialExcluded),
+        [only] => {
+            check_retries(backend, only, deadline)?;
+            Ok((*only).clone())
+        }
+        more => Err(DeviceError::SeveralKeys(more.len())),
+    }
 }
 
 /// Several keys plugged in: tries each device in turn (until `deadline`) and returns the first
-/// assertion, skipping keys that hold none of the allowed credentials. The assertion still has
-/// to be verified.
+/// assertion, skipping keys that hold none of the allowed credentials. With a PIN, only the key
+/// [`pin_target`] picks is asked (the others never see the PIN). The assertion still has to be
+/// verified.
 #[allow(clippy::too_many_arguments)]
 pub fn get_assertion_any<A: Authenticator + ?Sized>(
     backend: &A,
@@ -167,6 +262,11 @@ pub fn get_assertion_any<A: Authenticator + ?Sized>(
     pin: Option<&str>,
     deadline: Instant,
 ) -> Result<(DeviceInfo, RawAssertion), DeviceError> {
+    if pin.is_some() {
+        let dev = pin_target(backend, devices, rp_id, allow, deadline)?;
+        let a = backend.get_assertion(&dev, rp_id, challenge, allow, uv, pin, deadline)?;
+        return Ok((dev, a));
+    }
     let mut last = DeviceError::NotPresent;
     for dev in devices {
         match backend.get_assertion(dev, rp_id, challenge, allow, uv, pin, deadline) {

@@ -6,6 +6,7 @@
 //! - `challenge`: single-use challenges bound to (user, purpose) with a deadline.
 //! - `verify`: registration and assertion verification (rpIdHash, UP, UV, signature, counter).
 //! - `device`: the `Authenticator` trait (raw bytes only) and its error type.
+//! - `pin_attempts`: the per-caller bound on PINs sent to keys.
 //! - `ctap`: the production backend over ctap-hid-fido2, every call contained.
 
 pub mod authdata;
@@ -13,6 +14,7 @@ pub mod challenge;
 pub mod cose;
 pub mod ctap;
 pub mod device;
+pub mod pin_attempts;
 pub mod verify;
 
 pub use authdata::{AuthData, AuthDataError, Flags};
@@ -21,12 +23,14 @@ pub use cose::{Algorithm, BadSignature, CoseKeyError, PublicKey};
 pub use ctap::CtapHid;
 pub use device::{
     Authenticator, CredId, DeviceError, DeviceInfo, RawAssertion, RawRegistration, Uv,
-    get_assertion_any,
+    enrol_pin_target, get_assertion_any, pin_target,
 };
 pub use verify::{
     AssertionError, Credential, NewCounter, NewCredential, RegistrationError, rp_id_hash,
     signed_message, verify_assertion, verify_assertion_for_user, verify_registration,
 };
 
+#[cfg(test)]
+mod pin_target_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -925,6 +925,18 @@ impl Authenticator for ScriptedDevice {
             challenge,
         ))
     }
+    fn probe(
+        &self,
+        _dev: &DeviceInfo,
+        _rp_id: &str,
+        allow: &[CredId],
+        _deadline: Instant,
+    ) -> Result<bool, DeviceError> {
+        Ok(allow.iter().any(|a| a.0 == self.key.cred_id))
+    }
+    fn pin_retries(&self, _dev: &DeviceInfo, _deadline: Instant) -> Result<u32, DeviceError> {
+        Ok(8)
+    }
 }
 
 #[test]
@@ -1063,6 +1075,19 @@ impl Authenticator for ScriptedPair<'_> {
     ) -> Result<RawAssertion, DeviceError> {
         let d = if dev.path == "0" { self.0 } else { self.1 };
         d.get_assertion(dev, rp_id, challenge, allow, uv, pin, deadline)
+    }
+    fn probe(
+        &self,
+        dev: &DeviceInfo,
+        rp_id: &str,
+        allow: &[CredId],
+        deadline: Instant,
+    ) -> Result<bool, DeviceError> {
+        let d = if dev.path == "0" { self.0 } else { self.1 };
+        d.probe(dev, rp_id, allow, deadline)
+    }
+    fn pin_retries(&self, _dev: &DeviceInfo, _deadline: Instant) -> Result<u32, DeviceError> {
+        Ok(8)
     }
 }
 

@@ -11,6 +11,9 @@
 //!   every request with keep-alives "waiting for a touch").
 //! - `HX_VIRT_HOLD_FILE`: a path; while a file exists there, no key is touched (a test can
 //!   register a key, then create the file to play a user who does not touch it at login).
+//! - `HX_VIRT_RETRIES_DIR`: a directory; `retries-N` there holds key N's PIN retry counter as
+//!   the key reports it, written at start and after every request that carried a PIN (so a
+//!   test can tell whether a PIN reached a key).
 
 #[path = "../../tests/virt/shim.rs"]
 #[allow(dead_code)]
@@ -31,6 +34,25 @@ use herarxd::fido2::{
 struct VirtualKeys {
     inner: CtapHid,
     plugged: usize,
+    retries_dir: String,
+}
+
+impl VirtualKeys {
+    /// Records `dev`'s PIN retry counter in `HX_VIRT_RETRIES_DIR`, when set.
+    fn note_retries(&self, dev: &DeviceInfo) {
+        if self.retries_dir.is_empty() {
+            return;
+        }
+        let Some(i) = shim::PATHS.iter().position(|p| *p == dev.path) else {
+            return;
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let shown = match self.inner.pin_retries(dev, deadline) {
+            Ok(n) => n.to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        let _ = std::fs::write(format!("{}/retries-{i}", self.retries_dir), shown);
+    }
 }
 
 impl Authenticator for VirtualKeys {
@@ -53,9 +75,13 @@ impl Authenticator for VirtualKeys {
         pin: Option<&str>,
         deadline: Instant,
     ) -> Result<RawRegistration, DeviceError> {
-        self.inner.make_credential(
+        let r = self.inner.make_credential(
             dev, rp_id, challenge, user_id, exclude, algorithms, uv, pin, deadline,
-        )
+        );
+        if pin.is_some() {
+            self.note_retries(dev);
+        }
+        r
     }
 
     fn get_assertion(
@@ -68,8 +94,27 @@ impl Authenticator for VirtualKeys {
         pin: Option<&str>,
         deadline: Instant,
     ) -> Result<RawAssertion, DeviceError> {
-        self.inner
-            .get_assertion(dev, rp_id, challenge, allow, uv, pin, deadline)
+        let r = self
+            .inner
+            .get_assertion(dev, rp_id, challenge, allow, uv, pin, deadline);
+        if pin.is_some() {
+            self.note_retries(dev);
+        }
+        r
+    }
+
+    fn probe(
+        &self,
+        dev: &DeviceInfo,
+        rp_id: &str,
+        allow: &[CredId],
+        deadline: Instant,
+    ) -> Result<bool, DeviceError> {
+        self.inner.probe(dev, rp_id, allow, deadline)
+    }
+
+    fn pin_retries(&self, dev: &DeviceInfo, deadline: Instant) -> Result<u32, DeviceError> {
+        self.inner.pin_retries(dev, deadline)
     }
 }
 
@@ -127,11 +172,15 @@ fn main() -> ExitCode {
     if !hold_file.is_empty() {
         std::thread::spawn(move || follow_hold_file(hold_file));
     }
-    herarxd::daemon::run_with_keys(
-        args,
-        Arc::new(VirtualKeys {
-            inner: CtapHid::new(),
-            plugged,
-        }),
-    )
+    let keys = VirtualKeys {
+        inner: CtapHid::new(),
+        plugged,
+        retries_dir: env("HX_VIRT_RETRIES_DIR"),
+    };
+    for (i, pin) in env("HX_VIRT_PINS").split(',').enumerate().take(shim::KEYS) {
+        if !pin.is_empty() {
+            keys.note_retries(&DeviceInfo::from_path(shim::PATHS[i]));
+        }
+    }
+    herarxd::daemon::run_with_keys(args, Arc::new(keys))
 }
