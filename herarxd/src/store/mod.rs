@@ -100,6 +100,28 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Why the store could not take a write, when it is the filesystem's doing (the operator's
+/// to fix, not a bug of ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageProblem {
+    Full,
+    ReadOnly,
+}
+
+impl StoreError {
+    pub fn storage_problem(&self) -> Option<StorageProblem> {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DiskFull => Some(StorageProblem::Full),
+                ErrorCode::ReadOnly => Some(StorageProblem::ReadOnly),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Sqlite(e)
