@@ -95,7 +95,8 @@ struct Account {
     /// counter (a right code, acknowledged or in flight).
     failures_min: u32,
     serial: u32,
-    /// Operations the daemon answered although it was up the whole time... with a surprise.
+    /// Answers that make no sense for a daemon that was up the whole call (a right code
+    /// refused, a wrong one accepted, an enrolment failing): each fails the test.
     anomalies: Vec<String>,
     stats: Stats,
 }
@@ -297,10 +298,10 @@ fn one_operation(w: &World, a: &mut Account, rng: &mut Rng) -> bool {
                 .expect("another factor");
             return remove_op(w, a, i, s, victim);
         }
-    } else if (35..70).contains(&roll) {
-        if let Some((i, s)) = a.pick_code(rng, None) {
-            return right_login(w, a, i, s);
-        }
+    } else if (35..70).contains(&roll)
+        && let Some((i, s)) = a.pick_code(rng, None)
+    {
+        return right_login(w, a, i, s);
     }
     wrong_login(w, a, rng)
 }
@@ -429,7 +430,7 @@ fn client(w: Arc<World>, gate: SharedGate, account: Arc<Mutex<Account>>, seed: u
             let mut g = m.lock().unwrap();
             g.parked += 1;
             cv.notify_all();
-            while !g.stop && !(g.open && g.epoch != done_in) {
+            while !(g.stop || g.open && g.epoch != done_in) {
                 g = cv.wait(g).unwrap();
             }
             g.parked -= 1;

@@ -268,3 +268,60 @@ fn every_kind_of_write_fails_closed_on_a_full_disk_says_why_and_leaves_nothing_h
     drop(daemon);
     drop(fs);
 }
+
+/// A store that is read-only when herarxd starts (a filesystem the kernel remounted read-only
+/// after errors; while the daemon has it open for writing, the kernel refuses to remount it,
+/// so this is where a read-only store is met): herarxd refuses to start and says why, logins
+/// fail closed meanwhile, and all is as before once it is writable again.
+#[test]
+fn a_read_only_store_stops_herarxd_with_a_clear_message_and_logins_fail_closed() {
+    let bus = Bus::start();
+    let mut mounted = None;
+    let mut daemon = Daemon::start_prepared(&bus, DaemonConfig::default(), |state| {
+        mounted = Some(SmallFs::mount(state, "4m"));
+    });
+    let fs = mounted.expect("mounted");
+    let pam = PamConf::new(&bus.address);
+    let user = herarx_tests::TestUser::create("ro");
+    let e = herarx_tests::ctl::enrol_totp(&user, &bus.address, "phone", None);
+    let right = code_at_step(&e.secret, e.confirm_step + 1);
+    daemon.stop();
+
+    let remount = |mode: &str| {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&fs.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "remount {mode}");
+    };
+    remount("ro");
+    let out = Command::new(herarx_tests::paths::herarxd())
+        .arg("--bus")
+        .arg(&bus.address)
+        .arg("--state-dir")
+        .arg(daemon.state_dir())
+        .arg("--config")
+        .arg(daemon.config_path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "herarxd does not serve a read-only store"
+    );
+    assert!(
+        err.contains("Read-only file system") && err.contains("writable"),
+        "herarxd says the store is read-only and what to do: {err}"
+    );
+    let r = run_login(&pam.login("herarx", &user.name, &[&right]), None);
+    assert_eq!(r.transcript.rc, PAM_AUTHINFO_UNAVAIL, "{:?}", r.transcript);
+
+    remount("rw");
+    daemon.restart();
+    let r = run_login(&pam.login("herarx", &user.name, &[&right]), None);
+    assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
+    daemon.stop();
+    drop(daemon);
+    drop(fs);
+}

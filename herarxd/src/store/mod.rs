@@ -363,6 +363,27 @@ mod tests {
     }
 
     #[test]
+    fn a_full_or_read_only_store_is_told_apart_from_other_errors() {
+        let sqlite = |code| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        use rusqlite::ffi::{SQLITE_CORRUPT, SQLITE_FULL, SQLITE_READONLY};
+        assert_eq!(
+            sqlite(SQLITE_FULL).storage_problem(),
+            Some(StorageProblem::Full)
+        );
+        assert_eq!(
+            sqlite(SQLITE_READONLY).storage_problem(),
+            Some(StorageProblem::ReadOnly)
+        );
+        assert_eq!(sqlite(SQLITE_CORRUPT).storage_problem(), None);
+        assert_eq!(StoreError::Random.storage_problem(), None);
+    }
+
+    #[test]
     fn journal_mode_is_wal() {
         let dir = tempfile::tempdir().unwrap();
         let s = open_store(dir.path());
