@@ -97,9 +97,24 @@ impl State {
         self.log.audit(entry);
     }
 
-    /// Logs a store failure in full and returns the error the caller sees.
+    /// Logs a store failure in full and returns the error the caller sees: one that names a
+    /// full or read-only store (nothing was changed; the fix is the operator's), else a generic
+    /// one pointing at the log.
     pub fn internal(&self, what: &str, e: &StoreError) -> HerarxError {
         self.log.log(Severity::Error, &format!("{what}: {e}"));
+        let problem = match e.storage_problem() {
+            Some(crate::store::StorageProblem::Full) => "the filesystem holding its store is full",
+            Some(crate::store::StorageProblem::ReadOnly) => "its store is read-only",
+            None => "",
+        };
+        if !problem.is_empty() {
+            return HerarxError::Internal(format!(
+                "herarxd cannot write to its store: {problem}, so nothing was changed and no \
+                 login can pass. Free space in (or make writable) herarxd's state directory \
+                 (/var/lib/herarx by default) and try again; tell your administrator if you \
+                 cannot."
+            ));
+        }
         HerarxError::Internal(
             "herarxd failed inside while using its store; the details are in its log \
              (syslog authpriv). Try again, and tell your administrator if it persists."

@@ -100,6 +100,28 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Why the store could not take a write, when it is the filesystem's doing (the operator's
+/// to fix, not a bug of ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageProblem {
+    Full,
+    ReadOnly,
+}
+
+impl StoreError {
+    pub fn storage_problem(&self) -> Option<StorageProblem> {
+        use rusqlite::ErrorCode;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                ErrorCode::DiskFull => Some(StorageProblem::Full),
+                ErrorCode::ReadOnly => Some(StorageProblem::ReadOnly),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Sqlite(e)
@@ -338,6 +360,27 @@ mod tests {
         drop(open_store(dir.path()));
         let e = Store::open_in(dir.path(), MasterKey::from_bytes([1; 32]), POLICY).unwrap_err();
         assert!(matches!(e, StoreError::KeyMismatch(_)), "{e}");
+    }
+
+    #[test]
+    fn a_full_or_read_only_store_is_told_apart_from_other_errors() {
+        let sqlite = |code| {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        use rusqlite::ffi::{SQLITE_CORRUPT, SQLITE_FULL, SQLITE_READONLY};
+        assert_eq!(
+            sqlite(SQLITE_FULL).storage_problem(),
+            Some(StorageProblem::Full)
+        );
+        assert_eq!(
+            sqlite(SQLITE_READONLY).storage_problem(),
+            Some(StorageProblem::ReadOnly)
+        );
+        assert_eq!(sqlite(SQLITE_CORRUPT).storage_problem(), None);
+        assert_eq!(StoreError::Random.storage_problem(), None);
     }
 
     #[test]
