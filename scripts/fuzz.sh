@@ -29,10 +29,20 @@ fi
 sanitizer=${FUZZ_SANITIZER:-address}
 export RUSTC_BOOTSTRAP=1
 cd fuzz
-# Fuzz what ships: start from the root lock file, so every crate both build (toml, ciborium,
-# coset, p256...) is at the version the workspace locks; cargo adds only the fuzz-only packages
-# (libfuzzer-sys and its build dependencies). fuzz/Cargo.lock is therefore not committed.
-cp ../Cargo.lock Cargo.lock
+# Fuzz what ships: every crate both builds use (toml, ciborium, coset, p256...) must be at the
+# version the root Cargo.lock locks. When fuzz/Cargo.lock disagrees (the root lock moved on),
+# start again from the root lock: cargo then adds only the fuzz-only packages (libfuzzer-sys
+# and its build dependencies), which needs the crates.io index once.
+# A package of fuzz/Cargo.lock at a version the root lock does not have (under a name it has).
+drifted() {
+  awk 'FNR == 1 || /^\[\[package\]\]/ { n = "" } /^name = / { n = $3 } /^version = / && n != "" { print FILENAME == "../Cargo.lock", n, $3 }' \
+      ../Cargo.lock Cargo.lock |
+    awk '$1 == 1 { name[$2] = 1; have[$2 " " $3] = 1; next } ($2 in name) && !(($2 " " $3) in have)'
+}
+if [ ! -e Cargo.lock ] || [ -n "$(drifted)" ]; then
+  echo "fuzz: fuzz/Cargo.lock differs from Cargo.lock: starting it again from Cargo.lock" >&2
+  cp ../Cargo.lock Cargo.lock
+fi
 build=(--sanitizer "$sanitizer")
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

@@ -29,7 +29,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let validated = config.validate();
-    assert_eq!(validated, config.validate(), "validation is not deterministic");
+    assert_eq!(
+        validated,
+        config.validate(),
+        "validation is not deterministic"
+    );
     assert_eq!(
         Config::check_text(text).map_err(|_| ()),
         validated.clone().map(|()| config.clone()).map_err(|_| ())
@@ -54,10 +58,16 @@ fuzz_target!(|data: &[u8]| {
         &config.remember.address_for,
         &config.remember.ssh_keys,
     ] {
-        assert!(parse_duration(value).is_some(), "{value:?} accepted, not a duration");
+        assert!(
+            parse_duration(value).is_some(),
+            "{value:?} accepted, not a duration"
+        );
     }
     for entry in &config.network.trusted {
-        assert!(parse_network(entry).is_some(), "{entry:?} accepted, not a network");
+        assert!(
+            parse_network(entry).is_some(),
+            "{entry:?} accepted, not a network"
+        );
     }
     for (name, service) in &config.services {
         let want = service

@@ -33,8 +33,12 @@ fuzz_target!(|data: &[u8]| {
         if !local.contains('*') {
             let scrubbed = without_address(&format!("{text}{addr}{text}"), &addr);
             assert!(
-                !scrubbed.to_ascii_lowercase().contains(&addr.to_ascii_lowercase())
-                    || text.to_ascii_lowercase().contains(&addr.to_ascii_lowercase()),
+                !scrubbed
+                    .to_ascii_lowercase()
+                    .contains(&addr.to_ascii_lowercase())
+                    || text
+                        .to_ascii_lowercase()
+                        .contains(&addr.to_ascii_lowercase()),
                 "{scrubbed:?} still holds {addr:?}"
             );
         }
@@ -44,14 +48,21 @@ fuzz_target!(|data: &[u8]| {
     }
 
     if let Ok(number) = normalize_phone(&typed) {
-        assert_eq!(normalize_phone(&number).as_ref(), Ok(&number), "not idempotent");
+        assert_eq!(
+            normalize_phone(&number).as_ref(),
+            Ok(&number),
+            "not idempotent"
+        );
         let digits = number.strip_prefix('+').expect("no '+'");
         assert!((8..=15).contains(&digits.len()));
         assert!(digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0'));
         let mask = mask_phone(&number);
         let shown = mask.chars().filter(char::is_ascii_digit).count();
         // The country code (1 to 3 digits) and at most the last 3: never the number.
-        assert!(shown <= 6 && shown < digits.len(), "{mask:?} shows too much of {number:?}");
+        assert!(
+            shown <= 6 && shown < digits.len(),
+            "{mask:?} shows too much of {number:?}"
+        );
     } else {
         let _ = mask_phone(&typed);
     }

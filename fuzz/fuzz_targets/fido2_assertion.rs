@@ -13,8 +13,8 @@
 
 use herarx_fuzz::{CHALLENGE, Fields, RP_ID};
 use herarxd::fido2::{
-    AssertionError, Credential, PublicKey, authdata, rp_id_hash, signed_message,
-    verify_assertion, verify_assertion_for_user,
+    AssertionError, Credential, PublicKey, authdata, rp_id_hash, signed_message, verify_assertion,
+    verify_assertion_for_user,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -61,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(new.counter, parsed.sign_count);
     assert!(new.counter > counter || (new.counter == 0 && counter == 0));
     let key = PublicKey::from_cose(&stored.cose_key).expect("accepted with a bad stored key");
-    assert!(key.verify(&signed_message(auth_data, &CHALLENGE), signature).is_ok());
+    assert!(
+        key.verify(&signed_message(auth_data, &CHALLENGE), signature)
+            .is_ok()
+    );
 
     let after = Credential {
         counter: new.counter,

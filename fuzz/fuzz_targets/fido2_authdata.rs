@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     let Ok(parsed) = authdata::parse(data) else {
         return;
     };
-    assert_eq!(parsed.attested.is_some(), parsed.flags.attested_credential());
+    assert_eq!(
+        parsed.attested.is_some(),
+        parsed.flags.attested_credential()
+    );
     assert_eq!(parsed.extensions.is_some(), parsed.flags.extensions());
     let mut again = parsed.rp_id_hash.to_vec();
     again.push(parsed.flags.0);

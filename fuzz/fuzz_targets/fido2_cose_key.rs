@@ -25,19 +25,17 @@ fuzz_target!(|data: &[u8]| {
                 .algorithm(iana::Algorithm::ES256)
                 .build()
         }
-        PublicKey::EdDsa(vk) => {
-            CoseKeyBuilder::new_okp_key()
-                .param(
-                    iana::OkpKeyParameter::Crv as i64,
-                    ciborium::Value::from(iana::EllipticCurve::Ed25519 as i64),
-                )
-                .param(
-                    iana::OkpKeyParameter::X as i64,
-                    ciborium::Value::Bytes(vk.to_bytes().to_vec()),
-                )
-                .algorithm(iana::Algorithm::EdDSA)
-                .build()
-        }
+        PublicKey::EdDsa(vk) => CoseKeyBuilder::new_okp_key()
+            .param(
+                iana::OkpKeyParameter::Crv as i64,
+                ciborium::Value::from(iana::EllipticCurve::Ed25519 as i64),
+            )
+            .param(
+                iana::OkpKeyParameter::X as i64,
+                ciborium::Value::Bytes(vk.to_bytes().to_vec()),
+            )
+            .algorithm(iana::Algorithm::EdDSA)
+            .build(),
     };
     let bytes = rebuilt.to_vec().expect("encoding a COSE key");
     assert_eq!(PublicKey::from_cose(&bytes), Ok(key.clone()));

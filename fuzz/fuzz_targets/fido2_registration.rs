@@ -50,7 +50,9 @@ fuzz_target!(|data: &[u8]| {
     assert!(!require_uv || parsed.flags.user_verified());
     assert_eq!(new.user_verified, parsed.flags.user_verified());
     assert_eq!(new.counter, parsed.sign_count);
-    let att = parsed.attested.expect("accepted without attested credential data");
+    let att = parsed
+        .attested
+        .expect("accepted without attested credential data");
     assert_eq!(new.credential_id, att.credential_id);
     assert_eq!(new.cose_key, att.public_key);
     assert_eq!(new.aaguid, att.aaguid);

@@ -30,8 +30,7 @@ fuzz_target!(|data: &[u8]| {
             || a == "failmode=open"
             || a == "failmode=closed"
             || a.strip_prefix("bus=").is_some_and(|b| !b.is_empty())
-            || a
-                .strip_prefix("timeout=")
+            || a.strip_prefix("timeout=")
                 .and_then(|t| t.parse::<u64>().ok())
                 .is_some_and(|t| (1..=60).contains(&t))
     };

@@ -26,7 +26,10 @@ fuzz_target!(|data: &[u8]| {
             .expect("fingerprint without SHA256: prefix");
         assert_eq!(BASE64_NOPAD.decode(b64.as_bytes()).map(|d| d.len()), Ok(32));
         assert!(!key.key_type.is_empty() && !key.key_type.contains(char::is_whitespace));
-        assert_eq!(key.is_security_key(), SK_TYPES.contains(&key.key_type.as_str()));
+        assert_eq!(
+            key.is_security_key(),
+            SK_TYPES.contains(&key.key_type.as_str())
+        );
     }
 
     // A well-formed line from the input: its first word as the type, the rest as key bytes.
