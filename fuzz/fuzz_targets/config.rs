@@ -50,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
     assert!((6..=8).contains(&config.totp.digits) && config.totp.period > 0);
     assert!(config.key_file().is_absolute());
     assert!(config.login.allow_until.is_empty() || parse_date(&config.login.allow_until).is_some());
-    assert!(config.allow_until().is_some() == !config.login.allow_until.is_empty());
+    assert_eq!(
+        config.allow_until().is_some(),
+        !config.login.allow_until.is_empty()
+    );
     for value in [
         &config.login.enroll_window,
         &config.audit.retention,
