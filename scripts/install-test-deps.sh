@@ -50,3 +50,8 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is missing: install a Rust toolchain (https://rustup.rs) and run this again" >&2
   exit 1
 fi
+# The fuzz targets (scripts/fuzz.sh): cargo-fuzz from crates.io, built with the stable toolchain.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "installing: cargo-fuzz (cargo install cargo-fuzz --locked)" >&2
+  cargo install cargo-fuzz --locked --quiet
+fi

@@ -15,6 +15,10 @@ scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --all-targets --quiet
+# Every fuzz target for a short bound (FUZZ_SECONDS each, 10 by default): the cold fuzz build
+# is most of its cost (about 10 CPU-minutes). A finding fails the suite, after the tests below too.
+fuzz_status=0
+scripts/fuzz.sh "${FUZZ_SECONDS:-10}" || fuzz_status=$?
 # The Debian package, for tests/tests/packaging.rs (which installs, checks and purges it).
 scripts/build-deb.sh >/dev/null
 # cargo prints one summary per test binary; the last one is often a crate's empty doc-tests, so
@@ -25,4 +29,6 @@ status=0
 cargo test --workspace --quiet 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# A fuzz finding (reported above, by scripts/fuzz.sh) fails the suite too.
+[ "$status" != 0 ] || status=$fuzz_status
 exit "$status"
