@@ -70,6 +70,19 @@ fn every_password_success_lands_on_herarx_for_every_feature_combination() {
 }
 
 #[test]
+fn the_readme_shows_the_sssd_block_as_shipped() {
+    let readme =
+        std::fs::read_to_string(paths::workspace_root().join("packaging/authselect/README.md"))
+            .expect("packaging/authselect/README.md");
+    for line in block("sssd").lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            readme.contains(&format!("\n    {line}\n")),
+            "packaging/authselect/README.md does not show {line:?}"
+        );
+    }
+}
+
+#[test]
 fn the_jump_check_refuses_the_stacks_that_would_let_a_wrong_password_reach_herarx() {
     let on = set(&["with-herarx", "with-faillock"]);
     let template = block("sssd");
