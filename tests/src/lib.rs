@@ -6,6 +6,7 @@
 //! These tests need root (they create users and switch to them), as CI and the README's test
 //! command run them.
 
+pub mod authselect;
 pub mod bench;
 pub mod bus;
 pub mod contact_ctl;
