@@ -1366,3 +1366,48 @@ fn the_last_places_are_roots_alone() {
         .unwrap_err();
     assert!(matches!(e, HerarxError::Busy(_)), "{e:?}");
 }
+
+#[test]
+fn a_flood_of_refusals_is_summed_up_while_real_logins_are_each_recorded() {
+    let h = harness();
+    h.enrol("alice");
+    h.enrol("bob");
+    for _ in 0..1000 {
+        let e = begin_as(&h, &as_user(1000, 1), "bob").unwrap_err();
+        assert!(matches!(e, HerarxError::PermissionDenied(_)), "{e:?}");
+    }
+    let rows = h.audit();
+    let refused = |rows: &[audit::AuditEntry]| {
+        rows.iter()
+            .filter(|r| r.result == AuditResult::Refused && r.caller_uid == 1000)
+            .count()
+    };
+    assert_eq!(
+        refused(&rows),
+        crate::refusals::RECORDED_PER_WINDOW as usize
+    );
+    // Root's logins during the flood: each success and failure is its own row, as always.
+    let (id, _) = begin(&h, "bob", "");
+    h.logins.answer(":1.7", &id, &wrong(NOW), NOW).unwrap();
+    h.logins.answer(":1.7", &id, &code(NOW), NOW).unwrap();
+    let rows = h.audit();
+    assert_eq!(rows[0].result, AuditResult::Success);
+    assert_eq!(rows[1].result, AuditResult::Denied);
+    // Once the minute is over, the housekeeping writes the summary (the flood has stopped).
+    let later = NOW + crate::refusals::WINDOW_SECONDS;
+    h.state.flush_refusals(later - 1);
+    assert_eq!(h.audit()[0].result, AuditResult::Success, "not before");
+    h.state.flush_refusals(later);
+    let rows = h.audit();
+    let s = &rows[0];
+    assert_eq!((s.method.as_str(), s.caller_uid), ("refusals", 1000));
+    assert!(
+        s.reason
+            .starts_with("990 refusals from uid 1000 in the last minute"),
+        "{}",
+        s.reason
+    );
+    let log = h.log.lines().join("\n");
+    assert!(log.contains("990 refusals from uid 1000"), "{log}");
+    assert!(log.matches("result=refused").count() <= 12, "{log}");
+}

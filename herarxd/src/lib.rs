@@ -19,6 +19,7 @@ pub mod keys;
 pub mod logger;
 pub mod otpauth;
 pub mod policy;
+pub mod refusals;
 pub mod reload;
 pub mod seal;
 pub mod selfservice;

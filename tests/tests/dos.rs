@@ -6,9 +6,11 @@ use herarx_tests::pam_client::PAM_SUCCESS;
 use herarx_tests::totp::code_at_step;
 use herarx_tests::{Bus, Daemon, DaemonConfig, TestUser, World, paths};
 use herarxd::auth::{TXNS_MAX, TXNS_PER_CONNECTION_MAX, TXNS_PER_UID_MAX};
+use herarxd::refusals::{RECORDED_PER_WINDOW, WINDOW_SECONDS};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
 
 /// The system bus's `max_connections_per_user` (dbus-daemon's default there; its total is
 /// 2048, so one user cannot take the bus itself). At 16 transactions each, these alone fill
@@ -92,4 +94,90 @@ fn a_user_holding_every_connection_it_may_cannot_keep_root_from_logging_in() {
     assert_eq!(r.transcript.rc, PAM_SUCCESS, "{:?}", r.transcript);
     drop(held.stdin.take());
     let _ = held.wait();
+}
+
+fn rows_of(w: &World, uid: u32) -> Vec<(String, String)> {
+    let db = rusqlite::Connection::open(w.daemon.db_path()).expect("open the store");
+    let mut stmt = db
+        .prepare("SELECT method, reason FROM audit WHERE caller_uid = ?1 ORDER BY id")
+        .expect("query the audit table");
+    stmt.query_map([uid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("read the audit table")
+        .collect::<Result<_, _>>()
+        .expect("audit rows")
+}
+
+#[test]
+fn a_flood_of_refused_begins_is_summed_up_and_root_still_logs_in() {
+    const FLOOD: usize = 10_000;
+    let w = World::start(DaemonConfig::default());
+    let (alice, e) = w.enrolled_user("fa");
+    let mallory = TestUser::create("fm");
+    let code = code_at_step(&e.secret, e.confirm_step + 1);
+    let started = Instant::now();
+    let (report, login) = std::thread::scope(|s| {
+        let flooder = s.spawn(|| {
+            let args = [
+                "refuse",
+                &w.bus.address,
+                &alice.name,
+                &FLOOD.to_string(),
+                "4",
+            ];
+            let (mut child, report) = flood(&mallory, &args);
+            let _ = child.wait();
+            report
+        });
+        // Root's login while the flood runs.
+        std::thread::sleep(Duration::from_millis(300));
+        let login = w.login(&alice.name, &[&code]);
+        (flooder.join().expect("flood thread"), login)
+    });
+    assert_eq!(report["refused"].as_u64(), Some(FLOOD as u64), "{report}");
+    assert_eq!(login.transcript.prompts(), vec!["Verification code: "]);
+    assert_eq!(login.transcript.rc, PAM_SUCCESS, "{:?}", login.transcript);
+
+    // One by one: at most the first few of each minute the flood spanned.
+    let minutes = started.elapsed().as_secs() / WINDOW_SECONDS + 1;
+    let one_by_one = rows_of(&w, mallory.uid).len();
+    assert!(
+        one_by_one as u64 <= minutes * u64::from(RECORDED_PER_WINDOW),
+        "{one_by_one} rows for {FLOOD} refusals"
+    );
+    // The summary comes once the minute is over, though the flood has stopped (housekeeping).
+    let deadline = Instant::now() + Duration::from_secs(WINDOW_SECONDS + 60);
+    let summaries = loop {
+        let rows = rows_of(&w, mallory.uid);
+        let summaries: Vec<String> = rows
+            .iter()
+            .filter(|(m, _)| m == "refusals")
+            .map(|(_, r)| r.clone())
+            .collect();
+        let counted: usize = summaries
+            .iter()
+            .filter_map(|r| r.split(' ').next()?.parse::<usize>().ok())
+            .sum();
+        if counted + (rows.len() - summaries.len()) == FLOOD {
+            break summaries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no summary accounts for the flood: {rows:?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let uid = mallory.uid;
+    assert!(
+        summaries.iter().all(|r| r.contains(&format!(
+            "refusals from uid {uid} in the last minute (first reason: begin: permission denied"
+        ))),
+        "{summaries:?}"
+    );
+    // And syslog got no more lines than the table.
+    let lines = w.daemon.logs.lines();
+    let logged = lines
+        .iter()
+        .filter(|l| l.contains(&format!(" uid={uid} ")))
+        .count();
+    assert!(logged <= rows_of(&w, uid).len(), "{logged} log lines");
 }
