@@ -9,7 +9,6 @@
 //! are accepted at any code prompt), showing the method menu (an empty answer or `?` opens
 //! it), enrolling a first factor inside the login, or showing the new backup codes.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -33,6 +32,14 @@ mod keys;
 mod remember;
 #[path = "auth_sent.rs"]
 mod sent;
+#[path = "auth_table.rs"]
+mod table;
+
+use table::Table;
+pub use table::{
+    Limits, NON_ROOT_TIMEOUT_SECONDS, TXNS_MAX, TXNS_PER_CONNECTION_MAX, TXNS_PER_UID_MAX,
+    TXNS_ROOT_RESERVED,
+};
 
 use sent::sending;
 pub use sent::{SENT_PROMPT, SENT_PROMPT_AFTER_EXPIRED, SENT_PROMPT_AFTER_WRONG};
@@ -81,11 +88,6 @@ pub const NO_ACCEPTED_METHOD: &str = "This service does not accept the sign-in m
 have set up. Use another one (`herarxctl status` lists yours), or ask your administrator.";
 pub const ENROL_FAILED: &str =
     "Setting up the authenticator failed: too many wrong codes. Log in again to start over.";
-
-/// Live transactions one bus connection may hold.
-pub const TXNS_PER_CONNECTION_MAX: usize = 16;
-/// Live transactions in all.
-pub const TXNS_MAX: usize = 4096;
 
 /// Who calls, as the bus says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +244,8 @@ enum Stage {
 
 struct Txn {
     owner: String,
+    /// The uid of the connection that began it (as the bus said), for the per-uid quota.
+    caller_uid: u32,
     ctx: AuditCtx,
     scope: Scope,
     deadline: u64,
@@ -276,39 +280,6 @@ impl ContactChoice {
         } else {
             format!("Text a code to {}", self.masked)
         }
-    }
-}
-
-#[derive(Default)]
-struct Table {
-    by_id: HashMap<String, Txn>,
-    by_owner: HashMap<String, Vec<String>>,
-    last_prune: u64,
-}
-
-impl Table {
-    fn remove(&mut self, id: &str) -> Option<Txn> {
-        let txn = self.by_id.remove(id)?;
-        if let Some(ids) = self.by_owner.get_mut(&txn.owner) {
-            ids.retain(|i| i != id);
-            if ids.is_empty() {
-                self.by_owner.remove(&txn.owner);
-            }
-        }
-        Some(txn)
-    }
-
-    fn prune(&mut self, now: u64) -> usize {
-        let expired: Vec<String> = self
-            .by_id
-            .iter()
-            .filter(|(_, t)| now >= t.deadline && !t.checking)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &expired {
-            self.remove(id);
-        }
-        expired.len()
     }
 }
 
@@ -440,9 +411,14 @@ struct Run {
 
 impl Logins {
     pub fn new(state: Arc<State>) -> Self {
+        Self::with_limits(state, Limits::default())
+    }
+
+    /// With other capacity limits (tests: small ones).
+    pub fn with_limits(state: Arc<State>, limits: Limits) -> Self {
         Logins {
             state,
-            table: Mutex::new(Table::default()),
+            table: Mutex::new(Table::with_limits(limits)),
         }
     }
 
@@ -595,30 +571,29 @@ impl Logins {
             Start::Run(run) => *run,
         };
         let id = random_hex(16).map_err(|e| self.state.internal("making a transaction id", &e))?;
-        let deadline = now.saturating_add(self.state.config().login.timeout_seconds);
+        // A place held by a non-root caller (a screen locker) is given back sooner.
+        let mut timeout = self.state.config().login.timeout_seconds;
+        if caller.uid != 0 {
+            timeout = timeout.min(NON_ROOT_TIMEOUT_SECONDS);
+        }
+        let deadline = now.saturating_add(timeout);
         {
             let mut table = self.table();
             if now > table.last_prune {
                 table.last_prune = now;
                 table.prune(now);
             }
-            let mine = table.by_owner.get(&caller.bus_name).map_or(0, Vec::len);
-            if mine >= TXNS_PER_CONNECTION_MAX || table.by_id.len() >= TXNS_MAX {
+            if let Err(full) = table.admit(&caller.bus_name, caller.uid) {
+                let message = full.message(table.limits());
                 drop(table);
-                refuse("too many logins under way");
-                return Err(HerarxError::Busy(
-                    "Too many logins are under way; try again in a moment.".into(),
-                ));
+                refuse(full.reason());
+                return Err(HerarxError::Busy(message));
             }
-            table
-                .by_owner
-                .entry(caller.bus_name.clone())
-                .or_default()
-                .push(id.clone());
-            table.by_id.insert(
+            table.insert(
                 id.clone(),
                 Txn {
                     owner: caller.bus_name.clone(),
+                    caller_uid: caller.uid,
                     ctx,
                     scope,
                     deadline,
@@ -1143,14 +1118,7 @@ impl Logins {
 
     /// Drops every transaction of a connection that left the bus. Returns how many.
     pub fn drop_owner(&self, bus_name: &str) -> usize {
-        let mut table = self.table();
-        let Some(ids) = table.by_owner.remove(bus_name) else {
-            return 0;
-        };
-        for id in &ids {
-            table.by_id.remove(id);
-        }
-        ids.len()
+        self.table().drop_owner(bus_name)
     }
 
     /// Drops transactions past their deadline. Returns how many.

@@ -1283,3 +1283,147 @@ fn a_trusted_network_neither_lets_others_in_nor_is_locked() {
     let (_, step) = begin_service(&h, "sudo", "10.20.3.4");
     assert_eq!(step.action, Action::Skip);
 }
+
+fn as_user(uid: u32, connection: u32) -> Caller {
+    Caller {
+        bus_name: format!(":2.{connection}"),
+        uid,
+        session: NO_SESSION,
+        login_uid: None,
+    }
+}
+
+fn begin_as(h: &Harness, caller: &Caller, user: &str) -> Result<(String, Step), HerarxError> {
+    h.logins
+        .begin(caller, user, "xscreensaver", "", "", "", NOW)
+}
+
+#[test]
+fn one_user_holds_only_so_many_transactions_across_connections_and_gets_them_back() {
+    let h = harness();
+    h.enrol("alice");
+    let mut ids = Vec::new();
+    for c in 0..TXNS_PER_UID_MAX as u32 {
+        ids.push(begin_as(&h, &as_user(1000, c), "alice").unwrap().0);
+    }
+    // A fresh connection does not help: the quota is the uid's.
+    let fresh = as_user(1000, 100);
+    let Err(HerarxError::Busy(m)) = begin_as(&h, &fresh, "alice") else {
+        panic!("the uid's quota was not enforced");
+    };
+    assert!(
+        m.contains(&format!("{TXNS_PER_UID_MAX} logins under way")),
+        "{m}"
+    );
+    let refusals = h.audit();
+    assert!(
+        refusals[0].reason.contains("for this caller uid") && refusals[0].caller_uid == 1000,
+        "{refusals:?}"
+    );
+    // Root is not held back by the user's quota.
+    assert!(begin(&h, "alice", "").0.len() == 32);
+    assert_eq!(h.logins.table().of_uid(1000), TXNS_PER_UID_MAX);
+
+    // Cancel gives a place back.
+    h.logins.cancel(":2.0", &ids[0]).unwrap();
+    assert_eq!(h.logins.table().of_uid(1000), TXNS_PER_UID_MAX - 1);
+    let (again, _) = begin_as(&h, &fresh, "alice").unwrap();
+    // A finished login gives its place back.
+    let s = h.logins.answer(":2.100", &again, &code(NOW), NOW).unwrap();
+    assert_eq!(s.action, Action::Success);
+    assert_eq!(h.logins.table().of_uid(1000), TXNS_PER_UID_MAX - 1);
+    // A connection leaving gives its places back.
+    assert_eq!(h.logins.drop_owner(":2.1"), 1);
+    assert_eq!(h.logins.table().of_uid(1000), TXNS_PER_UID_MAX - 2);
+    // A user's transactions expire after at most a minute, root's after login.timeout_seconds.
+    let live = h.logins.live();
+    assert_eq!(h.logins.prune(NOW + NON_ROOT_TIMEOUT_SECONDS - 1), 0);
+    assert_eq!(h.logins.prune(NOW + NON_ROOT_TIMEOUT_SECONDS), live - 1);
+    assert_eq!(h.logins.table().of_uid(1000), 0);
+    assert_eq!(h.logins.live(), 1, "root's login is still there");
+    for c in 0..TXNS_PER_UID_MAX as u32 {
+        begin_as(&h, &as_user(1000, c), "alice").unwrap();
+    }
+}
+
+#[test]
+fn the_last_places_are_roots_alone() {
+    let users = FixedUsers::new(&[("root", 0), ("alice", 1000), ("bob", 1001), ("carol", 1002)]);
+    let dir = harness_with_users(Config::default(), users);
+    let h = Harness {
+        logins: Logins::with_limits(
+            dir.state.clone(),
+            Limits {
+                per_connection: 16,
+                per_uid: 2,
+                total: 6,
+                root_reserved: 2,
+            },
+        ),
+        ..dir
+    };
+    for u in ["alice", "bob", "carol"] {
+        h.enrol(u);
+    }
+    for (uid, user) in [(1000, "alice"), (1001, "bob")] {
+        for c in 0..2 {
+            begin_as(&h, &as_user(uid, uid * 10 + c), user).unwrap();
+        }
+    }
+    let Err(HerarxError::Busy(_)) = begin_as(&h, &as_user(1002, 1), "carol") else {
+        panic!("a user took a place reserved for root");
+    };
+    assert!(h.audit()[0].reason.contains("reserved for root"));
+    begin(&h, "carol", "");
+    begin(&h, "carol", "");
+    let e = h
+        .logins
+        .begin(&root(), "carol", "login", "", "", "", NOW)
+        .unwrap_err();
+    assert!(matches!(e, HerarxError::Busy(_)), "{e:?}");
+}
+
+#[test]
+fn a_flood_of_refusals_is_summed_up_while_real_logins_are_each_recorded() {
+    let h = harness();
+    h.enrol("alice");
+    h.enrol("bob");
+    for _ in 0..1000 {
+        let e = begin_as(&h, &as_user(1000, 1), "bob").unwrap_err();
+        assert!(matches!(e, HerarxError::PermissionDenied(_)), "{e:?}");
+    }
+    let rows = h.audit();
+    let refused = |rows: &[audit::AuditEntry]| {
+        rows.iter()
+            .filter(|r| r.result == AuditResult::Refused && r.caller_uid == 1000)
+            .count()
+    };
+    assert_eq!(
+        refused(&rows),
+        crate::refusals::RECORDED_PER_WINDOW as usize
+    );
+    // Root's logins during the flood: each success and failure is its own row, as always.
+    let (id, _) = begin(&h, "bob", "");
+    h.logins.answer(":1.7", &id, &wrong(NOW), NOW).unwrap();
+    h.logins.answer(":1.7", &id, &code(NOW), NOW).unwrap();
+    let rows = h.audit();
+    assert_eq!(rows[0].result, AuditResult::Success);
+    assert_eq!(rows[1].result, AuditResult::Denied);
+    // Once the minute is over, the housekeeping writes the summary (the flood has stopped).
+    let later = NOW + crate::refusals::WINDOW_SECONDS;
+    h.state.flush_refusals(later - 1);
+    assert_eq!(h.audit()[0].result, AuditResult::Success, "not before");
+    h.state.flush_refusals(later);
+    let rows = h.audit();
+    let s = &rows[0];
+    assert_eq!((s.method.as_str(), s.caller_uid), ("refusals", 1000));
+    assert!(
+        s.reason
+            .starts_with("990 refusals from uid 1000 in the last minute"),
+        "{}",
+        s.reason
+    );
+    let log = h.log.lines().join("\n");
+    assert!(log.contains("990 refusals from uid 1000"), "{log}");
+    assert!(log.matches("result=refused").count() <= 12, "{log}");
+}

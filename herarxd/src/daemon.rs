@@ -32,8 +32,9 @@ use crate::users::SystemUsers;
 /// Lock file in the state directory: one daemon per store.
 pub const LOCK_FILE: &str = "herarxd.lock";
 
-/// How often expired login transactions are dropped.
-const PRUNE_LOGINS_EVERY: Duration = Duration::from_secs(60);
+/// How often expired login transactions are dropped, and the summaries of coalesced refusals
+/// whose minute is over are written (so one is written at most this long after its minute).
+const PRUNE_LOGINS_EVERY: Duration = Duration::from_secs(15);
 /// How often the store drops expired enrolments and stale failure counters.
 const PRUNE_STORE_EVERY: Duration = Duration::from_secs(600);
 
@@ -297,7 +298,10 @@ async fn serve(
         loop {
             tokio::select! {
                 _ = logins_tick.tick() => {
-                    prune_logins.prune(unix_now());
+                    let now = unix_now();
+                    prune_logins.prune(now);
+                    let s = prune_state.clone();
+                    let _ = tokio::task::spawn_blocking(move || s.flush_refusals(now)).await;
                 }
                 _ = store_tick.tick() => {
                     let s = prune_state.clone();

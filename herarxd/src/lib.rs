@@ -21,6 +21,7 @@ pub mod logger;
 pub mod logind;
 pub mod otpauth;
 pub mod policy;
+pub mod refusals;
 pub mod reload;
 pub mod seal;
 pub mod selfservice;

@@ -28,6 +28,8 @@ pub struct State {
     pub alerts: crate::alerts::Alerts,
     /// Code deliveries under way (bounded).
     pub deliveries: crate::delivery::InFlight,
+    /// Refused calls per caller uid, coalesced beyond the first few a minute.
+    pub refusals: crate::refusals::Refusals,
 }
 
 impl State {
@@ -49,6 +51,7 @@ impl State {
             sessions: crate::sessions::Sessions::default(),
             alerts: crate::alerts::Alerts::default(),
             deliveries: crate::delivery::InFlight::default(),
+            refusals: crate::refusals::Refusals::default(),
         }
     }
 
@@ -88,8 +91,33 @@ impl State {
     }
 
     /// Writes an audit row and logs it; a row the store cannot take is logged as an error
-    /// (the decision stands: it was made, and the log line still records it).
+    /// (the decision stands: it was made, and the log line still records it). Refusals go
+    /// through [`crate::refusals`]: beyond the first few a minute from one uid they are
+    /// counted, and summed up in one row once the minute is over.
     pub fn record(&self, entry: &crate::store::AuditEntry) {
+        let (record, summaries) = if entry.result == crate::store::AuditResult::Refused {
+            let a = self.refusals.admit(entry);
+            (a.record, a.summaries)
+        } else {
+            (true, self.refusals.due(entry.time))
+        };
+        for s in &summaries {
+            self.write(s);
+        }
+        if record {
+            self.write(entry);
+        }
+    }
+
+    /// Writes the summaries of refusals whose minute is over (from the daemon's housekeeping,
+    /// so a flood that stopped is still told).
+    pub fn flush_refusals(&self, now: u64) {
+        for s in &self.refusals.due(now) {
+            self.write(s);
+        }
+    }
+
+    fn write(&self, entry: &crate::store::AuditEntry) {
         if let Err(e) = self.store().record(entry) {
             self.log
                 .log(Severity::Error, &format!("cannot write an audit row: {e}"));

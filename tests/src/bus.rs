@@ -39,14 +39,20 @@ const CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bu
   </policy>
   <includedir>@POLICYDIR@</includedir>
   <limit name="max_replies_per_connection">1024</limit>
-  <limit name="max_connections_per_user">4096</limit>
+  <limit name="max_connections_per_user">@PER_USER@</limit>
   <limit name="max_incomplete_connections">1024</limit>
 </busconfig>
 "#;
 
 impl Bus {
     pub fn start() -> Bus {
-        Self::launch(None)
+        Self::launch(None, 4096)
+    }
+
+    /// A bus that lets one user have only `n` connections (the system bus's default is 256),
+    /// for tests where one user takes every connection it may.
+    pub fn start_with_connections_per_user(n: usize) -> Bus {
+        Self::launch(None, n)
     }
 
     /// A bus that also activates services from `servicedir`, listening on `socket` (an
@@ -55,10 +61,10 @@ impl Bus {
     /// system bus, which runs as `messagebus`), and `SystemdService=` is ignored without
     /// systemd.
     pub fn start_activating(servicedir: &Path, socket: &Path) -> Bus {
-        Self::launch(Some((servicedir, socket)))
+        Self::launch(Some((servicedir, socket)), 4096)
     }
 
-    fn launch(activation: Option<(&Path, &Path)>) -> Bus {
+    fn launch(activation: Option<(&Path, &Path)>, per_user: usize) -> Bus {
         let dir = tempfile::Builder::new()
             .prefix("hx-bus-")
             .tempdir()
@@ -77,6 +83,7 @@ impl Bus {
         let text = CONFIG
             .replace("@SOCKET@", &socket.display().to_string())
             .replace("@SERVICEDIR@", &servicedir)
+            .replace("@PER_USER@", &per_user.to_string())
             .replace(
                 "@POLICYDIR@",
                 &crate::paths::dbus_policy_dir().display().to_string(),

@@ -22,7 +22,13 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// What the test users run or load: they must be able to reach it.
-const SHARED_ARTEFACTS: [&str; 4] = ["herarxd", "herarxctl", "hx-pam", "libpam_herarx.so"];
+const SHARED_ARTEFACTS: [&str; 5] = [
+    "herarxd",
+    "herarxctl",
+    "hx-pam",
+    "hx-flood",
+    "libpam_herarx.so",
+];
 
 /// A built artefact, or a panic telling how to build it (tests only).
 pub fn artefact(name: &str) -> PathBuf {
@@ -95,6 +101,10 @@ pub fn herarxctl() -> PathBuf {
 
 pub fn hx_pam() -> PathBuf {
     artefact("hx-pam")
+}
+
+pub fn hx_flood() -> PathBuf {
+    artefact("hx-flood")
 }
 
 pub fn pam_module() -> PathBuf {

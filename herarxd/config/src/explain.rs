@@ -134,7 +134,10 @@ const ALERTS: &[(&str, Kind)] = &[
         Kind::Strings("[\"/usr/local/bin/page-security\"]"),
     ),
 ];
-const AUDIT: &[(&str, Kind)] = &[("retention", Kind::Str("\"365d\""))];
+const AUDIT: &[(&str, Kind)] = &[
+    ("retention", Kind::Str("\"365d\"")),
+    ("max_rows", Kind::Int("1000000")),
+];
 const ROOT: &[(&str, Kind)] = &[
     ("version", Kind::Int("1")),
     ("store", Kind::Table(STORE)),

@@ -146,12 +146,19 @@ pub const METHODS: &[&str] = &["totp", "backup-code", "fido2", "email", "sms"];
 pub struct AuditConfig {
     /// How long rows are kept (`365d`); `0`: forever.
     pub retention: String,
+    /// The most rows kept, whatever their age: the oldest go first. Bounds the store's size
+    /// however many decisions are made.
+    pub max_rows: u64,
 }
+
+/// The bounds of `audit.max_rows`.
+pub const AUDIT_MAX_ROWS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=1_000_000_000;
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             retention: "365d".into(),
+            max_rows: 1_000_000,
         }
     }
 }
@@ -618,6 +625,13 @@ impl Config {
                 self.audit.retention
             )),
             Some(_) => {}
+        }
+        if !AUDIT_MAX_ROWS_RANGE.contains(&self.audit.max_rows) {
+            problems.push(format!(
+                "audit.max_rows = {}: must be 1000 to 1000000000 (the oldest rows beyond it are \
+                 dropped); the default, 1000000, is a few hundred megabytes at most",
+                self.audit.max_rows
+            ));
         }
         if !self.admin.group.is_empty() && !valid_group_name(&self.admin.group) {
             problems.push(format!(
@@ -1143,6 +1157,14 @@ mod tests {
             (
                 "[audit]\nretention = \"forever\"\n",
                 "audit.retention = \"forever\": not a duration",
+            ),
+            (
+                "[audit]\nmax_rows = 10\n",
+                "audit.max_rows = 10: must be 1000",
+            ),
+            (
+                "[audit]\nmax_rows = 0\n",
+                "audit.max_rows = 0: must be 1000",
             ),
             (
                 "[login]\ntimeout_seconds = 1\n",

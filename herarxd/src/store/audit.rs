@@ -152,6 +152,22 @@ pub fn purge_older_than(conn: &Connection, before: u64, batch: u32) -> rusqlite:
     .execute((super::to_sql(before), batch))
 }
 
+/// Drops up to `batch` of the oldest rows beyond the newest `max_rows`. Returns how many.
+pub fn purge_beyond(conn: &Connection, max_rows: u64, batch: u32) -> rusqlite::Result<usize> {
+    let rows: i64 = conn.query_row("SELECT count(*) FROM audit", [], |r| r.get(0))?;
+    let excess = u64::try_from(rows)
+        .unwrap_or(0)
+        .saturating_sub(max_rows)
+        .min(u64::from(batch));
+    if excess == 0 {
+        return Ok(0);
+    }
+    conn.prepare_cached(
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit ORDER BY id LIMIT ?1)",
+    )?
+    .execute([super::to_sql(excess)])
+}
+
 /// The last `limit` rows, newest first (admin reads and tests).
 pub fn recent(conn: &Connection, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut stmt = conn.prepare_cached(
@@ -211,6 +227,50 @@ mod tests {
         let left = recent(s.conn(), 100).unwrap();
         assert_eq!(left.len(), 5);
         assert!(left.iter().all(|r| r.time >= 1020));
+    }
+
+    #[test]
+    fn rows_beyond_the_cap_are_dropped_oldest_first_in_bounded_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::store::testing::open_store(dir.path());
+        let ctx = AuditCtx {
+            user: "alice".into(),
+            ..AuditCtx::default()
+        };
+        for t in 0..25u64 {
+            insert(s.conn(), &ctx.entry(t, "totp", AuditResult::Success, "x")).unwrap();
+        }
+        assert_eq!(purge_beyond(s.conn(), 10, 8).unwrap(), 8, "a batch");
+        assert_eq!(purge_beyond(s.conn(), 10, 8).unwrap(), 7, "down to the cap");
+        assert_eq!(purge_beyond(s.conn(), 10, 8).unwrap(), 0);
+        let left = recent(s.conn(), 100).unwrap();
+        assert_eq!(left.len(), 10);
+        assert!(left.iter().all(|r| r.time >= 15), "the newest are kept");
+    }
+
+    #[test]
+    fn housekeeping_holds_the_table_to_audit_max_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::store::testing::open_store(dir.path());
+        s.set_policy(crate::store::StorePolicy {
+            audit_max_rows: 1_000,
+            ..crate::store::testing::POLICY
+        });
+        let ctx = AuditCtx::default();
+        let now = 1_700_000_000;
+        for t in 0..1_500u64 {
+            insert(
+                s.conn(),
+                &ctx.entry(now + t, "begin", AuditResult::Refused, "x"),
+            )
+            .unwrap();
+        }
+        s.prune(now + 1_500).unwrap();
+        let count: i64 = s
+            .conn()
+            .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 1_000);
     }
 
     #[test]

@@ -32,8 +32,11 @@ use crate::seal::{self, Kind, SealError};
 pub use audit::{AuditCtx, AuditEntry, AuditResult};
 pub use lockout::{Failures, LockoutPolicy, Scope};
 
-/// Audit rows dropped at most per housekeeping run (every 10 minutes).
+/// Audit rows dropped at most per housekeeping run (every 10 minutes) for their age, and per
+/// transaction for the row cap.
 pub const AUDIT_PRUNE_BATCH: u32 = 10_000;
+/// Transactions of the row cap per housekeeping run: at most 1,000,000 rows a run.
+pub const AUDIT_CAP_BATCHES: u32 = 100;
 
 /// The store file inside the state directory.
 pub const DB_FILE: &str = "herarx.db";
@@ -46,6 +49,8 @@ pub struct StorePolicy {
     pub lockout: LockoutPolicy,
     /// Seconds audit rows are kept; 0: forever.
     pub audit_retention_seconds: u64,
+    /// Audit rows kept at most (`audit.max_rows`); the oldest go first.
+    pub audit_max_rows: u64,
     pub sent_codes: sent_codes::SentCodePolicy,
 }
 
@@ -61,6 +66,7 @@ impl StorePolicy {
                 max_lockout_seconds: config.lockout.max_lockout_seconds,
             },
             audit_retention_seconds: config.audit_retention_seconds(),
+            audit_max_rows: config.audit.max_rows,
             sent_codes: sent_codes::SentCodePolicy::from_config(config),
         }
     }
@@ -290,6 +296,18 @@ impl Store {
             )?;
         }
         tx.commit()?;
+        // Then the row cap, a batch per transaction so that logins get the writer lock in
+        // between; bounded per run (the next run goes on).
+        for _ in 0..AUDIT_CAP_BATCHES {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let dropped = audit::purge_beyond(&tx, self.policy.audit_max_rows, AUDIT_PRUNE_BATCH)?;
+            tx.commit()?;
+            if dropped < AUDIT_PRUNE_BATCH as usize {
+                break;
+            }
+        }
         Ok(())
     }
 
@@ -320,6 +338,7 @@ pub(crate) mod testing {
             max_lockout_seconds: 86_400,
         },
         audit_retention_seconds: 365 * 86_400,
+        audit_max_rows: 1_000_000,
         sent_codes: sent_codes::SentCodePolicy {
             digits: 6,
             valid_seconds: 300,

@@ -15,6 +15,11 @@
 //! verifications per second of N concurrent bus clients, checked for exactness: every right
 //! code accepted once, replays refused, and concurrent wrong answers locking at exactly
 //! `max_failures`.
+//!
+//! And (`--flood N`, default 4; 0 skips) the login p50/p99 with and without a flood of refused
+//! calls: a real unprivileged user (`hx-flood`) calling `Begin` for another user on N
+//! connections as fast as the daemon answers, paused and resumed (SIGSTOP/SIGCONT) between
+//! blocks of logins so that both sets see the same machine.
 
 use herarx_tests::bench::{self, Pinger, SeededWorld, Stats};
 use herarx_tests::pam_client::{self, PAM_SUCCESS};
@@ -183,6 +188,10 @@ fn main() {
     if scale_n > 0 {
         failures += scale(scale_n, users_n.max(100));
     }
+    let flooders = arg("--flood", 4);
+    if flooders > 0 {
+        failures += flood(flooders, arg("--flood-users", 400));
+    }
     let clients = arg("--clients", 64);
     if clients > 0 {
         failures += throughput(clients, arg("--throughput-users", 2_000));
@@ -283,4 +292,93 @@ fn throughput(clients: usize, users: usize) -> usize {
         eprintln!("throughput run was not exact");
     }
     usize::from(!exact)
+}
+
+/// Login latency with and without a flood of refused `Begin`s from a real user on `parallel`
+/// connections, in alternating blocks. Returns the number of failed logins.
+fn flood(parallel: usize, users: usize) -> usize {
+    eprintln!("seeding {users} users for the flood run ...");
+    let w = SeededWorld::start(users, DaemonConfig::default());
+    let mallory = TestUser::create("bf");
+    let victim = w.users.first().map(|u| u.user.clone()).unwrap_or_default();
+    let run_flood = |count: usize| {
+        let mut c = mallory.command(herarx_tests::paths::hx_flood());
+        c.args(["refuse", &w.bus.address, &victim])
+            .arg(count.to_string())
+            .arg(parallel.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped());
+        c
+    };
+    // The flood's own rate, alone on the machine.
+    let t = std::time::Instant::now();
+    let alone = run_flood(20_000).output().expect("run hx-flood");
+    let rate = 20_000.0 / t.elapsed().as_secs_f64();
+    if !alone.status.success() {
+        eprintln!(
+            "hx-flood failed: {}",
+            String::from_utf8_lossy(&alone.stdout)
+        );
+        return 1;
+    }
+    let mut flooder = run_flood(0).spawn().expect("run hx-flood");
+    let pid = flooder.id() as i32;
+    // SAFETY: a signal to our own child, by its pid.
+    let signal = |sig| unsafe { libc::kill(pid, sig) };
+    let mut quiet = Stats::new("pam_herarx login, no flood");
+    let mut flooded = Stats::new(&format!(
+        "pam_herarx login, {parallel} connections flooding"
+    ));
+    let mut failures = 0;
+    let step = now_step();
+    const BLOCK: usize = 25;
+    for k in 0..2u64 {
+        for (b, block) in (0..users).collect::<Vec<_>>().chunks(BLOCK).enumerate() {
+            let with_flood = b % 2 == 1;
+            signal(if with_flood {
+                libc::SIGCONT
+            } else {
+                libc::SIGSTOP
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            for &i in block {
+                match w.login_us(i, w.users[i].confirm_step + 1 + k) {
+                    Ok(us) if with_flood => flooded.samples.push(us),
+                    Ok(us) => quiet.samples.push(us),
+                    Err(rc) => {
+                        failures += 1;
+                        eprintln!("flood-run login failed: rc {rc}");
+                    }
+                }
+            }
+        }
+    }
+    signal(libc::SIGCONT);
+    let _ = flooder.kill();
+    let _ = flooder.wait();
+    if now_step() > step + 1 {
+        eprintln!("warning: the clock moved two steps during the flood run");
+    }
+    let rows: i64 = rusqlite::Connection::open(w.daemon.db_path())
+        .and_then(|db| {
+            db.query_row(
+                "SELECT count(*) FROM audit WHERE caller_uid = ?1",
+                [mallory.uid],
+                |r| r.get(0),
+            )
+        })
+        .unwrap_or(-1);
+    println!();
+    println!("{}", Stats::header());
+    println!("{}", quiet.row());
+    println!("{}", flooded.row());
+    println!(
+        "flood alone: {rate:.0} refused Begins/s on {parallel} connections; audit rows it left: {rows}"
+    );
+    println!(
+        "p50 flooded / quiet: {:.2}x; p99 flooded / quiet: {:.2}x",
+        flooded.pct(0.5) / quiet.pct(0.5),
+        flooded.pct(0.99) / quiet.pct(0.99)
+    );
+    failures
 }
