@@ -102,6 +102,10 @@ pub struct Caller {
     /// login that began its session and inherited by every process of it); `None` when unset
     /// or not looked up. Session trust holds only where it is the user's own uid.
     pub login_uid: Option<u32>,
+    /// Whether this caller may drive the security keys plugged into this machine: root (the
+    /// login path) always; anyone else (a screen locker) only from a local login session of
+    /// its own (`crate::local_session`). Otherwise its logins are not offered a key.
+    pub keys_allowed: bool,
 }
 
 /// What a user can answer with.
@@ -675,7 +679,10 @@ impl Logins {
             } else {
                 0
             },
-            keys: if scope == &Scope::Local && config.service_accepts(&ctx.service, "fido2") {
+            keys: if scope == &Scope::Local
+                && caller.keys_allowed
+                && config.service_accepts(&ctx.service, "fido2")
+            {
                 enrolled.keys
             } else {
                 0

@@ -120,6 +120,7 @@ impl Sms {
                     uid: 0,
                     session: NO_SESSION,
                     login_uid: None,
+                    keys_allowed: true,
                 },
                 user,
                 "sshd",

@@ -78,6 +78,7 @@ fn root() -> Caller {
         uid: 0,
         session: NO_SESSION,
         login_uid: None,
+        keys_allowed: true,
     }
 }
 
@@ -624,6 +625,35 @@ fn a_local_login_with_a_key_is_a_touch() {
 }
 
 #[test]
+fn a_caller_outside_a_local_session_of_its_own_is_not_offered_a_key() {
+    // A screen locker that runs as alice but not in a local login of hers (the D-Bus layer
+    // asked `local_session`): the key is not driven for it; the code is asked instead.
+    let h = key_harness(Config::default(), Arc::new(device(UP)), true);
+    h.enrol("alice");
+    let mut locker = Caller {
+        bus_name: ":1.9".into(),
+        uid: 1000,
+        session: NO_SESSION,
+        login_uid: None,
+        keys_allowed: false,
+    };
+    let (_, step) = h
+        .logins
+        .begin(&locker, "alice", "login", "", "", "", NOW)
+        .unwrap();
+    assert_eq!(step.action, Action::Prompt, "{step:?}");
+    assert_ne!(step, Step::wait(TOUCH_MESSAGE));
+    // The failing twin: the same locker in a local session of alice's gets the touch.
+    locker.bus_name = ":1.10".into();
+    locker.keys_allowed = true;
+    let (_, step) = h
+        .logins
+        .begin(&locker, "alice", "login", "", "", "", NOW)
+        .unwrap();
+    assert_eq!(step, Step::wait(TOUCH_MESSAGE));
+}
+
+#[test]
 fn remote_logins_never_offer_a_key() {
     let h = key_harness(Config::default(), Arc::new(device(UP)), true);
     let (_, step) = begin(&h, "alice", "192.0.2.1");
@@ -936,6 +966,7 @@ fn only_root_or_the_user_may_begin() {
         uid: 1000,
         session: NO_SESSION,
         login_uid: None,
+        keys_allowed: true,
     };
     assert!(
         h.logins
@@ -1017,6 +1048,7 @@ fn expired_transactions_are_pruned_and_connections_leaving_drop_theirs() {
         uid: 0,
         session: NO_SESSION,
         login_uid: None,
+        keys_allowed: true,
     };
     h.logins
         .begin(&other, "alice", "sshd", "", "", "", NOW + 100)
@@ -1045,6 +1077,7 @@ fn one_connection_may_hold_only_so_many_transactions() {
         uid: 0,
         session: NO_SESSION,
         login_uid: None,
+        keys_allowed: true,
     };
     assert!(
         h.logins
@@ -1254,6 +1287,7 @@ fn a_trusted_network_neither_lets_others_in_nor_is_locked() {
         uid: 1001,
         session: NO_SESSION,
         login_uid: None,
+        keys_allowed: true,
     };
     let e = h
         .logins
@@ -1290,6 +1324,7 @@ fn as_user(uid: u32, connection: u32) -> Caller {
         uid,
         session: NO_SESSION,
         login_uid: None,
+        keys_allowed: true,
     }
 }
 

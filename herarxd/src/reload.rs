@@ -259,6 +259,7 @@ mod tests {
             uid: 0,
             session: crate::sessions::NO_SESSION,
             login_uid: None,
+            keys_allowed: true,
         };
         let (id, _) = h
             .logins

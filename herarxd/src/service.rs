@@ -82,6 +82,7 @@ impl BusDriver {
                 uid,
                 session,
                 login_uid,
+                keys_allowed: uid == 0,
             },
             pid,
         ))
@@ -144,10 +145,20 @@ impl AuthInterface {
         tty: String,
         ssh_auth_info: String,
     ) -> Result<(String, Step), HerarxError> {
-        let (caller, _) = self
+        let (mut caller, pid) = self
             .bus
             .caller(conn, &hdr, self.logins.session_trust())
             .await?;
+        // A caller that is not root (a screen locker) is offered the keys only from a local
+        // login session of its own: otherwise anyone could keep the console's keys busy.
+        if caller.uid != 0 {
+            let pid = match pid {
+                0 => self.bus.pid_of(conn, &caller.bus_name).await?,
+                pid => pid,
+            };
+            let facts = crate::local_session::facts_of(pid).await;
+            caller.keys_allowed = crate::local_session::decide(caller.uid, &facts).is_ok();
+        }
         // Every login resolves its user through NSS (one canonical account for every
         // spelling), and NSS may block: off the runtime's thread.
         let logins = self.logins.clone();
