@@ -327,6 +327,16 @@ impl AdditionRefusal {
     }
 }
 
+impl From<AdditionRefusal> for BeginOutcome {
+    fn from(r: AdditionRefusal) -> Self {
+        match r {
+            AdditionRefusal::NoSuchFactor => BeginOutcome::NoSuchFactor,
+            AdditionRefusal::TooMany(_) => BeginOutcome::TooManyFactors,
+            AdditionRefusal::StepUp(r) => BeginOutcome::from(r),
+        }
+    }
+}
+
 impl From<AdditionRefusal> for ConfirmOutcome {
     fn from(r: AdditionRefusal) -> Self {
         match r {
@@ -449,12 +459,7 @@ impl Store {
             Ok(allowed) => allowed,
             Err(refusal) => {
                 let (result, reason) = refusal.audit();
-                let outcome = match refusal {
-                    AdditionRefusal::NoSuchFactor => BeginOutcome::NoSuchFactor,
-                    AdditionRefusal::TooMany(_) => BeginOutcome::TooManyFactors,
-                    AdditionRefusal::StepUp(r) => BeginOutcome::from(r),
-                };
-                return finish(tx, outcome, result, reason);
+                return finish(tx, BeginOutcome::from(refusal), result, reason);
             }
         };
         // Keep at most PENDING_PER_USER_MAX, this one included: drop expired, then the oldest.

@@ -129,6 +129,16 @@ impl From<StepUpRefusal> for ContactBeginOutcome {
     }
 }
 
+impl From<AdditionRefusal> for ContactBeginOutcome {
+    fn from(r: AdditionRefusal) -> Self {
+        match r {
+            AdditionRefusal::NoSuchFactor => ContactBeginOutcome::NoSuchFactor,
+            AdditionRefusal::TooMany(_) => ContactBeginOutcome::TooManyFactors,
+            AdditionRefusal::StepUp(r) => ContactBeginOutcome::from(r),
+        }
+    }
+}
+
 /// An enrolled email or SMS factor, destination opened.
 #[derive(Clone)]
 pub struct Contact {
@@ -522,12 +532,7 @@ impl Store {
             Ok(allowed) => allowed,
             Err(refusal) => {
                 let (result, reason) = refusal.audit();
-                let outcome = match refusal {
-                    AdditionRefusal::NoSuchFactor => ContactBeginOutcome::NoSuchFactor,
-                    AdditionRefusal::TooMany(_) => ContactBeginOutcome::TooManyFactors,
-                    AdditionRefusal::StepUp(r) => ContactBeginOutcome::from(r),
-                };
-                return finish(tx, outcome, result, reason);
+                return finish(tx, ContactBeginOutcome::from(refusal), result, reason);
             }
         };
         // After the step-up: nobody learns which addresses an account has without it.
