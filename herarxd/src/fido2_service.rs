@@ -293,11 +293,22 @@ impl SelfService {
     /// (removing a factor when the user has only keys). `Ok(false)` when the user has no key:
     /// the caller then asks for a code as usual. No PIN is taken here: with
     /// `user_verification = "required"`, such a user steps up with a code or a backup code.
-    pub(crate) fn step_up_by_touch(&self, ctx: &AuditCtx, now: u64) -> Result<bool, HerarxError> {
+    pub(crate) fn step_up_by_touch(
+        &self,
+        ctx: &AuditCtx,
+        local: Result<(), HerarxError>,
+        now: u64,
+    ) -> Result<bool, HerarxError> {
         let config = self.state.config();
         let before = self.before(ctx, &config.fido2.rp_id, now)?;
         if before.keys.is_empty() {
             return Ok(false);
+        }
+        // A touch keeps the keys busy for the touch timeout: not for callers outside a local
+        // login (over SSH it would hold the console user's key).
+        if let Err(e) = local {
+            self.refuse(ctx, "remove", now, "not in a local session");
+            return Err(e);
         }
         if let Some(until) = before.locked_until {
             return Err(HerarxError::Locked(locked_message(until, now)));

@@ -382,11 +382,15 @@ impl SelfService {
         }
     }
 
+    /// `local` is the verdict of `crate::local_session` on the caller: a step-up by a touch
+    /// (no code given, the user has keys) drives the keys plugged into this machine, which only
+    /// a caller in a local login of its own may do.
     pub fn remove_factor(
         &self,
         uid: u32,
         id: &str,
         step_up_code: &str,
+        local: Result<(), HerarxError>,
         now: u64,
     ) -> Result<(), HerarxError> {
         const METHOD: &str = "remove";
@@ -401,7 +405,7 @@ impl SelfService {
         }
         // No code: a user with security keys confirms with a touch of one of them (checked
         // like a login: challenge, signature, counter; failures count towards the lockout).
-        let touched = step_up_code.trim().is_empty() && self.step_up_by_touch(&ctx, now)?;
+        let touched = step_up_code.trim().is_empty() && self.step_up_by_touch(&ctx, local, now)?;
         // What the alert will name, and who it goes to, as they are before the removal.
         let before = self
             .state
@@ -623,19 +627,21 @@ mod tests {
             )
         );
         let e = svc
-            .remove_factor(1001, &info.id, "123456", NOW)
+            .remove_factor(1001, &info.id, "123456", Ok(()), NOW)
             .unwrap_err();
         assert!(matches!(e, HerarxError::NoSuchFactor(_)));
-        let e = svc.remove_factor(1000, &info.id, "", NOW).unwrap_err();
+        let e = svc
+            .remove_factor(1000, &info.id, "", Ok(()), NOW)
+            .unwrap_err();
         assert!(matches!(e, HerarxError::StepUpRequired(_)));
         let e = svc
-            .remove_factor(1000, &info.id, &code(&secret, NOW), NOW)
+            .remove_factor(1000, &info.id, &code(&secret, NOW), Ok(()), NOW)
             .unwrap_err();
         assert!(
             matches!(e, HerarxError::WrongCode(_)),
             "the enrolment code is spent"
         );
-        svc.remove_factor(1000, &info.id, &code(&secret, NOW + 30), NOW + 30)
+        svc.remove_factor(1000, &info.id, &code(&secret, NOW + 30), Ok(()), NOW + 30)
             .unwrap();
         assert!(svc.status(1000, NOW + 30).unwrap().factors.is_empty());
 
@@ -777,7 +783,8 @@ mod issue4_tests {
 
         h.enrol("alice");
         let id = svc.status(1000, NOW).unwrap().factors[0].id.clone();
-        svc.remove_factor(1000, &id, &codes[0], NOW).unwrap();
+        svc.remove_factor(1000, &id, &codes[0], Ok(()), NOW)
+            .unwrap();
         let st = svc.status(1000, NOW).unwrap();
         assert_eq!((st.factors.len(), st.backup_codes_left), (0, 0));
         assert!(

@@ -57,6 +57,19 @@ impl BusDriver {
             .map_err(|e| internal_bus(&e))
     }
 
+    /// Whether the process behind `sender` (uid `uid`) may drive the security keys plugged
+    /// into this machine: root, or a caller in a local login of its own
+    /// (`crate::local_session`); `Err` is the refusal to return.
+    pub(crate) async fn local_session(
+        &self,
+        conn: &Connection,
+        sender: &str,
+        uid: u32,
+    ) -> Result<(), HerarxError> {
+        let pid = self.pid_of(conn, sender).await?;
+        crate::local_session::decide(uid, &crate::local_session::facts_of(pid).await)
+    }
+
     /// The caller, with its audit session looked up when `with_session`.
     async fn caller(
         &self,
@@ -145,19 +158,18 @@ impl AuthInterface {
         tty: String,
         ssh_auth_info: String,
     ) -> Result<(String, Step), HerarxError> {
-        let (mut caller, pid) = self
+        let (mut caller, _) = self
             .bus
             .caller(conn, &hdr, self.logins.session_trust())
             .await?;
         // A caller that is not root (a screen locker) is offered the keys only from a local
         // login session of its own: otherwise anyone could keep the console's keys busy.
         if caller.uid != 0 {
-            let pid = match pid {
-                0 => self.bus.pid_of(conn, &caller.bus_name).await?,
-                pid => pid,
-            };
-            let facts = crate::local_session::facts_of(pid).await;
-            caller.keys_allowed = crate::local_session::decide(caller.uid, &facts).is_ok();
+            caller.keys_allowed = self
+                .bus
+                .local_session(conn, &caller.bus_name, caller.uid)
+                .await
+                .is_ok();
         }
         // Every login resolves its user through NSS (one canonical account for every
         // spelling), and NSS may block: off the runtime's thread.
@@ -302,10 +314,18 @@ impl FactorsInterface {
         id: String,
         step_up_code: String,
     ) -> Result<(), HerarxError> {
-        let uid = self.caller_uid(&hdr, conn).await?;
+        let sender = sender_of(&hdr)?;
+        let uid = self.bus.uid_of(conn, &sender).await?;
         let step_up_code = Zeroizing::new(step_up_code);
+        // Without a code the step-up may be a touch of the user's keys: only from a local
+        // login (see `crate::local_session`).
+        let local = if step_up_code.trim().is_empty() {
+            self.bus.local_session(conn, &sender, uid).await
+        } else {
+            Ok(())
+        };
         let service = self.service.clone();
-        blocking(move || service.remove_factor(uid, &id, &step_up_code, unix_now())).await
+        blocking(move || service.remove_factor(uid, &id, &step_up_code, local, unix_now())).await
     }
 
     /// A new set of backup codes for the caller (the old set stops working), returned once.
@@ -374,12 +394,7 @@ impl FactorsInterface {
         let pin = Zeroizing::new(pin);
         // Who sits at this machine may drive its keys (see `crate::local_session`); the pid is
         // the bus's, from the caller's socket.
-        let local = match self.bus.pid_of(conn, &sender).await {
-            Ok(pid) => {
-                crate::local_session::decide(uid, &crate::local_session::facts_of(pid).await)
-            }
-            Err(e) => Err(e),
-        };
+        let local = self.bus.local_session(conn, &sender, uid).await;
         let service = self.service.clone();
         blocking(move || {
             service.add_security_key(uid, local, &name, &step_up_code, &pin, unix_now())

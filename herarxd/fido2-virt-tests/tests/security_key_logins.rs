@@ -284,11 +284,28 @@ fn a_user_with_only_keys_removes_one_with_a_touch() {
     let out = run(Some(&user), &v.bus.address, &["key", "list", "--json"], &[]);
     let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = keys["keys"][0]["id"].as_str().unwrap().to_owned();
+    // From outside a local login (over SSH, a service): refused before any key is asked.
+    for from in [common::From::Nowhere, common::From::Ssh] {
+        let out = common::ctl_from(
+            from,
+            &user,
+            &v.bus.address,
+            &["key", "remove", &id, "--yes"],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(4), "{from:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("local login session"),
+            "{from:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // Not touched: nothing removed.
     std::fs::write(&hold_file, "").unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let out = run(
-        Some(&user),
+    let out = common::ctl_from(
+        common::From::Console,
+        &user,
         &v.bus.address,
         &["key", "remove", &id, "--yes"],
         &[],
@@ -305,8 +322,9 @@ fn a_user_with_only_keys_removes_one_with_a_touch() {
     let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "still there");
     // Touched: removed, and the login no longer asks for a touch.
-    let out = run(
-        Some(&user),
+    let out = common::ctl_from(
+        common::From::Console,
+        &user,
         &v.bus.address,
         &["key", "remove", &id, "--yes"],
         &[],
