@@ -48,6 +48,9 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
 fi
+# `cargo fuzz list` failing inside the process substitution would leave nothing to run and a
+# run that "found nothing": refuse that.
+[ ${#targets[@]} -gt 0 ] || { echo "fuzz: no targets to run (does \`cargo fuzz list\` work?)" >&2; exit 1; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 started=$(date +%s)

@@ -3,7 +3,7 @@
 # Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
 needed=(dbus-daemon dbus-bin pamtester oathtool libpam0g-dev libpam-google-authenticator
-        libpam-modules passwd util-linux pkg-config gcc
+        libpam-modules passwd util-linux pkg-config gcc g++
         # The packaging test: build the .deb (dpkg-deb, dpkg-shlibdeps, strip, readelf), check it,
         # and install it with D-Bus activation (dbus: system.conf and the launch helper) and
         # pam-auth-update (libpam-runtime).

@@ -248,8 +248,7 @@ enum Stage {
 
 struct Txn {
     owner: String,
-    /// The uid of the connection that began it (as the bus said), for the per-uid quota.
-    caller_uid: u32,
+    /// Its `caller_uid` (the bus's word for who began it) is what the per-uid quota counts.
     ctx: AuditCtx,
     scope: Scope,
     deadline: u64,
@@ -597,7 +596,6 @@ impl Logins {
                 id.clone(),
                 Txn {
                     owner: caller.bus_name.clone(),
-                    caller_uid: caller.uid,
                     ctx,
                     scope,
                     deadline,

@@ -130,8 +130,8 @@ impl Table {
             .entry(txn.owner.clone())
             .or_default()
             .push(id.clone());
-        if txn.caller_uid != 0 {
-            *self.by_uid.entry(txn.caller_uid).or_default() += 1;
+        if txn.ctx.caller_uid != 0 {
+            *self.by_uid.entry(txn.ctx.caller_uid).or_default() += 1;
         }
         self.by_id.insert(id, txn);
     }
@@ -145,10 +145,10 @@ impl Table {
                 self.by_owner.remove(&txn.owner);
             }
         }
-        if let Some(n) = self.by_uid.get_mut(&txn.caller_uid) {
+        if let Some(n) = self.by_uid.get_mut(&txn.ctx.caller_uid) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.by_uid.remove(&txn.caller_uid);
+                self.by_uid.remove(&txn.ctx.caller_uid);
             }
         }
         Some(txn)

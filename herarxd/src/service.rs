@@ -60,13 +60,18 @@ impl BusDriver {
     /// Whether the process behind `sender` (uid `uid`) may drive the security keys plugged
     /// into this machine: root, or a caller in a local login of its own
     /// (`crate::local_session`); `Err` is the refusal to return.
+    /// `pid` when the caller's pid is known already (else it is asked of the bus).
     pub(crate) async fn local_session(
         &self,
         conn: &Connection,
         sender: &str,
         uid: u32,
+        pid: Option<u32>,
     ) -> Result<(), HerarxError> {
-        let pid = self.pid_of(conn, sender).await?;
+        let pid = match pid {
+            Some(pid) => pid,
+            None => self.pid_of(conn, sender).await?,
+        };
         crate::local_session::decide(uid, &crate::local_session::facts_of(pid).await)
     }
 
@@ -158,7 +163,7 @@ impl AuthInterface {
         tty: String,
         ssh_auth_info: String,
     ) -> Result<(String, Step), HerarxError> {
-        let (mut caller, _) = self
+        let (mut caller, pid) = self
             .bus
             .caller(conn, &hdr, self.logins.session_trust())
             .await?;
@@ -167,7 +172,12 @@ impl AuthInterface {
         if caller.uid != 0 {
             caller.keys_allowed = self
                 .bus
-                .local_session(conn, &caller.bus_name, caller.uid)
+                .local_session(
+                    conn,
+                    &caller.bus_name,
+                    caller.uid,
+                    (pid != 0).then_some(pid),
+                )
                 .await
                 .is_ok();
         }
@@ -320,7 +330,7 @@ impl FactorsInterface {
         // Without a code the step-up may be a touch of the user's keys: only from a local
         // login (see `crate::local_session`).
         let local = if step_up_code.trim().is_empty() {
-            self.bus.local_session(conn, &sender, uid).await
+            self.bus.local_session(conn, &sender, uid, None).await
         } else {
             Ok(())
         };
@@ -394,7 +404,7 @@ impl FactorsInterface {
         let pin = Zeroizing::new(pin);
         // Who sits at this machine may drive its keys (see `crate::local_session`); the pid is
         // the bus's, from the caller's socket.
-        let local = self.bus.local_session(conn, &sender, uid).await;
+        let local = self.bus.local_session(conn, &sender, uid, None).await;
         let service = self.service.clone();
         blocking(move || {
             service.add_security_key(uid, local, &name, &step_up_code, &pin, unix_now())

@@ -164,7 +164,8 @@ impl PamHooks for PamHerarx {
         if let Err(e) = ticket::at_setcred(&mut PamStores(pamh), flags & PAM_DELETE_CRED != 0) {
             let service = item::<Service>(pamh, |s| s.0);
             log::Log::open(&service).warning(&format!(
-                "cannot keep the session ticket for the session hook ({e}):                  this session will not be trusted"
+                "cannot keep the session ticket for the session hook ({e}): this session will not be \
+                 trusted"
             ));
         }
         PamResultCode::PAM_SUCCESS

@@ -90,3 +90,20 @@ pub fn enrol_totp(user: &TestUser, bus: &str, name: &str, step_up: Option<&str>)
         confirm_step,
     }
 }
+
+/// The names of `user`'s factors, in the order `herarxctl status` lists them.
+pub fn factor_names(user: &TestUser, bus: &str) -> Vec<String> {
+    let out = run(Some(user), bus, &["status", "--json"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    v["factors"]
+        .as_array()
+        .expect("factors in status")
+        .iter()
+        .map(|f| f["name"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}

@@ -165,6 +165,7 @@ fn a_flood_of_refused_begins_is_summed_up_and_root_still_logs_in() {
         std::thread::sleep(Duration::from_secs(2));
     };
     let uid = mallory.uid;
+    assert!(!summaries.is_empty(), "{summaries:?}");
     assert!(
         summaries.iter().all(|r| r.contains(&format!(
             "refusals from uid {uid} in the last minute (first reason: begin: permission denied"
@@ -177,5 +178,6 @@ fn a_flood_of_refused_begins_is_summed_up_and_root_still_logs_in() {
         .iter()
         .filter(|l| l.contains(&format!(" uid={uid} ")))
         .count();
+    assert!(logged > 0, "no log line names uid={uid}: {lines:#?}");
     assert!(logged <= rows_of(&w, uid).len(), "{logged} log lines");
 }

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use herarx_tests::ctl::{enrol_totp, run};
+use herarx_tests::ctl::enrol_totp;
 use herarx_tests::pam_client::{ANSWER_FROM_FILE, PAM_AUTH_ERR, PAM_SUCCESS, TOTP_FROM_SHOWN_KEY};
 use herarx_tests::pamconf::{Report, run_login};
 use herarx_tests::totp::{code_at_step, now_step, secret_of};
@@ -16,16 +16,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn factor_names(w: &World, user: &TestUser) -> Vec<String> {
-    let out = run(Some(user), &w.bus.address, &["status", "--json"], &[]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
-    v["factors"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap_or_default().to_owned())
-        .collect()
+    herarx_tests::ctl::factor_names(user, &w.bus.address)
 }
 
 /// `herarxctl totp add --name NAME` as `user`, stopped after the URI: the enrolment is

@@ -72,7 +72,7 @@ fn a_stopped_daemon_that_still_owns_the_name_fails_closed_even_with_failmode_ope
             t.errors().iter().any(|m| m.contains("not answering")),
             "the user is told why: {t:?}"
         );
-        assert!(took.as_secs_f64() < 4.0, "bounded by timeout=2: {took:?}");
+        assert!(took.as_secs_f64() < 6.0, "bounded by timeout=2: {took:?}");
     }
     // Its twin: running again, the same daemon answers (it asks for the code).
     stack(&w, &w.bus.address, "open");

@@ -130,20 +130,9 @@ fn enrol_with_full_disk_at_confirm(
     (ok, err, filler)
 }
 
+/// `user`'s factor names, sorted.
 fn factor_names(user: &herarx_tests::TestUser, bus: &str) -> Vec<String> {
-    let out = herarx_tests::ctl::run(Some(user), bus, &["status", "--json"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut names: Vec<String> = v["factors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap().to_string())
-        .collect();
+    let mut names = herarx_tests::ctl::factor_names(user, bus);
     names.sort();
     names
 }

@@ -26,7 +26,7 @@ for d in /etc/pam.d /var/lib/pam /var/cache/debconf /usr/share/pam-configs; do
   mkdir -p "$t$d"; cp -a "$d/." "$t$d/"; mount --bind "$t$d" "$d"
 done
 cp '{}' /usr/share/pam-configs/herarx
-pam-auth-update --enable herarx >/dev/null
+pam-auth-update --force --enable herarx >/dev/null
 cat /etc/pam.d/common-auth
 umount /etc/pam.d /var/lib/pam /var/cache/debconf /usr/share/pam-configs
 rm -rf "$t"

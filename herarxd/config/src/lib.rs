@@ -628,9 +628,11 @@ impl Config {
         }
         if !AUDIT_MAX_ROWS_RANGE.contains(&self.audit.max_rows) {
             problems.push(format!(
-                "audit.max_rows = {}: must be 1000 to 1000000000 (the oldest rows beyond it are \
+                "audit.max_rows = {}: must be {} to {} (the oldest rows beyond it are \
                  dropped); the default, 1000000, is a few hundred megabytes at most",
-                self.audit.max_rows
+                self.audit.max_rows,
+                AUDIT_MAX_ROWS_RANGE.start(),
+                AUDIT_MAX_ROWS_RANGE.end()
             ));
         }
         if !self.admin.group.is_empty() && !valid_group_name(&self.admin.group) {

@@ -149,7 +149,8 @@ fn an_enrolment_pin_is_never_tried_on_one_key_after_another() {
     // gets the PIN (before, the first plugged-in key got it, whoever owned it).
     let v = start(2, "user_verification = \"required\"", "1111,2222");
     let user = TestUser::create("ld");
-    let out = v.add(From::Console, &user, Some("2222"));
+    // A PIN wrong for both keys: whichever saw it would count a wrong try.
+    let out = v.add(From::Console, &user, Some("9999"));
     v.refused(&out, 2, "unplug all but the key you want to add");
     assert_eq!(v.retries(0), "8", "key 0 never saw the PIN");
     assert_eq!(v.retries(1), "8", "key 1 never saw the PIN");

@@ -259,8 +259,8 @@ pub(super) fn refuse_step_up(
 }
 
 /// What proves, for an addition, that the caller is the account's owner once the account has
-/// anything that logs in.
-#[derive(Debug, Clone, Copy)]
+/// anything that logs in. No `Debug`: `Code` holds the code itself.
+#[derive(Clone, Copy)]
 pub(super) enum StepUp<'a> {
     /// A code given with this call, checked (consumed, counted) in the transaction.
     Code(&'a str),
