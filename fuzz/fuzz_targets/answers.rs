@@ -15,7 +15,7 @@
 
 use herarx_fuzz::Fields;
 use herarxd::store::{backup_codes, sent_codes};
-use herarxd::totp::{self, Algorithm, Params, Rejection};
+use herarxd::crypto::totp::{self, Algorithm, Params, Rejection};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! otpauth:// URIs: the one herarxd hands out (`herarxd::otpauth::totp_uri`) and herarxctl's
+//! otpauth:// URIs: the one herarxd hands out (`herarxd::crypto::otpauth::totp_uri`) and herarxctl's
 //! reader of it (`herarxctl/src/otpauth.rs`, for typing the secret in by hand).
 //!
 //! Input fields (see `herarx_fuzz::Fields`): a URI for the reader; then issuer, user, host,
@@ -12,8 +12,8 @@
 use data_encoding::BASE32_NOPAD;
 use herarx_fuzz::Fields;
 use herarx_fuzz::ctl_otpauth::{group_secret, parse};
-use herarxd::otpauth::totp_uri;
-use herarxd::totp::{Algorithm, Params};
+use herarxd::crypto::otpauth::totp_uri;
+use herarxd::crypto::totp::{Algorithm, Params};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,7 +7,7 @@
 #![no_main]
 
 use data_encoding::{BASE64, BASE64_NOPAD};
-use herarxd::ssh_info::{SK_TYPES, passed_keys};
+use herarxd::login::ssh_info::{SK_TYPES, passed_keys};
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 

@@ -2,12 +2,12 @@
 
 pub use herarx_config::*;
 
-impl From<TotpAlgorithm> for crate::totp::Algorithm {
+impl From<TotpAlgorithm> for crate::crypto::totp::Algorithm {
     fn from(a: TotpAlgorithm) -> Self {
         match a {
-            TotpAlgorithm::Sha1 => crate::totp::Algorithm::Sha1,
-            TotpAlgorithm::Sha256 => crate::totp::Algorithm::Sha256,
-            TotpAlgorithm::Sha512 => crate::totp::Algorithm::Sha512,
+            TotpAlgorithm::Sha1 => crate::crypto::totp::Algorithm::Sha1,
+            TotpAlgorithm::Sha256 => crate::crypto::totp::Algorithm::Sha256,
+            TotpAlgorithm::Sha512 => crate::crypto::totp::Algorithm::Sha512,
         }
     }
 }

@@ -5,34 +5,19 @@
 // Tests may unwrap and panic: a failing test is the point.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-pub mod admin;
-pub mod alerts;
-pub mod auth;
-pub mod cli;
+pub(crate) mod admin;
+pub(crate) mod alerts;
+pub(crate) mod bus;
 pub mod config;
+pub mod crypto;
 pub mod daemon;
 pub mod delivery;
-pub mod enrol_text;
+pub(crate) mod factors;
 pub mod fido2;
-pub mod fido2_service;
-pub mod keys;
-pub mod local_session;
-pub mod logger;
-pub mod logind;
-pub mod otpauth;
-pub mod policy;
+pub(crate) mod logger;
+pub mod login;
 pub mod refusals;
-pub mod reload;
-pub mod seal;
-pub mod selfservice;
-pub mod selfservice_contacts;
-pub mod sent_text;
-pub mod service;
-pub mod service_admin;
-pub mod sessions;
-pub mod signals;
-pub mod ssh_info;
-pub mod state;
+pub(crate) mod selfservice;
+pub(crate) mod state;
 pub mod store;
-pub mod totp;
-pub mod users;
+pub(crate) mod users;

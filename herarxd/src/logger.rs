@@ -149,9 +149,11 @@ impl LogSink for Syslog {
 }
 
 /// Keeps lines in memory, for tests.
+#[cfg(test)]
 #[derive(Default)]
 pub struct MemoryLog(pub Mutex<Vec<(Severity, String)>>);
 
+#[cfg(test)]
 impl MemoryLog {
     pub fn lines(&self) -> Vec<String> {
         self.0
@@ -161,6 +163,7 @@ impl MemoryLog {
     }
 }
 
+#[cfg(test)]
 impl LogSink for MemoryLog {
     fn log(&self, severity: Severity, line: &str) {
         if let Ok(mut l) = self.0.lock() {

@@ -6,5 +6,5 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    herarxd::daemon::run(herarxd::cli::Args::parse())
+    herarxd::daemon::run(herarxd::daemon::cli::Args::parse())
 }

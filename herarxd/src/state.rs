@@ -23,7 +23,7 @@ pub struct State {
     /// Single-use FIDO2 challenges, in memory.
     pub challenges: crate::fido2::Challenges,
     /// Session trust (tickets and trusted login sessions), in memory.
-    pub sessions: crate::sessions::Sessions,
+    pub sessions: crate::login::session_trust::Sessions,
     /// The queue to the alert worker.
     pub alerts: crate::alerts::Alerts,
     /// Code deliveries under way (bounded).
@@ -48,7 +48,7 @@ impl State {
             hostname,
             keys: Arc::new(crate::fido2::CtapHid::new()),
             challenges: crate::fido2::Challenges::new(),
-            sessions: crate::sessions::Sessions::default(),
+            sessions: crate::login::session_trust::Sessions::default(),
             alerts: crate::alerts::Alerts::default(),
             deliveries: crate::delivery::InFlight::default(),
             refusals: crate::refusals::Refusals::default(),

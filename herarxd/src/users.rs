@@ -8,6 +8,7 @@
 //! name self-service enrols under. So every spelling of one account finds the same factors
 //! and the same failure counters.
 
+#[cfg(test)]
 use std::collections::HashMap;
 
 /// An account as NSS knows it.
@@ -96,6 +97,7 @@ impl UserDb for SystemUsers {
 /// A fixed table, for tests: entries in passwd order (a uid's name is its first entry's, as
 /// `getpwuid` answers over `/etc/passwd`); optionally answering names in any case, as SSSD
 /// with `case_sensitive = false` does.
+#[cfg(test)]
 #[derive(Debug, Default, Clone)]
 pub struct FixedUsers {
     entries: Vec<(String, u32)>,
@@ -103,6 +105,7 @@ pub struct FixedUsers {
     any_case: bool,
 }
 
+#[cfg(test)]
 impl FixedUsers {
     pub fn new(entries: &[(&str, u32)]) -> Self {
         FixedUsers {
@@ -137,6 +140,7 @@ impl FixedUsers {
     }
 }
 
+#[cfg(test)]
 impl UserDb for FixedUsers {
     fn uid_of(&self, name: &str) -> Option<u32> {
         self.entry(name).map(|(_, u)| *u)

@@ -7,10 +7,10 @@
 //! sudo: the daemon looks nobody up for them), which is what the benchmark measures.
 
 use herarxd::config::Config;
-use herarxd::keys::load_master_key;
+use herarxd::crypto::master_key::load_master_key;
+use herarxd::crypto::totp::{Params, code_at};
 use herarxd::store::enrollments::{BeginOutcome, ConfirmOutcome};
 use herarxd::store::{AuditCtx, Store, StorePolicy};
-use herarxd::totp::{Params, code_at};
 use std::path::Path;
 
 pub struct Seeded {

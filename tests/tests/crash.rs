@@ -13,7 +13,7 @@
 use herarx_tests::pam_client::{PAM_AUTH_ERR, PAM_SUCCESS};
 use herarx_tests::pamconf::{PamConf, run_login};
 use herarx_tests::{Bus, Daemon, DaemonConfig, TestUser};
-use herarxd::totp::{Params, code_at};
+use herarxd::crypto::totp::{Params, code_at};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};

@@ -10,6 +10,7 @@ pub mod command;
 pub mod contact;
 pub mod email;
 pub mod sms;
+pub(crate) mod text;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{StoreError, from_sql, to_sql};
-use crate::keys::MasterKey;
+use crate::crypto::master_key::MasterKey;
 
 /// Codes in a set.
 pub const SET_SIZE: usize = 10;

@@ -14,8 +14,8 @@ use super::factors::{self, FACTORS_PER_USER_MAX, FactorRow, KIND_TOTP, VerifyOut
 use super::lockout::{self, Scope};
 use super::{Store, StoreError, from_sql, random_hex, to_sql};
 use super::{accounts, backup_codes};
-use crate::seal::{self, Kind};
-use crate::totp::{self, Algorithm, Params};
+use crate::crypto::seal::{self, Kind};
+use crate::crypto::totp::{self, Algorithm, Params};
 
 /// A pending enrolment is discarded this long after it began.
 pub const PENDING_TTL_SECONDS: u64 = 600;
@@ -241,7 +241,7 @@ impl From<StepUpRefusal> for RemoveOutcome {
 /// consumed, counted and locked out exactly like a login's. `None`: passed.
 pub(super) fn refuse_step_up(
     tx: &rusqlite::Transaction<'_>,
-    key: &crate::keys::MasterKey,
+    key: &crate::crypto::master_key::MasterKey,
     policy: &super::StorePolicy,
     user: &str,
     step_up: &str,
@@ -353,7 +353,7 @@ impl From<AdditionRefusal> for ConfirmOutcome {
 /// its confirmation, goes through here.
 pub(super) fn addition_refusal(
     tx: &rusqlite::Transaction<'_>,
-    key: &crate::keys::MasterKey,
+    key: &crate::crypto::master_key::MasterKey,
     policy: &super::StorePolicy,
     user: &str,
     replace: Option<&str>,
@@ -403,7 +403,7 @@ pub(super) fn primary_id(conn: &Connection, user: &str) -> Result<Option<String>
 /// `row` as its owner sees it, the primary mark included.
 pub(super) fn info_of(
     conn: &Connection,
-    key: &crate::keys::MasterKey,
+    key: &crate::crypto::master_key::MasterKey,
     user: &str,
     row: &FactorRow,
 ) -> Result<FactorInfo, StoreError> {
@@ -829,9 +829,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::totp::{Rejection, code_at};
     use crate::store::factors::tests::contains;
     use crate::store::testing::open_store;
-    use crate::totp::{Rejection, code_at};
 
     const NOW: u64 = 1_700_000_000;
 

@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
 use super::lockout::{self, Failures, Scope};
 use super::{Store, StoreError, from_sql, random_hex, to_sql};
-use crate::seal::{self, Kind};
-use crate::totp::{self, Algorithm, Params, Rejection};
+use crate::crypto::seal::{self, Kind};
+use crate::crypto::totp::{self, Algorithm, Params, Rejection};
 
 pub const KIND_TOTP: &str = "totp";
 /// What the audit trail names as the "factor" of a login that used a backup code.
@@ -347,7 +347,7 @@ impl Store {
 /// before an enrolment or a removal). The caller commits, whatever the outcome.
 pub(crate) fn verify_in(
     tx: &Transaction<'_>,
-    key: &crate::keys::MasterKey,
+    key: &crate::crypto::master_key::MasterKey,
     policy: &super::StorePolicy,
     user: &str,
     code: &str,
@@ -379,7 +379,7 @@ impl Accept {
 #[allow(clippy::too_many_arguments)]
 fn verify_in_accepting(
     tx: &Transaction<'_>,
-    key: &crate::keys::MasterKey,
+    key: &crate::crypto::master_key::MasterKey,
     policy: &super::StorePolicy,
     user: &str,
     code: &str,

@@ -14,8 +14,8 @@ use super::enrollments::{AdditionRefusal, StepUp, addition_refusal};
 use super::factors::{self, VerifyOutcome, verify_in};
 use super::lockout::{self, Scope};
 use super::{Store, StoreError, from_sql, to_sql};
+use crate::crypto::seal::{self, Kind};
 use crate::fido2::{Credential, NewCredential};
-use crate::seal::{self, Kind};
 
 pub const KIND_FIDO2: &str = "fido2";
 
@@ -51,7 +51,7 @@ fn decode(blob: &[u8]) -> Option<(Vec<u8>, [u8; 16], Vec<u8>)> {
 /// can never verify anything.
 pub fn keys(
     conn: &Connection,
-    key: &crate::keys::MasterKey,
+    key: &crate::crypto::master_key::MasterKey,
     user: &str,
 ) -> rusqlite::Result<Vec<StoredKey>> {
     let mut stmt = conn.prepare_cached(

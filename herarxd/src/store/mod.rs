@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-use crate::keys::MasterKey;
-use crate::seal::{self, Kind, SealError};
+use crate::crypto::master_key::MasterKey;
+use crate::crypto::seal::{self, Kind, SealError};
 pub use audit::{AuditCtx, AuditEntry, AuditResult};
 pub use lockout::{Failures, LockoutPolicy, Scope};
 

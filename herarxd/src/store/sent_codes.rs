@@ -25,9 +25,9 @@ use super::enrollments::{
 };
 use super::factors::{self, FactorRow, VerifyOutcome};
 use super::{Store, StoreError, accounts, random_hex, to_sql};
-use crate::keys::MasterKey;
-use crate::seal::{self, Kind};
-use crate::totp::Params;
+use crate::crypto::master_key::MasterKey;
+use crate::crypto::seal::{self, Kind};
+use crate::crypto::totp::Params;
 
 pub const KIND_EMAIL: &str = "email";
 pub const KIND_SMS: &str = "sms";
@@ -727,5 +727,4 @@ impl Store {
 }
 
 #[cfg(test)]
-#[path = "sent_codes_tests.rs"]
 mod tests;

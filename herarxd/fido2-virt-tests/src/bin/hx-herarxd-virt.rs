@@ -140,7 +140,7 @@ fn env(name: &str) -> String {
 }
 
 fn main() -> ExitCode {
-    let args = herarxd::cli::Args::parse();
+    let args = herarxd::daemon::cli::Args::parse();
     let plugged = env("HX_VIRT_KEYS")
         .trim()
         .parse::<usize>()

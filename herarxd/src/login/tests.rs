@@ -3,13 +3,13 @@
 
 use super::*;
 use crate::config::Config;
+use crate::crypto::totp::Params;
+use crate::crypto::totp::code_at;
 use crate::logger::MemoryLog;
-use crate::sessions::NO_SESSION;
+use crate::login::session_trust::NO_SESSION;
 use crate::store::StorePolicy;
 use crate::store::audit;
 use crate::store::testing::open_store_with;
-use crate::totp::Params;
-use crate::totp::code_at;
 use crate::users::FixedUsers;
 
 pub(crate) const NOW: u64 = 1_700_000_000;

@@ -1,6 +1,10 @@
 //! The D-Bus face: `org.herarx.Herarx1.Auth` and `org.herarx.Herarx1.Factors` at
 //! `/org/herarx/Herarx1`. Thin: find who calls (sender, and its uid from the bus), run the
-//! logic of [`crate::auth`] / [`crate::selfservice`] on a blocking thread, return wire types.
+//! logic of [`crate::login`] / [`crate::selfservice`] on a blocking thread, return wire types.
+
+pub(crate) mod admin;
+pub(crate) mod local_session;
+mod logind;
 
 use std::sync::Arc;
 
@@ -11,7 +15,7 @@ use zbus::fdo::DBusProxy;
 use zbus::message::Header;
 use zeroize::Zeroizing;
 
-use crate::auth::{Caller, Logins};
+use crate::login::{Caller, Logins};
 use crate::selfservice::SelfService;
 use crate::state::unix_now;
 
@@ -59,7 +63,7 @@ impl BusDriver {
 
     /// Whether the process behind `sender` (uid `uid`) may drive the security keys plugged
     /// into this machine: root, or a caller in a local login of its own
-    /// (`crate::local_session`); `Err` is the refusal to return.
+    /// (`crate::bus::local_session`); `Err` is the refusal to return.
     /// `pid` when the caller's pid is known already (else it is asked of the bus).
     pub(crate) async fn local_session(
         &self,
@@ -72,7 +76,7 @@ impl BusDriver {
             Some(pid) => pid,
             None => self.pid_of(conn, sender).await?,
         };
-        crate::local_session::decide(uid, &crate::local_session::facts_of(pid).await)
+        crate::bus::local_session::decide(uid, &crate::bus::local_session::facts_of(pid).await)
     }
 
     /// The caller, with its audit session looked up when `with_session`.
@@ -88,11 +92,11 @@ impl BusDriver {
             let pid = self.pid_of(conn, &bus_name).await?;
             (
                 pid,
-                crate::sessions::session_of(pid),
-                crate::sessions::login_uid_of(pid),
+                crate::login::session_trust::session_of(pid),
+                crate::login::session_trust::login_uid_of(pid),
             )
         } else {
-            (0, crate::sessions::NO_SESSION, None)
+            (0, crate::login::session_trust::NO_SESSION, None)
         };
         Ok((
             Caller {
@@ -328,7 +332,7 @@ impl FactorsInterface {
         let uid = self.bus.uid_of(conn, &sender).await?;
         let step_up_code = Zeroizing::new(step_up_code);
         // Without a code the step-up may be a touch of the user's keys: only from a local
-        // login (see `crate::local_session`).
+        // login (see `crate::bus::local_session`).
         let local = if step_up_code.trim().is_empty() {
             self.bus.local_session(conn, &sender, uid, None).await
         } else {
@@ -389,7 +393,7 @@ impl FactorsInterface {
     }
 
     /// Registers a security key plugged into this machine for the caller (see
-    /// `crate::fido2_service`). Waits for the touches on the blocking pool.
+    /// `crate::selfservice::keys`). Waits for the touches on the blocking pool.
     async fn add_security_key(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -402,7 +406,7 @@ impl FactorsInterface {
         let uid = self.bus.uid_of(conn, &sender).await?;
         let step_up_code = Zeroizing::new(step_up_code);
         let pin = Zeroizing::new(pin);
-        // Who sits at this machine may drive its keys (see `crate::local_session`); the pid is
+        // Who sits at this machine may drive its keys (see `crate::bus::local_session`); the pid is
         // the bus's, from the caller's socket.
         let local = self.bus.local_session(conn, &sender, uid, None).await;
         let service = self.service.clone();

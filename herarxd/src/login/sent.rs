@@ -10,8 +10,8 @@ use herarx_proto::{Action, HerarxError, Step};
 use super::*;
 use crate::config::Config;
 use crate::delivery::Delivery;
+use crate::delivery::text::{self, CodeUse};
 use crate::logger::Severity;
-use crate::sent_text::{self, CodeUse};
 use crate::store::sent_codes::{self, IssueOutcome, KIND_EMAIL, Purpose};
 use crate::store::{AuditCtx, AuditResult};
 
@@ -220,7 +220,7 @@ impl Logins {
                 return Ok(Err(format!(
                     "Too many codes were sent recently: the next one can go in {}. Use another \
                      way, or wait.",
-                    sent_text::minutes(retry_after.saturating_sub(now))
+                    text::minutes(retry_after.saturating_sub(now))
                 )));
             }
             IssueOutcome::NoSuchFactor => {
@@ -232,15 +232,14 @@ impl Logins {
         let host = &self.state.hostname;
         // No lock is held here: a slow mail server or gateway delays this login only.
         let sent = if issued.kind == KIND_EMAIL {
-            let (subject, body) =
-                sent_text::email(CodeUse::Login, &ctx.user, host, &issued.code, valid);
+            let (subject, body) = text::email(CodeUse::Login, &ctx.user, host, &issued.code, valid);
             delivery.send_email(
                 &issued.destination,
                 &subject,
                 &zeroize::Zeroizing::new(body),
             )
         } else {
-            let text = sent_text::sms(CodeUse::Login, &ctx.user, host, &issued.code, valid);
+            let text = text::sms(CodeUse::Login, &ctx.user, host, &issued.code, valid);
             delivery.send_sms(&issued.destination, &zeroize::Zeroizing::new(text))
         };
         if let Err(e) = sent {
@@ -260,7 +259,7 @@ impl Logins {
         {
             txn.last_sent = Some(now);
         }
-        let minutes = sent_text::minutes(valid);
+        let minutes = text::minutes(valid);
         Ok(Ok((
             Stage::SentCode {
                 masked: contact.masked.clone(),

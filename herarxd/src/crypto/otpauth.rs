@@ -4,7 +4,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::totp::Params;
+use crate::crypto::totp::Params;
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn encode(s: &str) -> String {
@@ -46,7 +46,7 @@ pub fn totp_uri(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::totp::Algorithm;
+    use crate::crypto::totp::Algorithm;
 
     #[test]
     fn the_uri_has_the_documented_shape() {

@@ -4,12 +4,12 @@
 
 use herarx_proto::{FactorInfo, HerarxError, limits};
 
+use crate::delivery::text::{self, CodeUse};
 use crate::delivery::{Delivery, contact};
 use crate::selfservice::{
     SelfService, changed_since_begin, no_such_factor, step_up_refusal, step_up_too_long,
     too_many_factors,
 };
-use crate::sent_text::{self, CodeUse};
 use crate::state::valid_text;
 use crate::store::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
 use crate::store::sent_codes::{
@@ -28,7 +28,7 @@ fn rate_limited(retry_after: u64, now: u64) -> HerarxError {
     HerarxError::Busy(format!(
         "Too many codes were sent to this account or destination in the last hour: try again \
          in {}.",
-        sent_text::minutes(retry_after.saturating_sub(now))
+        text::minutes(retry_after.saturating_sub(now))
     ))
 }
 
@@ -77,14 +77,14 @@ impl SelfService {
         let delivery = Delivery::from_config(&config, &self.state.hostname);
         let host = &self.state.hostname;
         let sent = if issued.kind == KIND_EMAIL {
-            let (subject, body) = sent_text::email(use_, &ctx.user, host, &issued.code, valid);
+            let (subject, body) = text::email(use_, &ctx.user, host, &issued.code, valid);
             delivery.send_email(
                 &issued.destination,
                 &subject,
                 &zeroize::Zeroizing::new(body),
             )
         } else {
-            let text = sent_text::sms(use_, &ctx.user, host, &issued.code, valid);
+            let text = text::sms(use_, &ctx.user, host, &issued.code, valid);
             delivery.send_sms(&issued.destination, &zeroize::Zeroizing::new(text))
         };
         sent.map_err(|e| {

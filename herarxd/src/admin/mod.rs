@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use herarx_proto::{AdminUserStatus, AuditRecord, HerarxError, LockInfo, UserSummary, limits};
 
-use crate::policy;
+use crate::factors::requirement;
 use crate::state::{State, printable, valid_text};
 use crate::store::{AuditCtx, AuditEntry, AuditResult};
 use crate::users::Lookup;
@@ -197,7 +197,7 @@ impl Admin {
         let user = ctx.user.as_str();
         let exists = self.state.users.uid_of(user).is_some();
         let config = self.state.config();
-        let requirement = policy::requirement(&config, self.state.users.as_ref(), user);
+        let requirement = requirement::requirement(&config, self.state.users.as_ref(), user);
         let read = self.state.store().admin_user_state(user, now);
         let st = read.map_err(|e| self.state.internal("reading a user's state", &e))?;
         self.record(&ctx.entry(
@@ -206,7 +206,7 @@ impl Admin {
             AuditResult::Success,
             format!("status read by uid {uid}"),
         ));
-        let no_factor_policy = crate::policy::no_factor_name(&config, &requirement);
+        let no_factor_policy = crate::factors::requirement::no_factor_name(&config, &requirement);
         Ok(AdminUserStatus {
             user: user.to_owned(),
             exists,
@@ -345,14 +345,14 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::tests::{NOW, harness, harness_with};
     use crate::config::Config;
+    use crate::login::tests::{NOW, harness, harness_with};
     use crate::store::{Scope, lockout};
     use crate::users::FixedUsers;
 
     /// A harness whose user table has `carol` (1002) and `dave` (1003) in group `hxadmin`,
     /// the admin group, and `toor`, a second name of uid 0.
-    fn admin_harness() -> (crate::auth::tests::Harness, Admin) {
+    fn admin_harness() -> (crate::login::tests::Harness, Admin) {
         let mut config = Config::default();
         config.admin.group = "hxadmin".into();
         let h = harness_with(config.clone());
@@ -378,7 +378,7 @@ mod tests {
         (h, admin)
     }
 
-    fn lock(h: &crate::auth::tests::Harness, user: &str) {
+    fn lock(h: &crate::login::tests::Harness, user: &str) {
         let store = h.state.store();
         let policy = store.policy().lockout;
         for i in 0..5 {

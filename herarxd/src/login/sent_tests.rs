@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::tests::{Harness, NOW, code, harness_with};
 use super::*;
 use crate::config::Config;
-use crate::sessions::NO_SESSION;
+use crate::login::session_trust::NO_SESSION;
 use crate::store::sent_codes::{ContactBeginOutcome, KIND_SMS};
 
 const NUMBER: &str = "+441234567123";

@@ -2,12 +2,16 @@
 //! bus reports (there is no user argument to get wrong). Every refusal is a named error with a
 //! sentence saying what to do, an audit row and a log line.
 
+mod contacts;
+mod keys;
+
 use std::sync::Arc;
 
 use herarx_proto::{FactorInfo, HerarxError, PendingEnrollment, UserStatus, limits};
 
-use crate::auth::locked_message;
-use crate::otpauth;
+use crate::crypto::otpauth;
+use crate::crypto::totp::Params;
+use crate::login::locked_message;
 use crate::state::{State, printable, valid_text};
 use crate::store::enrollments::{
     BackupCodesOutcome, BeginOutcome, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, FactorChange,
@@ -15,7 +19,6 @@ use crate::store::enrollments::{
 };
 use crate::store::factors::{FACTORS_PER_USER_MAX, VerifyOutcome};
 use crate::store::{AuditCtx, AuditEntry, AuditResult, Scope};
-use crate::totp::Params;
 
 pub const DEFAULT_FACTOR_NAME: &str = "authenticator";
 
@@ -209,8 +212,9 @@ impl SelfService {
             .remembered_status(&ctx.user, now)
             .map_err(|e| self.state.internal("reading a status", &e))?;
         let config = self.state.config();
-        let requirement = crate::policy::requirement(&config, self.state.users.as_ref(), &ctx.user);
-        let no_factor_policy = crate::policy::no_factor_name(&config, &requirement);
+        let requirement =
+            crate::factors::requirement::requirement(&config, self.state.users.as_ref(), &ctx.user);
+        let no_factor_policy = crate::factors::requirement::no_factor_name(&config, &requirement);
         Ok(UserStatus {
             user: ctx.user,
             factors,
@@ -382,7 +386,7 @@ impl SelfService {
         }
     }
 
-    /// `local` is the verdict of `crate::local_session` on the caller: a step-up by a touch
+    /// `local` is the verdict of `crate::bus::local_session` on the caller: a step-up by a touch
     /// (no code given, the user has keys) drives the keys plugged into this machine, which only
     /// a caller in a local login of its own may do.
     pub fn remove_factor(
@@ -554,8 +558,8 @@ impl SelfService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::tests::{NOW, harness};
-    use crate::totp::code_at;
+    use crate::crypto::totp::code_at;
+    use crate::login::tests::{NOW, harness};
 
     fn secret_of(uri: &str) -> Vec<u8> {
         let s = uri
@@ -670,7 +674,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, HerarxError::Locked(_)), "{e:?}");
         let e = svc
-            .begin_totp_enrollment(1000, "x", &crate::auth::tests::code(NOW), "", NOW)
+            .begin_totp_enrollment(1000, "x", &crate::login::tests::code(NOW), "", NOW)
             .unwrap_err();
         assert!(
             matches!(e, HerarxError::Locked(ref m) if m.contains("15 more minutes")),
@@ -704,11 +708,11 @@ mod tests {
 #[cfg(test)]
 mod issue4_tests {
     use super::*;
-    use crate::auth::tests::{NOW, code, harness, harness_with};
+    use crate::crypto::totp::code_at;
+    use crate::login::tests::{NOW, code, harness, harness_with};
     use crate::store::lockout::{Failures, REMOTE_PATH, save_key};
-    use crate::totp::code_at;
 
-    fn enrolled(h: &crate::auth::tests::Harness) -> (SelfService, String) {
+    fn enrolled(h: &crate::login::tests::Harness) -> (SelfService, String) {
         h.enrol("alice");
         let svc = SelfService::new(h.state.clone());
         let id = svc.status(1000, NOW).unwrap().factors[0].id.clone();
@@ -722,7 +726,7 @@ mod issue4_tests {
         let e = svc.generate_backup_codes(1000, "", NOW).unwrap_err();
         assert!(matches!(e, HerarxError::StepUpRequired(_)), "{e:?}");
         let e = svc
-            .generate_backup_codes(1000, &crate::auth::tests::wrong(NOW), NOW)
+            .generate_backup_codes(1000, &crate::login::tests::wrong(NOW), NOW)
             .unwrap_err();
         assert!(matches!(e, HerarxError::WrongCode(_)), "{e:?}");
         assert_eq!(svc.status(1000, NOW).unwrap().backup_codes_left, 0);

@@ -28,7 +28,7 @@
 
 use herarx_proto::HerarxError;
 
-use crate::sessions::NO_SESSION;
+use crate::login::session_trust::NO_SESSION;
 
 /// Programs whose sessions are remote logins, by executable name.
 pub const REMOTE_LOGIN_PROGRAMS: &[&str] = &[
@@ -181,7 +181,7 @@ fn opener_of(pid: u32, session: u32) -> Option<Opener> {
     let mut top = pid;
     for _ in 0..ANCESTORS_MAX {
         let parent = parent_of(top)?;
-        if parent == 0 || crate::sessions::session_of(parent) != session {
+        if parent == 0 || crate::login::session_trust::session_of(parent) != session {
             return Some(Opener {
                 pid: top,
                 uid: real_uid_of(top)?,
@@ -195,9 +195,9 @@ fn opener_of(pid: u32, session: u32) -> Option<Opener> {
 
 /// The kernel's view of process `pid`.
 pub fn kernel_facts(pid: u32) -> Facts {
-    let session = crate::sessions::session_of(pid);
+    let session = crate::login::session_trust::session_of(pid);
     Facts::Kernel {
-        login_uid: crate::sessions::login_uid_of(pid),
+        login_uid: crate::login::session_trust::login_uid_of(pid),
         session,
         opener: (session != NO_SESSION)
             .then(|| opener_of(pid, session))
@@ -207,12 +207,11 @@ pub fn kernel_facts(pid: u32) -> Facts {
 
 /// The facts about process `pid`: logind's when it runs, else the kernel's.
 pub async fn facts_of(pid: u32) -> Facts {
-    match crate::logind::facts_of(pid).await {
+    match crate::bus::logind::facts_of(pid).await {
         Some(f) => f,
         None => kernel_facts(pid),
     }
 }
 
 #[cfg(test)]
-#[path = "local_session_tests.rs"]
 mod tests;

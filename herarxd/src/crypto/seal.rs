@@ -7,7 +7,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::keys::MasterKey;
+use crate::crypto::master_key::MasterKey;
 
 pub const NONCE_LEN: usize = 24;
 

@@ -9,7 +9,7 @@ use zbus::Connection;
 use zbus::message::Header;
 
 use crate::admin::Admin;
-use crate::service::{BusDriver, blocking};
+use crate::bus::{BusDriver, blocking};
 use crate::state::unix_now;
 
 pub struct AdminInterface {

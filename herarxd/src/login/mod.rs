@@ -15,24 +15,22 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use herarx_proto::{Action, HerarxError, Step, limits};
 use zeroize::Zeroizing;
 
+use crate::crypto::totp::Rejection;
+use crate::factors::requirement::{self, NoFactor, Origin};
 use crate::logger::Severity;
-use crate::policy::{self, NoFactor, Origin};
 use crate::state::{State, printable, valid_text};
 use crate::store::backup_codes::FEW_LEFT;
 use crate::store::factors::{Accept, VerifyOutcome};
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
-use crate::totp::Rejection;
 use crate::users::{Account, Lookup};
 
-#[path = "auth_enrol.rs"]
 mod enrol;
-#[path = "auth_keys.rs"]
+pub(crate) mod enrol_text;
 mod keys;
-#[path = "auth_remember.rs"]
 mod remember;
-#[path = "auth_sent.rs"]
 mod sent;
-#[path = "auth_table.rs"]
+pub(crate) mod session_trust;
+pub mod ssh_info;
 mod table;
 
 use table::Table;
@@ -104,7 +102,7 @@ pub struct Caller {
     pub login_uid: Option<u32>,
     /// Whether this caller may drive the security keys plugged into this machine: root (the
     /// login path) always; anyone else (a screen locker) only from a local login session of
-    /// its own (`crate::local_session`). Otherwise its logins are not offered a key.
+    /// its own (`crate::bus::local_session`). Otherwise its logins are not offered a key.
     pub keys_allowed: bool,
 }
 
@@ -761,7 +759,7 @@ impl Logins {
             return self.first_run(methods, contacts, remember);
         }
         // No factor: what policy says for this user, here, now.
-        let requirement = policy::requirement(&config, self.state.users.as_ref(), user);
+        let requirement = requirement::requirement(&config, self.state.users.as_ref(), user);
         // Only enrolment needs to know whether the account exists.
         let enrolling = config.no_factor_policy() == Some(crate::config::NoFactorPolicy::Enroll);
         let known = enrolling && account.is_some();
@@ -780,7 +778,7 @@ impl Logins {
             (false, false) => Origin::Local,
         };
         match (
-            policy::no_factor(&config, &requirement, known, window_start, origin, now),
+            requirement::no_factor(&config, &requirement, known, window_start, origin, now),
             trusted,
         ) {
             (NoFactor::Enroll, _) => self.start_enrolment(ctx, now),
@@ -1137,9 +1135,7 @@ impl Logins {
 }
 
 #[cfg(test)]
-#[path = "auth_tests.rs"]
 pub(crate) mod tests;
 
 #[cfg(test)]
-#[path = "auth_sent_tests.rs"]
 mod sent_tests;

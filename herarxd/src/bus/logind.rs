@@ -1,8 +1,8 @@
-//! systemd-logind's view of a caller's session, for `crate::local_session`. Asked on the
+//! systemd-logind's view of a caller's session, for `crate::bus::local_session`. Asked on the
 //! system bus itself (not on the daemon's own bus, which tests and `--bus` replace), and only
 //! when `org.freedesktop.login1` has an owner there: `None` means "no logind here".
 
-use crate::local_session::{Facts, LogindSession};
+use crate::bus::local_session::{Facts, LogindSession};
 
 const SYSTEM_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
 const LOGIN1: &str = "org.freedesktop.login1";

@@ -5,8 +5,8 @@ use herarx_proto::{HerarxError, Step};
 
 use super::*;
 use crate::logger::Severity;
-use crate::sessions::NO_SESSION;
-use crate::ssh_info;
+use crate::login::session_trust::NO_SESSION;
+use crate::login::ssh_info;
 use crate::state::printable;
 use crate::store::remembered::{KIND_ADDRESS, KIND_SSH_KEY};
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};

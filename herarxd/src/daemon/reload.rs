@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cli::Args;
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
+use crate::daemon::cli::Args;
 use crate::logger::Severity;
 use crate::state::State;
 use crate::store::{AuditCtx, AuditResult};
@@ -131,8 +131,8 @@ pub fn reload(state: &State, args: &Args, now: u64) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::tests::{NOW, code, harness_with};
     use crate::config::NoFactorPolicy;
+    use crate::login::tests::{NOW, code, harness_with};
     use herarx_proto::Action;
 
     fn args_for(path: &Path) -> Args {
@@ -254,10 +254,10 @@ mod tests {
     fn a_login_begun_before_a_reload_completes_after_it() {
         let h = harness_with(Config::default());
         h.enrol("alice");
-        let caller = crate::auth::Caller {
+        let caller = crate::login::Caller {
             bus_name: ":1.7".into(),
             uid: 0,
-            session: crate::sessions::NO_SESSION,
+            session: crate::login::session_trust::NO_SESSION,
             login_uid: None,
             keys_allowed: true,
         };

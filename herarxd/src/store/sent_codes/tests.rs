@@ -329,9 +329,9 @@ fn a_step_up_may_be_a_sent_code_and_removal_voids_the_codes_sent_to_a_factor() {
     // A TOTP factor to step up with; a code sent to the address dies with it.
     enrol(&mut s, "alice", crate::store::factors::tests::SEED);
     let pending = issue(&mut s, "alice", &id, NOW + 2);
-    let totp = crate::totp::code_at(
+    let totp = crate::crypto::totp::code_at(
         crate::store::factors::tests::SEED,
-        &crate::totp::Params::default(),
+        &crate::crypto::totp::Params::default(),
         NOW + 2,
     )
     .unwrap();
@@ -470,7 +470,7 @@ fn an_address_begun_after_a_step_up_confirms_after_another_addition() {
     let seed = b"12345678901234567890";
     enrol(&mut s, "alice", seed);
     let step_up = |t: u64| {
-        crate::totp::code_at(seed, &Params::default(), t)
+        crate::crypto::totp::code_at(seed, &Params::default(), t)
             .unwrap()
             .to_string()
     };

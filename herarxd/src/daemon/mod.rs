@@ -4,6 +4,10 @@
 //! bus) is checked before the bus name is taken, and reported on stderr (and syslog) with
 //! what to do; the exit code is then 1.
 
+pub mod cli;
+mod reload;
+mod signals;
+
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -17,17 +21,17 @@ use herarx_proto::{BUS_NAME, OBJECT_PATH};
 use nix::fcntl::{Flock, FlockArg};
 use zbus::fdo::DBusProxy;
 
-use crate::auth::Logins;
-use crate::cli::Args;
+use crate::bus::{AuthInterface, BusDriver, FactorsInterface};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::keys;
+use crate::crypto::master_key;
+use crate::daemon::cli::Args;
 use crate::logger::{LogSink, Severity, Syslog};
+use crate::login::Logins;
 use crate::selfservice::SelfService;
-use crate::service::{AuthInterface, BusDriver, FactorsInterface};
-use crate::signals::{self, Received};
 use crate::state::{State, unix_now};
 use crate::store::{Store, StorePolicy};
 use crate::users::SystemUsers;
+use signals::Received;
 
 /// Lock file in the state directory: one daemon per store.
 pub const LOCK_FILE: &str = "herarxd.lock";
@@ -173,7 +177,7 @@ fn prepare(
     let lock = lock_state_dir(&state_dir)?;
     let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
     let (key, key_source) =
-        keys::load_master_key(credentials.as_deref(), &config.key_file()).map_err(|e| e.0)?;
+        master_key::load_master_key(credentials.as_deref(), &config.key_file()).map_err(|e| e.0)?;
     let policy = StorePolicy::from_config(&config);
     let store = Store::open_in(&state_dir, key, policy).map_err(|e| e.to_string())?;
     let hostname = nix::unistd::gethostname()
@@ -257,7 +261,7 @@ async fn serve(
         )
         .serve_at(
             OBJECT_PATH,
-            crate::service_admin::AdminInterface::new(
+            crate::bus::admin::AdminInterface::new(
                 Arc::new(crate::admin::Admin::new(state.clone())),
                 driver.clone(),
             ),
@@ -333,7 +337,7 @@ async fn serve(
                     let s = state.clone();
                     let a = args.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        crate::reload::reload(&s, &a, unix_now())
+                        crate::daemon::reload::reload(&s, &a, unix_now())
                     })
                     .await;
                 }

@@ -4,12 +4,12 @@ use herarx_proto::{Action, HerarxError, Step};
 use zeroize::Zeroizing;
 
 use super::*;
-use crate::enrol_text;
+use crate::crypto::otpauth;
+use crate::crypto::totp::Params;
 use crate::logger::Severity;
-use crate::otpauth;
+use crate::login::enrol_text;
 use crate::store::enrollments::{BeginOutcome, ConfirmOutcome};
 use crate::store::{AuditCtx, AuditResult};
-use crate::totp::Params;
 
 /// The end of an enrolment inside a login when the account gained a factor meanwhile.
 pub const ENROL_SUPERSEDED: &str = "A second factor was added to this account while this \

@@ -7,7 +7,7 @@
 //!   and nothing depends on udev `uaccess` rules or on which seat the user sits at;
 //! - the challenge never leaves the daemon, and the registration it verifies is the one the
 //!   key sent, not one a client could have made up elsewhere;
-//! - the daemon can refuse callers outside a local session, and does (`crate::local_session`):
+//! - the daemon can refuse callers outside a local session, and does (`crate::bus::local_session`):
 //!   otherwise a user logged in over SSH could drive the console user's key.
 //!
 //! PINs: a PIN goes to one key only, never to one key after another: at a step-up, the key a
@@ -39,12 +39,12 @@ use std::time::{Duration, Instant};
 use herarx_proto::{FactorInfo, HerarxError, limits};
 use sha2::{Digest, Sha256};
 
-use crate::auth::locked_message;
 use crate::fido2::{
     Algorithm, CredId, Credential, DeviceError, DeviceInfo, Purpose, RawRegistration, Uv,
     enrol_pin_target, get_assertion_any, pin_target, verify_assertion_for_user,
     verify_registration,
 };
+use crate::login::locked_message;
 use crate::selfservice::{SelfService, step_up_refusal};
 use crate::store::factors::{FACTORS_PER_USER_MAX, VerifyOutcome};
 use crate::store::fido2::{AddKeyOutcome, KeyAcceptance, StoredKey};
@@ -172,7 +172,7 @@ impl SelfService {
     /// comment for the order of the steps. Blocks up to the touch timeout twice (step-up
     /// touch, then the new key): run it on the blocking pool.
     ///
-    /// `local` is the verdict of `crate::local_session` on the caller (found by the D-Bus
+    /// `local` is the verdict of `crate::bus::local_session` on the caller (found by the D-Bus
     /// layer from the bus's pid of the caller): a refusal there ends the call before any key
     /// is asked anything.
     #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,3 @@
+//! Rules about factors shared by the login, self-service and admin layers.
+
+pub(crate) mod requirement;
