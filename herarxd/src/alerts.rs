@@ -14,7 +14,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::logger::{LogSink, Severity};
-use crate::store::sent_codes::KIND_EMAIL;
 
 /// Alerts waiting for the worker; more are dropped (and logged).
 const QUEUE_MAX: usize = 256;
@@ -70,7 +69,7 @@ impl AlertKind {
         }
     }
 
-    fn enabled(self, config: &Config) -> bool {
+    pub(crate) fn enabled(self, config: &Config) -> bool {
         let a = &config.alerts;
         match self {
             AlertKind::NewAddress => a.new_address,
@@ -261,45 +260,6 @@ impl Alerts {
                 Severity::Error,
                 &format!("alert {kind} dropped: the alert worker is gone"),
             ),
-        }
-    }
-}
-
-impl crate::state::State {
-    /// Raises an alert about `user`, sending it to their verified email addresses too.
-    pub fn alert(&self, alert: Alert) {
-        let emails = self.alert_emails(&alert.user, alert.kind);
-        self.alert_to(alert, emails);
-    }
-
-    /// Raises an alert, to `emails` as the user's addresses (read with [`Self::alert_emails`]
-    /// before a change that removes them: a removal, an admin reset).
-    pub fn alert_to(&self, alert: Alert, emails: Vec<String>) {
-        let config = self.config();
-        self.alerts
-            .raise(&config, &self.hostname, &self.log, alert, emails);
-    }
-
-    /// The user's verified email addresses an alert of `kind` goes to: none when policy sends
-    /// it nowhere, so that nothing is read (or decrypted) for nothing.
-    pub fn alert_emails(&self, user: &str, kind: AlertKind) -> Vec<String> {
-        let config = self.config();
-        if !(kind.enabled(&config) && config.alerts.to_user && config.email_enabled()) {
-            return Vec::new();
-        }
-        match self.store().contacts(user) {
-            Ok(all) => all
-                .into_iter()
-                .filter(|c| c.kind == KIND_EMAIL)
-                .map(|c| c.destination)
-                .collect(),
-            Err(e) => {
-                self.log.log(
-                    Severity::Error,
-                    &format!("alert for {user}: cannot read the user's addresses: {e}"),
-                );
-                Vec::new()
-            }
         }
     }
 }

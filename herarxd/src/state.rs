@@ -1,10 +1,12 @@
 //! What every part of the daemon shares: the store, the configuration, the account database
 //! and the log.
 
+use crate::store::FactorKind;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use herarx_proto::HerarxError;
 
+use crate::alerts::{Alert, AlertKind};
 use crate::config::Config;
 use crate::logger::{LogSink, Severity};
 use crate::store::{Store, StoreError};
@@ -148,6 +150,47 @@ impl State {
              (syslog authpriv). Try again, and tell your administrator if it persists."
                 .into(),
         )
+    }
+}
+
+/// Alerts (see `crate::alerts`): raised here, where the configuration, the store and the log
+/// are at hand, so that the alert queue itself needs none of them.
+impl State {
+    /// Raises an alert about `user`, sending it to their verified email addresses too.
+    pub fn alert(&self, alert: Alert) {
+        let emails = self.alert_emails(&alert.user, alert.kind);
+        self.alert_to(alert, emails);
+    }
+
+    /// Raises an alert, to `emails` as the user's addresses (read with [`Self::alert_emails`]
+    /// before a change that removes them: a removal, an admin reset).
+    pub fn alert_to(&self, alert: Alert, emails: Vec<String>) {
+        let config = self.config();
+        self.alerts
+            .raise(&config, &self.hostname, &self.log, alert, emails);
+    }
+
+    /// The user's verified email addresses an alert of `kind` goes to: none when policy sends
+    /// it nowhere, so that nothing is read (or decrypted) for nothing.
+    pub fn alert_emails(&self, user: &str, kind: AlertKind) -> Vec<String> {
+        let config = self.config();
+        if !(kind.enabled(&config) && config.alerts.to_user && config.email_enabled()) {
+            return Vec::new();
+        }
+        match self.store().contacts(user) {
+            Ok(all) => all
+                .into_iter()
+                .filter(|c| c.kind == FactorKind::Email)
+                .map(|c| c.destination)
+                .collect(),
+            Err(e) => {
+                self.log.log(
+                    Severity::Error,
+                    &format!("alert for {user}: cannot read the user's addresses: {e}"),
+                );
+                Vec::new()
+            }
+        }
     }
 }
 

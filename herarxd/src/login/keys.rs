@@ -6,7 +6,7 @@ use herarx_proto::{Action, HerarxError, Step};
 use super::*;
 use crate::logger::Severity;
 use crate::store::fido2::KeyAcceptance;
-use crate::store::{AuditCtx, AuditResult, Scope};
+use crate::store::{AuditCtx, AuditResult, FactorKind, Scope};
 
 impl Logins {
     /// Whether the transaction's next answer may wait: for a security key (up to
@@ -89,7 +89,7 @@ impl Logins {
         }
         .map_err(|e| self.state.internal("reading security keys", &e))?;
         let note = |reason: String| {
-            self.record(&ctx.entry(now, "fido2", AuditResult::Denied, reason));
+            self.record(&ctx.entry(now, FactorKind::Fido2, AuditResult::Denied, reason));
         };
         let devices = self.state.keys.list();
         if devices.is_empty() || stored.is_empty() {

@@ -9,6 +9,7 @@
 //! are accepted at any code prompt), showing the method menu (an empty answer or `?` opens
 //! it), enrolling a first factor inside the login, or showing the new backup codes.
 
+use crate::store::FactorKind;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,7 +21,7 @@ use crate::factors::requirement::{self, NoFactor, Origin};
 use crate::logger::Severity;
 use crate::state::{State, printable, valid_text};
 use crate::store::backup_codes::FEW_LEFT;
-use crate::store::factors::{Accept, VerifyOutcome};
+use crate::store::verify::{Accept, VerifyOutcome};
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
 use crate::users::{Account, Lookup};
 
@@ -270,13 +271,13 @@ struct Txn {
 #[derive(Clone, PartialEq, Eq)]
 struct ContactChoice {
     factor_id: String,
-    kind: String,
+    kind: FactorKind,
     masked: String,
 }
 
 impl ContactChoice {
     fn menu_line(&self) -> String {
-        if self.kind == crate::store::sent_codes::KIND_EMAIL {
+        if self.kind == FactorKind::Email {
             format!("Email a code to {}", self.masked)
         } else {
             format!("Text a code to {}", self.masked)
@@ -669,7 +670,7 @@ impl Logins {
         };
         // What this service accepts of them (`services.NAME.methods`); keys only locally.
         let methods = Methods {
-            totp: enrolled.totp && config.service_accepts(&ctx.service, "totp"),
+            totp: enrolled.totp && config.service_accepts(&ctx.service, FactorKind::Totp.as_str()),
             backup_codes: if config.service_accepts(&ctx.service, "backup-code") {
                 enrolled.backup_codes
             } else {
@@ -677,7 +678,7 @@ impl Logins {
             },
             keys: if scope == &Scope::Local
                 && caller.keys_allowed
-                && config.service_accepts(&ctx.service, "fido2")
+                && config.service_accepts(&ctx.service, FactorKind::Fido2.as_str())
             {
                 enrolled.keys
             } else {
@@ -694,12 +695,8 @@ impl Logins {
         let methods = Methods {
             contacts: contacts.len(),
             contact_first,
-            email: contacts
-                .iter()
-                .any(|c| c.kind == crate::store::sent_codes::KIND_EMAIL),
-            sms: contacts
-                .iter()
-                .any(|c| c.kind == crate::store::sent_codes::KIND_SMS),
+            email: contacts.iter().any(|c| c.kind == FactorKind::Email),
+            sms: contacts.iter().any(|c| c.kind == FactorKind::Sms),
             ..methods
         };
         let methods = Methods {
@@ -821,10 +818,12 @@ impl Logins {
                 let txn = table.remove(id);
                 drop(table);
                 if let Some(t) = txn {
-                    self.record(
-                        &t.ctx
-                            .entry(now, "totp", AuditResult::Denied, "login timed out"),
-                    );
+                    self.record(&t.ctx.entry(
+                        now,
+                        FactorKind::Totp,
+                        AuditResult::Denied,
+                        "login timed out",
+                    ));
                 }
                 return Ok(Step::terminal(Action::Denied, TIMED_OUT));
             }
@@ -832,10 +831,12 @@ impl Logins {
                 let txn = table.remove(id);
                 drop(table);
                 if let Some(t) = txn {
-                    self.record(
-                        &t.ctx
-                            .entry(now, "totp", AuditResult::Denied, "step cap reached"),
-                    );
+                    self.record(&t.ctx.entry(
+                        now,
+                        FactorKind::Totp,
+                        AuditResult::Denied,
+                        "step cap reached",
+                    ));
                 }
                 return Ok(Step::terminal(Action::Denied, TOO_MANY_STEPS));
             }
@@ -946,7 +947,12 @@ impl Logins {
             // of the login's tries (a client that answers empty forever ends like one that
             // answers wrong), but no failure is counted towards the lockout.
             if !self.use_try(id) {
-                self.record(&ctx.entry(now, "totp", AuditResult::Denied, "no code given"));
+                self.record(&ctx.entry(
+                    now,
+                    FactorKind::Totp,
+                    AuditResult::Denied,
+                    "no code given",
+                ));
                 return Ok(Next::Done(Step::terminal(Action::Denied, NO_CODE_GIVEN)));
             }
             return Ok(Next::Continue(stage.clone(), prompt_of(stage, methods)));
@@ -954,7 +960,14 @@ impl Logins {
         let accept = methods.accept();
         let verified = {
             let mut store = self.state.store();
-            store.verify_and_consume_accepting(ctx, response, now, scope, "totp", accept)
+            store.verify_and_consume_accepting(
+                ctx,
+                response,
+                now,
+                scope,
+                FactorKind::Totp.as_str(),
+                accept,
+            )
         };
         let (outcome, entry) = verified.map_err(|e| self.state.internal("checking a code", &e))?;
         self.state.log.audit(&entry);

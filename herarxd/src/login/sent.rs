@@ -5,6 +5,7 @@
 //! or the user picks it in the menu. A PAM stack that puts the password first as `requisite`
 //! never reaches this module after a wrong password, so nothing is sent for it.
 
+use crate::store::FactorKind;
 use herarx_proto::{Action, HerarxError, Step};
 
 use super::*;
@@ -12,7 +13,7 @@ use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::delivery::text::{self, CodeUse};
 use crate::logger::Severity;
-use crate::store::sent_codes::{self, IssueOutcome, KIND_EMAIL, Purpose};
+use crate::store::sent_codes::{self, IssueOutcome, Purpose};
 use crate::store::{AuditCtx, AuditResult};
 
 /// When the bound on deliveries under way is reached (a mail server or gateway hangs).
@@ -48,19 +49,19 @@ impl Logins {
             .store()
             .contacts_for_login(&ctx.user)
             .map_err(|e| self.state.internal("reading the email and SMS factors", &e))?;
-        let offered = |kind: &str| {
-            let (enabled, name) = if kind == KIND_EMAIL {
-                (config.email_enabled(), "email")
+        let offered = |kind: FactorKind| {
+            let enabled = if kind == FactorKind::Email {
+                config.email_enabled()
             } else {
-                (config.sms_enabled(), "sms")
+                config.sms_enabled()
             };
-            enabled && config.service_accepts(&ctx.service, name)
+            enabled && config.service_accepts(&ctx.service, kind.as_str())
         };
         let mut choices: Vec<ContactChoice> = all
             .into_iter()
-            .filter(|c| offered(&c.kind))
+            .filter(|c| offered(c.kind))
             .map(|c| ContactChoice {
-                masked: sent_codes::mask(&c.kind, &c.destination),
+                masked: sent_codes::mask(c.kind, &c.destination),
                 factor_id: c.factor_id,
                 kind: c.kind,
             })
@@ -156,7 +157,7 @@ impl Logins {
         } else {
             self.record(&ctx.entry(
                 now,
-                &contact.kind,
+                contact.kind,
                 AuditResult::Denied,
                 "no code could be sent",
             ));
@@ -231,7 +232,7 @@ impl Logins {
         let delivery = Delivery::from_config(&config, &self.state.hostname);
         let host = &self.state.hostname;
         // No lock is held here: a slow mail server or gateway delays this login only.
-        let sent = if issued.kind == KIND_EMAIL {
+        let sent = if issued.kind == FactorKind::Email {
             let (subject, body) = text::email(CodeUse::Login, &ctx.user, host, &issued.code, valid);
             delivery.send_email(
                 &issued.destination,
@@ -245,7 +246,7 @@ impl Logins {
         if let Err(e) = sent {
             // The delivery error names no destination in clear, nor a long digit run.
             let reason = format!("code to factor {} not delivered: {e}", contact.factor_id);
-            self.record(&ctx.entry(now, &issued.kind, AuditResult::Error, reason.clone()));
+            self.record(&ctx.entry(now, issued.kind, AuditResult::Error, reason.clone()));
             self.state
                 .log
                 .log(Severity::Warning, &format!("user {}: {reason}", ctx.user));

@@ -2,6 +2,7 @@
 //! that records what it is given), the store and the login core.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use crate::store::FactorKind;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use super::tests::{Harness, NOW, code, harness_with};
 use super::*;
 use crate::config::Config;
 use crate::login::session_trust::NO_SESSION;
-use crate::store::sent_codes::{ContactBeginOutcome, KIND_SMS};
+use crate::store::contact_enrollments::ContactBeginOutcome;
 
 const NUMBER: &str = "+441234567123";
 
@@ -86,7 +87,7 @@ impl Sms {
         };
         let mut store = self.h.state.store();
         let (o, _) = store
-            .begin_contact_enrollment(&ctx, KIND_SMS, NUMBER, "phone", "", None, NOW - 100)
+            .begin_contact_enrollment(&ctx, FactorKind::Sms, NUMBER, "phone", "", None, NOW - 100)
             .unwrap();
         let ContactBeginOutcome::Started(issued) = o else {
             panic!("not started")

@@ -2,6 +2,7 @@
 //! and must come back, so nobody registers a destination they do not control), and codes sent
 //! for a step-up (a user whose only methods are email or SMS proves it is them that way).
 
+use crate::store::FactorKind;
 use herarx_proto::{FactorInfo, HerarxError, limits};
 
 use crate::delivery::text::{self, CodeUse};
@@ -11,10 +12,9 @@ use crate::selfservice::{
     too_many_factors,
 };
 use crate::state::valid_text;
+use crate::store::contact_enrollments::ContactBeginOutcome;
 use crate::store::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
-use crate::store::sent_codes::{
-    self, ContactBeginOutcome, IssueOutcome, Issued, KIND_EMAIL, KIND_SMS, Purpose,
-};
+use crate::store::sent_codes::{self, IssueOutcome, Issued, Purpose};
 use crate::store::{AuditCtx, AuditResult};
 
 /// A code went out: the pending id (empty for a step-up code) and where, masked.
@@ -33,11 +33,11 @@ fn rate_limited(retry_after: u64, now: u64) -> HerarxError {
 }
 
 impl SelfService {
-    fn kind_enabled(&self, kind: &str) -> Result<(), HerarxError> {
+    fn kind_enabled(&self, kind: FactorKind) -> Result<(), HerarxError> {
         let config = self.state.config();
         let (on, key) = match kind {
-            KIND_EMAIL => (config.email_enabled(), "email.transport"),
-            KIND_SMS => (config.sms_enabled(), "sms.gateway"),
+            FactorKind::Email => (config.email_enabled(), "email.transport"),
+            FactorKind::Sms => (config.sms_enabled(), "sms.gateway"),
             _ => {
                 return Err(HerarxError::InvalidArgument(
                     "The kind must be \"email\" or \"sms\".".into(),
@@ -50,7 +50,7 @@ impl SelfService {
             Err(HerarxError::InvalidArgument(format!(
                 "This host does not send {}: ask your administrator to set {key} in \
                  /etc/herarx/herarx.toml.",
-                if kind == KIND_EMAIL {
+                if kind == FactorKind::Email {
                     "email"
                 } else {
                     "text messages"
@@ -76,7 +76,7 @@ impl SelfService {
         let valid = config.sent_code_valid_seconds();
         let delivery = Delivery::from_config(&config, &self.state.hostname);
         let host = &self.state.hostname;
-        let sent = if issued.kind == KIND_EMAIL {
+        let sent = if issued.kind == FactorKind::Email {
             let (subject, body) = text::email(use_, &ctx.user, host, &issued.code, valid);
             delivery.send_email(
                 &issued.destination,
@@ -90,7 +90,7 @@ impl SelfService {
         sent.map_err(|e| {
             // The delivery error names no destination in clear, nor a long digit run.
             let reason = format!("code not delivered: {e}");
-            self.record(&ctx.entry(now, &issued.kind, AuditResult::Error, reason.clone()));
+            self.record(&ctx.entry(now, issued.kind, AuditResult::Error, reason.clone()));
             self.state.log.log(
                 crate::logger::Severity::Warning,
                 &format!("user {}: {reason}", ctx.user),
@@ -98,7 +98,7 @@ impl SelfService {
             HerarxError::Internal(format!(
                 "The code could not be sent to {}: {}. Check the address or number, or try \
                  again later.",
-                sent_codes::mask(&issued.kind, &issued.destination),
+                sent_codes::mask(issued.kind, &issued.destination),
                 e
             ))
         })
@@ -119,14 +119,14 @@ impl SelfService {
     ) -> Result<CodeSent, HerarxError> {
         let method = format!("{kind}-enroll");
         let ctx = self.account(uid, "contact-enroll", now)?;
-        if kind != KIND_EMAIL && kind != KIND_SMS {
+        let Some(kind) = FactorKind::parse(kind).filter(|k| k.is_contact()) else {
             self.refuse(&ctx, "contact-enroll", now, "unknown kind");
             return Err(HerarxError::InvalidArgument(
                 "The kind must be \"email\" or \"sms\".".into(),
             ));
-        }
+        };
         self.kind_enabled(kind)?;
-        let normalized = if kind == KIND_EMAIL {
+        let normalized = if kind == FactorKind::Email {
             contact::normalize_email(destination)
         } else {
             contact::normalize_phone(destination)
@@ -143,7 +143,11 @@ impl SelfService {
             return Err(no_such_factor());
         }
         let name = if name.is_empty() {
-            if kind == KIND_EMAIL { "email" } else { "phone" }
+            if kind == FactorKind::Email {
+                "email"
+            } else {
+                "phone"
+            }
         } else {
             name
         };
@@ -274,13 +278,13 @@ impl SelfService {
             .store()
             .contacts(&ctx.user)
             .map_err(|e| self.state.internal("reading the email and SMS factors", &e))?;
-        let usable = |kind: &str| {
-            (kind == KIND_EMAIL && config.email_enabled())
-                || (kind == KIND_SMS && config.sms_enabled())
+        let usable = |kind: FactorKind| {
+            (kind == FactorKind::Email && config.email_enabled())
+                || (kind == FactorKind::Sms && config.sms_enabled())
         };
         let Some(target) = contacts
             .iter()
-            .find(|c| (factor_id.is_empty() || c.factor_id == factor_id) && usable(&c.kind))
+            .find(|c| (factor_id.is_empty() || c.factor_id == factor_id) && usable(c.kind))
         else {
             self.refuse(&ctx, METHOD, now, "no such email or SMS factor");
             return Err(HerarxError::NoSuchFactor(
@@ -300,7 +304,7 @@ impl SelfService {
                 self.deliver(&ctx, CodeUse::StepUp, &issued, now)?;
                 Ok(CodeSent {
                     id: String::new(),
-                    masked: sent_codes::mask(&target.kind, &target.destination),
+                    masked: sent_codes::mask(target.kind, &target.destination),
                 })
             }
             IssueOutcome::RateLimited { retry_after } => Err(rate_limited(retry_after, now)),

@@ -46,8 +46,9 @@ use crate::fido2::{
 };
 use crate::login::locked_message;
 use crate::selfservice::{SelfService, step_up_refusal};
-use crate::store::factors::{FACTORS_PER_USER_MAX, VerifyOutcome};
+use crate::store::factors::FACTORS_PER_USER_MAX;
 use crate::store::fido2::{AddKeyOutcome, KeyAcceptance, StoredKey};
+use crate::store::verify::VerifyOutcome;
 use crate::store::{AuditCtx, Scope};
 
 /// The audit method of enrolment decisions.

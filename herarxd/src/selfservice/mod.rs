@@ -17,8 +17,9 @@ use crate::store::enrollments::{
     BackupCodesOutcome, BeginOutcome, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, FactorChange,
     RemoveOutcome,
 };
-use crate::store::factors::{FACTORS_PER_USER_MAX, VerifyOutcome};
-use crate::store::{AuditCtx, AuditEntry, AuditResult, Scope};
+use crate::store::factors::FACTORS_PER_USER_MAX;
+use crate::store::verify::VerifyOutcome;
+use crate::store::{AuditCtx, AuditEntry, AuditResult, FactorKind, Scope};
 
 pub const DEFAULT_FACTOR_NAME: &str = "authenticator";
 
@@ -141,11 +142,11 @@ impl SelfService {
         now: u64,
     ) {
         // "an email method", "an SMS method", "a totp method", "a security key".
-        let kind = match info.kind.as_str() {
-            "email" => "an email method",
-            "sms" => "an SMS method",
-            "fido2" => "a security key",
-            _ => "an authenticator app (TOTP)",
+        let kind = match FactorKind::parse(&info.kind) {
+            Some(FactorKind::Email) => "an email method",
+            Some(FactorKind::Sms) => "an SMS method",
+            Some(FactorKind::Fido2) => "a security key",
+            Some(FactorKind::Totp) | None => "an authenticator app (TOTP)",
         };
         let detail = if info.detail.is_empty() {
             String::new()

@@ -66,7 +66,7 @@ impl AuditCtx {
     pub fn entry(
         &self,
         time: u64,
-        method: &str,
+        method: impl AsRef<str>,
         result: AuditResult,
         reason: impl Into<String>,
     ) -> AuditEntry {
@@ -77,7 +77,7 @@ impl AuditCtx {
             service: self.service.clone(),
             rhost: self.rhost.clone(),
             remote: self.remote,
-            method: method.to_owned(),
+            method: method.as_ref().to_owned(),
             result,
             reason: reason.into(),
         }

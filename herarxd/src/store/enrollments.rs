@@ -5,13 +5,19 @@
 //! factor, the change needs a fresh code from one of them (step-up), checked by the same
 //! code path as logins: consumed, counted and subject to lockout.
 
+use crate::store::FactorKind;
 use herarx_proto::FactorInfo;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use zeroize::Zeroizing;
 
-use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
-use super::factors::{self, FACTORS_PER_USER_MAX, FactorRow, KIND_TOTP, VerifyOutcome, verify_in};
-use super::lockout::{self, Scope};
+use super::audit::{AuditCtx, AuditEntry, AuditResult};
+use super::factors::{self, FactorRow};
+use super::lockout::{self};
+use super::step_up::{
+    AdditionRefusal, StepUp, StepUpRefusal, addition_refusal, commit_audited, info_of, primary_id,
+    refuse_step_up,
+};
+use super::verify::VerifyOutcome;
 use super::{Store, StoreError, from_sql, random_hex, to_sql};
 use super::{accounts, backup_codes};
 use crate::crypto::seal::{self, Kind};
@@ -25,9 +31,6 @@ pub const PENDING_PER_USER_MAX: u32 = 5;
 pub const CONFIRM_ATTEMPTS_MAX: u32 = 5;
 /// Bytes of a new TOTP secret (160 bits, as RFC 4226 recommends).
 pub const SECRET_LEN: usize = 20;
-
-/// Step-up for self-service changes happens on this host (the caller is on its bus).
-const STEP_UP_SCOPE: Scope = Scope::Local;
 
 /// A started enrolment. The secret goes into the otpauth URI once and nowhere else.
 pub struct NewEnrollment {
@@ -185,40 +188,6 @@ pub fn pending_count(conn: &Connection, user: &str) -> rusqlite::Result<u32> {
     stmt.query_row([user], |r| r.get(0))
 }
 
-const STEP_UP_MISSING: &str = "step-up code required";
-
-/// Every self-service decision ends here: its audit row goes into the same transaction as the
-/// change it describes, so both land or neither does.
-pub(super) fn commit_audited<O>(
-    tx: rusqlite::Transaction<'_>,
-    entry: AuditEntry,
-    outcome: O,
-) -> Result<(O, AuditEntry), StoreError> {
-    audit::insert(&tx, &entry)?;
-    tx.commit()?;
-    Ok((outcome, entry))
-}
-
-/// Why the step-up that every change to an account with factors needs was refused.
-pub(super) enum StepUpRefusal {
-    /// No code was given.
-    Missing,
-    /// The code did not verify (wrong, replayed, or the account is locked).
-    Failed(VerifyOutcome),
-}
-
-impl StepUpRefusal {
-    pub(super) fn audit(&self) -> (AuditResult, String) {
-        match self {
-            StepUpRefusal::Missing => (AuditResult::Refused, STEP_UP_MISSING.into()),
-            StepUpRefusal::Failed(outcome) => {
-                let (result, reason) = outcome.audit();
-                (result, format!("step-up: {reason}"))
-            }
-        }
-    }
-}
-
 impl From<StepUpRefusal> for BeginOutcome {
     fn from(r: StepUpRefusal) -> Self {
         match r {
@@ -234,96 +203,6 @@ impl From<StepUpRefusal> for RemoveOutcome {
             StepUpRefusal::Missing => RemoveOutcome::StepUpRequired,
             StepUpRefusal::Failed(o) => RemoveOutcome::StepUpFailed(o),
         }
-    }
-}
-
-/// A fresh code from one of `user`'s factors, checked inside the caller's transaction and
-/// consumed, counted and locked out exactly like a login's. `None`: passed.
-pub(super) fn refuse_step_up(
-    tx: &rusqlite::Transaction<'_>,
-    key: &crate::crypto::master_key::MasterKey,
-    policy: &super::StorePolicy,
-    user: &str,
-    step_up: &str,
-    now: u64,
-) -> Result<Option<StepUpRefusal>, StoreError> {
-    let Some(code) = step_up_code(step_up) else {
-        return Ok(Some(StepUpRefusal::Missing));
-    };
-    Ok(
-        match verify_in(tx, key, policy, user, code, now, &STEP_UP_SCOPE)? {
-            VerifyOutcome::Accepted { .. } => None,
-            failed => Some(StepUpRefusal::Failed(failed)),
-        },
-    )
-}
-
-/// What proves, for an addition, that the caller is the account's owner once the account has
-/// anything that logs in. No `Debug`: `Code` holds the code itself.
-#[derive(Clone, Copy)]
-pub(super) enum StepUp<'a> {
-    /// A code given with this call, checked (consumed, counted) in the transaction.
-    Code(&'a str),
-    /// Verified before this transaction: the code given when the enrolment began, or a touch
-    /// of one of the user's security keys.
-    Verified,
-    /// Nothing: the addition is refused as soon as the account has anything that logs in.
-    Absent,
-}
-
-impl StepUp<'_> {
-    /// The proof a confirmation carries: whatever its beginning had.
-    pub(super) fn from_begin(stepped_up: bool) -> Self {
-        if stepped_up {
-            StepUp::Verified
-        } else {
-            StepUp::Absent
-        }
-    }
-}
-
-/// An addition [`addition_refusal`] let through.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Allowed {
-    /// The account had something that logs in, and the step-up was shown.
-    pub stepped_up: bool,
-}
-
-/// Why a new factor may not be added (a TOTP app, an address, a number, a security key),
-/// checked in the transaction that begins the enrolment and again in the one that writes the
-/// factor: what held when an enrolment began may no longer hold when it is confirmed.
-pub(super) enum AdditionRefusal {
-    /// The factor to replace is not one of the user's.
-    NoSuchFactor,
-    /// Already this many factors (a replacement leaves the count as it is).
-    TooMany(usize),
-    /// The step-up every addition to an account that can log in needs.
-    StepUp(StepUpRefusal),
-}
-
-impl AdditionRefusal {
-    pub(super) fn audit(&self) -> (AuditResult, String) {
-        match self {
-            AdditionRefusal::NoSuchFactor => {
-                (AuditResult::Refused, "no such factor to replace".into())
-            }
-            AdditionRefusal::TooMany(n) => (AuditResult::Refused, format!("already {n} factors")),
-            AdditionRefusal::StepUp(r) => r.audit(),
-        }
-    }
-
-    /// The audit row of a confirmation refused by what changed since its beginning.
-    pub(super) fn confirm_audit(&self) -> (AuditResult, String) {
-        let (result, why) = match self {
-            AdditionRefusal::StepUp(_) => (
-                AuditResult::Refused,
-                "a factor was added since this enrolment began without a step-up; a step-up is \
-                 needed now"
-                    .to_owned(),
-            ),
-            other => other.audit(),
-        };
-        (result, format!("{why}: pending enrolment dropped"))
     }
 }
 
@@ -345,72 +224,6 @@ impl From<AdditionRefusal> for ConfirmOutcome {
             AdditionRefusal::StepUp(_) => ConfirmOutcome::StepUpRequired,
         }
     }
-}
-
-/// The checks before adding a factor for `user`: the replaced factor exists, the cap, and a
-/// step-up once the user has anything that logs in (unused backup codes count: they log in,
-/// so whoever adds a factor proves it first). Every kind of addition, at its beginning and at
-/// its confirmation, goes through here.
-pub(super) fn addition_refusal(
-    tx: &rusqlite::Transaction<'_>,
-    key: &crate::crypto::master_key::MasterKey,
-    policy: &super::StorePolicy,
-    user: &str,
-    replace: Option<&str>,
-    step_up: StepUp<'_>,
-    now: u64,
-) -> Result<Result<Allowed, AdditionRefusal>, StoreError> {
-    let existing = factors::count(tx, user)?;
-    if let Some(old) = replace
-        && factors::get(tx, user, old)?.is_none()
-    {
-        return Ok(Err(AdditionRefusal::NoSuchFactor));
-    }
-    if replace.is_none() && existing >= FACTORS_PER_USER_MAX {
-        return Ok(Err(AdditionRefusal::TooMany(existing)));
-    }
-    let guarded = existing > 0 || backup_codes::left(tx, user)? > 0;
-    if guarded {
-        let refusal = match step_up {
-            StepUp::Code(code) => refuse_step_up(tx, key, policy, user, code, now)?,
-            StepUp::Verified => None,
-            StepUp::Absent => Some(StepUpRefusal::Missing),
-        };
-        if let Some(refusal) = refusal {
-            return Ok(Err(AdditionRefusal::StepUp(refusal)));
-        }
-    }
-    Ok(Ok(Allowed {
-        stepped_up: guarded,
-    }))
-}
-
-fn step_up_code(code: &str) -> Option<&str> {
-    let c = code.trim();
-    (!c.is_empty()).then_some(c)
-}
-
-/// The id of the factor logins offer first: the chosen one while it exists, else the oldest
-/// (what [`Store::factor_infos`] marks).
-pub(super) fn primary_id(conn: &Connection, user: &str) -> Result<Option<String>, StoreError> {
-    let all = factors::list_all(conn, user)?;
-    let chosen = accounts::load(conn, user)?.primary_factor;
-    Ok(chosen
-        .filter(|c| all.iter().any(|f| &f.id == c))
-        .or_else(|| all.first().map(|f| f.id.clone())))
-}
-
-/// `row` as its owner sees it, the primary mark included.
-pub(super) fn info_of(
-    conn: &Connection,
-    key: &crate::crypto::master_key::MasterKey,
-    user: &str,
-    row: &FactorRow,
-) -> Result<FactorInfo, StoreError> {
-    let mut info = row.info();
-    info.detail = super::sent_codes::detail_of(key, user, row);
-    info.primary = primary_id(conn, user)?.as_deref() == Some(row.id.as_str());
-    Ok(info)
 }
 
 impl Store {
@@ -576,7 +389,7 @@ impl Store {
                 let row = FactorRow {
                     id: factor_id.clone(),
                     user: user.to_owned(),
-                    kind: KIND_TOTP.into(),
+                    kind: FactorKind::Totp,
                     name: pending.name,
                     params: pending.params,
                     sealed,
@@ -830,6 +643,8 @@ impl Store {
 mod tests {
     use super::*;
     use crate::crypto::totp::{Rejection, code_at};
+    use crate::store::Scope;
+    use crate::store::factors::FACTORS_PER_USER_MAX;
     use crate::store::factors::tests::contains;
     use crate::store::testing::open_store;
 

@@ -7,17 +7,17 @@
 //! `last_step` and is advanced by a compare-and-set, so two logins with one assertion cannot
 //! both pass and a counter never goes back.
 
+use crate::store::FactorKind;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
-use super::enrollments::{AdditionRefusal, StepUp, addition_refusal};
-use super::factors::{self, VerifyOutcome, verify_in};
+use super::factors;
 use super::lockout::{self, Scope};
+use super::step_up::{AdditionRefusal, StepUp, addition_refusal};
+use super::verify::{VerifyOutcome, verify_in};
 use super::{Store, StoreError, from_sql, to_sql};
 use crate::crypto::seal::{self, Kind};
 use crate::fido2::{Credential, NewCredential};
-
-pub const KIND_FIDO2: &str = "fido2";
 
 /// A registered key, unsealed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub fn keys(
         "SELECT id, name, sealed, last_step FROM factors WHERE user = ?1 AND kind = ?2
          ORDER BY created, rowid",
     )?;
-    let rows = stmt.query_map((user, KIND_FIDO2), |r| {
+    let rows = stmt.query_map((user, FactorKind::Fido2), |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
@@ -195,7 +195,7 @@ impl Store {
         .execute(rusqlite::params![
             id,
             user,
-            KIND_FIDO2,
+            FactorKind::Fido2,
             name,
             new.algorithm.name(),
             sealed,
@@ -205,7 +205,7 @@ impl Store {
         let first = factors::count(&tx, user)? == 1;
         let info = herarx_proto::FactorInfo {
             id: id.clone(),
-            kind: KIND_FIDO2.into(),
+            kind: FactorKind::Fido2.as_str().to_owned(),
             name: name.to_owned(),
             created: now,
             last_used: 0,
@@ -244,7 +244,7 @@ impl Store {
         if let Some(until) = lockout::locked_until(&tx, &ctx.user, scope, now)? {
             let entry = ctx.entry(
                 now,
-                "fido2",
+                FactorKind::Fido2,
                 AuditResult::Locked,
                 format!(
                     "security key {factor_id} touched, not accepted: {} logins locked until \
@@ -266,7 +266,7 @@ impl Store {
             .execute(rusqlite::params![
                 factor_id,
                 ctx.user,
-                KIND_FIDO2,
+                FactorKind::Fido2,
                 new,
                 to_sql(now)
             ])?;
@@ -276,7 +276,7 @@ impl Store {
                 KeyAcceptance::Accepted,
                 ctx.entry(
                     now,
-                    "fido2",
+                    FactorKind::Fido2,
                     AuditResult::Success,
                     format!("security key {factor_id} verified (counter {counter})"),
                 ),
@@ -286,7 +286,7 @@ impl Store {
                 KeyAcceptance::CounterNotAbove,
                 ctx.entry(
                     now,
-                    "fido2",
+                    FactorKind::Fido2,
                     AuditResult::Denied,
                     format!(
                         "security key {factor_id}: counter {counter} not above the stored one \
@@ -319,7 +319,7 @@ impl Store {
         if let Some(until) = locked {
             reason.push_str(&format!("; locked until {until}"));
         }
-        let entry = ctx.entry(now, "fido2", AuditResult::Denied, reason);
+        let entry = ctx.entry(now, FactorKind::Fido2, AuditResult::Denied, reason);
         audit::insert(&tx, &entry)?;
         tx.commit()?;
         Ok((locked, entry))

@@ -10,14 +10,18 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod backup_codes;
+pub mod contact_enrollments;
 pub mod enrollments;
 pub mod factors;
 pub mod fido2;
+pub mod kind;
 pub mod lockout;
 pub mod remembered;
 pub mod schema;
 pub mod seen;
 pub mod sent_codes;
+pub mod step_up;
+pub mod verify;
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -30,6 +34,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::crypto::master_key::MasterKey;
 use crate::crypto::seal::{self, Kind, SealError};
 pub use audit::{AuditCtx, AuditEntry, AuditResult};
+pub use kind::{BACKUP_CODE, FactorKind};
 pub use lockout::{Failures, LockoutPolicy, Scope};
 
 /// Audit rows dropped at most per housekeeping run (every 10 minutes) for their age, and per

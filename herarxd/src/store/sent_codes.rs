@@ -11,26 +11,21 @@
 //! the table holds no address), so that nobody can make Herarx flood a mailbox or a phone:
 //! the limits hold across logins, users and restarts.
 
+use crate::store::FactorKind;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
-use super::enrollments::{
-    AdditionRefusal, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, StepUp, StepUpRefusal, addition_refusal,
-    commit_audited, info_of,
-};
-use super::factors::{self, FactorRow, VerifyOutcome};
-use super::{Store, StoreError, accounts, random_hex, to_sql};
+use super::factors::{self, FactorRow};
+use super::step_up::{commit_audited, primary_id};
+use super::{Store, StoreError, random_hex, to_sql};
 use crate::crypto::master_key::MasterKey;
 use crate::crypto::seal::{self, Kind};
-use crate::crypto::totp::Params;
 
-pub const KIND_EMAIL: &str = "email";
-pub const KIND_SMS: &str = "sms";
 /// Unconsumed codes kept per user; issuing one more drops the oldest.
 const CODES_PER_USER_MAX: i64 = 10;
 const HOUR: u64 = 3600;
@@ -79,7 +74,7 @@ impl Purpose {
 pub struct Issued {
     pub id: String,
     /// `email` or `sms`.
-    pub kind: String,
+    pub kind: FactorKind,
     pub destination: Zeroizing<String>,
     pub code: Zeroizing<String>,
     pub expires: u64,
@@ -96,54 +91,20 @@ pub enum IssueOutcome {
 }
 
 /// What an enrolment code's row keeps of the factor it will add.
-struct PendingContact<'a> {
-    name: &'a str,
+pub(super) struct PendingContact<'a> {
+    pub(super) name: &'a str,
     /// The destination, sealed under the factor id the confirmation gives it.
-    sealed: &'a [u8],
-    replaces: Option<&'a str>,
+    pub(super) sealed: &'a [u8],
+    pub(super) replaces: Option<&'a str>,
     /// The enrolment began after a step-up.
-    stepped_up: bool,
-}
-
-/// The start of an email or SMS enrolment.
-pub enum ContactBeginOutcome {
-    Started(Issued),
-    StepUpRequired,
-    StepUpFailed(VerifyOutcome),
-    TooManyFactors,
-    /// The factor to replace is not one of the user's.
-    NoSuchFactor,
-    /// The user already has this address or number.
-    AlreadyEnrolled,
-    RateLimited {
-        retry_after: u64,
-    },
-}
-
-impl From<StepUpRefusal> for ContactBeginOutcome {
-    fn from(r: StepUpRefusal) -> Self {
-        match r {
-            StepUpRefusal::Missing => ContactBeginOutcome::StepUpRequired,
-            StepUpRefusal::Failed(o) => ContactBeginOutcome::StepUpFailed(o),
-        }
-    }
-}
-
-impl From<AdditionRefusal> for ContactBeginOutcome {
-    fn from(r: AdditionRefusal) -> Self {
-        match r {
-            AdditionRefusal::NoSuchFactor => ContactBeginOutcome::NoSuchFactor,
-            AdditionRefusal::TooMany(_) => ContactBeginOutcome::TooManyFactors,
-            AdditionRefusal::StepUp(r) => ContactBeginOutcome::from(r),
-        }
-    }
+    pub(super) stepped_up: bool,
 }
 
 /// An enrolled email or SMS factor, destination opened.
 #[derive(Clone)]
 pub struct Contact {
     pub factor_id: String,
-    pub kind: String,
+    pub kind: FactorKind,
     pub name: String,
     pub destination: String,
 }
@@ -169,17 +130,20 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     }
 }
 
-fn code_hash(master: &MasterKey, id: &str, user: &str, code: &str) -> Vec<u8> {
+pub(super) fn code_hash(master: &MasterKey, id: &str, user: &str, code: &str) -> Vec<u8> {
     let key = derived(master, b"sent-code-hash");
     mac(&key[..], &[id.as_bytes(), user.as_bytes(), code.as_bytes()])
 }
 
 /// What `deliveries` keeps of a destination: a keyed hash, so the table holds no address.
-fn destination_tag(master: &MasterKey, kind: &str, destination: &str) -> Vec<u8> {
+pub(super) fn destination_tag(master: &MasterKey, kind: FactorKind, destination: &str) -> Vec<u8> {
     let key = derived(master, b"delivery-destination");
     mac(
         &key[..],
-        &[kind.as_bytes(), destination.to_ascii_lowercase().as_bytes()],
+        &[
+            kind.as_str().as_bytes(),
+            destination.to_ascii_lowercase().as_bytes(),
+        ],
     )
 }
 
@@ -249,12 +213,12 @@ fn rate_limited(
 
 /// Counts a delivery and stores a new code's hash: the code goes out after the commit.
 #[allow(clippy::too_many_arguments)]
-fn issue_in(
+pub(super) fn issue_in(
     tx: &Connection,
     key: &MasterKey,
     policy: &SentCodePolicy,
     user: &str,
-    kind: &str,
+    kind: FactorKind,
     destination: &str,
     purpose: Purpose,
     factor_id: Option<&str>,
@@ -307,7 +271,7 @@ fn issue_in(
     ])?;
     Ok(Ok(Issued {
         id,
-        kind: kind.to_owned(),
+        kind,
         destination: Zeroizing::new(destination.to_owned()),
         code,
         expires,
@@ -318,7 +282,7 @@ fn issue_in(
 pub fn contacts(conn: &Connection, key: &MasterKey, user: &str) -> rusqlite::Result<Vec<Contact>> {
     let mut out = Vec::new();
     for row in factors::list_all(conn, user)? {
-        if row.kind != KIND_EMAIL && row.kind != KIND_SMS {
+        if row.kind != FactorKind::Email && row.kind != FactorKind::Sms {
             continue;
         }
         if let Some(destination) = open_destination(key, user, &row) {
@@ -335,25 +299,25 @@ pub fn contacts(conn: &Connection, key: &MasterKey, user: &str) -> rusqlite::Res
 
 /// The masked destination of an email or SMS factor row; empty for other kinds.
 pub(crate) fn detail_of(key: &MasterKey, user: &str, row: &FactorRow) -> String {
-    if row.kind != KIND_EMAIL && row.kind != KIND_SMS {
+    if row.kind != FactorKind::Email && row.kind != FactorKind::Sms {
         return String::new();
     }
     match open_destination(key, user, row) {
-        Some(d) => mask(&row.kind, &d),
+        Some(d) => mask(row.kind, &d),
         None => "(unreadable)".into(),
     }
 }
 
 /// `j***@example.com`, `+44 ••• ••• 123`.
-pub fn mask(kind: &str, destination: &str) -> String {
-    if kind == KIND_EMAIL {
+pub fn mask(kind: FactorKind, destination: &str) -> String {
+    if kind == FactorKind::Email {
         crate::delivery::contact::mask_email(destination)
     } else {
         crate::delivery::contact::mask_phone(destination)
     }
 }
 
-fn open_destination(key: &MasterKey, user: &str, row: &FactorRow) -> Option<String> {
+pub(super) fn open_destination(key: &MasterKey, user: &str, row: &FactorRow) -> Option<String> {
     let aad = seal::aad(Kind::Contact, user, &row.id);
     let plain = seal::open(key, &aad, &row.sealed).ok()?;
     String::from_utf8(plain.to_vec()).ok()
@@ -369,7 +333,7 @@ pub(crate) fn consume(
     now: u64,
     email: bool,
     sms: bool,
-) -> Result<Option<(String, String)>, StoreError> {
+) -> Result<Option<(String, FactorKind)>, StoreError> {
     if !email && !sms {
         return Ok(None);
     }
@@ -385,7 +349,7 @@ pub(crate) fn consume(
          JOIN factors f ON f.id = s.factor_id AND f.user = s.user AND f.kind = s.kind
          WHERE s.user = ?1 AND s.purpose IN ('login', 'step-up') AND s.expires > ?2",
     )?;
-    let rows: Vec<(String, String, Option<String>, Vec<u8>)> = stmt
+    let rows: Vec<(String, FactorKind, Option<String>, Vec<u8>)> = stmt
         .query_map((user, to_sql(now)), |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
@@ -393,7 +357,7 @@ pub(crate) fn consume(
     // Every row is compared, in constant time, whatever matched before.
     let mut found = None;
     for (id, kind, factor_id, hash) in rows {
-        let accepted = (kind == KIND_EMAIL && email) || (kind == KIND_SMS && sms);
+        let accepted = (kind == FactorKind::Email && email) || (kind == FactorKind::Sms && sms);
         let same: bool = code_hash(key, &id, user, &digits_only).ct_eq(&hash).into();
         if same && accepted && found.is_none() {
             found = Some((id, kind, factor_id.unwrap_or_default()));
@@ -440,7 +404,7 @@ impl Store {
         user: &str,
     ) -> Result<(Vec<Contact>, Option<String>), StoreError> {
         let all = contacts(&self.conn, &self.key, user)?;
-        let primary = super::enrollments::primary_id(&self.conn, user)?;
+        let primary = primary_id(&self.conn, user)?;
         Ok((all, primary))
     }
 
@@ -458,7 +422,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row = factors::get(&tx, user, factor_id)?
-            .filter(|r| r.kind == KIND_EMAIL || r.kind == KIND_SMS);
+            .filter(|r| r.kind == FactorKind::Email || r.kind == FactorKind::Sms);
         let Some((row, destination)) =
             row.and_then(|r| open_destination(&self.key, user, &r).map(|d| (r, d)))
         else {
@@ -475,7 +439,7 @@ impl Store {
             &self.key,
             &self.policy.sent_codes,
             user,
-            &row.kind,
+            row.kind,
             &destination,
             purpose,
             Some(factor_id),
@@ -494,235 +458,7 @@ impl Store {
                 format!("flood limit: no code to factor {factor_id} before {retry_after}"),
             ),
         };
-        commit_audited(tx, ctx.entry(now, &row.kind, result, reason), outcome)
-    }
-
-    /// Starts adding `destination` (a normalized address or E.164 number) as a factor of
-    /// `kind`: a step-up once the user has anything that logs in, then a confirmation code to
-    /// send there.
-    #[allow(clippy::too_many_arguments)]
-    pub fn begin_contact_enrollment(
-        &mut self,
-        ctx: &AuditCtx,
-        kind: &str,
-        destination: &str,
-        name: &str,
-        step_up: &str,
-        replace: Option<&str>,
-        now: u64,
-    ) -> Result<(ContactBeginOutcome, AuditEntry), StoreError> {
-        let method = format!("{kind}-enroll");
-        let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
-        };
-        let checked = addition_refusal(
-            &tx,
-            &self.key,
-            &self.policy,
-            user,
-            replace,
-            StepUp::Code(step_up),
-            now,
-        )?;
-        let allowed = match checked {
-            Ok(allowed) => allowed,
-            Err(refusal) => {
-                let (result, reason) = refusal.audit();
-                return finish(tx, ContactBeginOutcome::from(refusal), result, reason);
-            }
-        };
-        // After the step-up: nobody learns which addresses an account has without it.
-        let same = contacts(&tx, &self.key, user)?
-            .iter()
-            .any(|c| c.kind == kind && c.destination.eq_ignore_ascii_case(destination));
-        if same {
-            return finish(
-                tx,
-                ContactBeginOutcome::AlreadyEnrolled,
-                AuditResult::Refused,
-                format!("this {kind} destination is already enrolled"),
-            );
-        }
-        // The id of the pending row is not known before it is made: seal under a fresh id
-        // that becomes the factor's id at confirmation.
-        let factor_id = factors::new_id(&tx)?;
-        let sealed = seal::seal(
-            &self.key,
-            &seal::aad(Kind::Contact, user, &factor_id),
-            destination.as_bytes(),
-        )?;
-        let issued = issue_in(
-            &tx,
-            &self.key,
-            &self.policy.sent_codes,
-            user,
-            kind,
-            destination,
-            Purpose::Enrol,
-            Some(&factor_id),
-            Some(PendingContact {
-                name,
-                sealed: &sealed,
-                replaces: replace,
-                stepped_up: allowed.stepped_up,
-            }),
-            now,
-        )?;
-        match issued {
-            Ok(issued) => finish(
-                tx,
-                ContactBeginOutcome::Started(issued),
-                AuditResult::Success,
-                "confirmation code issued".into(),
-            ),
-            Err(retry_after) => finish(
-                tx,
-                ContactBeginOutcome::RateLimited { retry_after },
-                AuditResult::Refused,
-                format!("flood limit: no code before {retry_after}"),
-            ),
-        }
-    }
-
-    /// Completes an email or SMS enrolment with the code sent there.
-    pub fn confirm_contact_enrollment(
-        &mut self,
-        ctx: &AuditCtx,
-        id: &str,
-        code: &str,
-        now: u64,
-    ) -> Result<(ConfirmOutcome, AuditEntry), StoreError> {
-        let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        type Pending = (
-            String,
-            Option<String>,
-            String,
-            Option<Vec<u8>>,
-            Option<String>,
-            Vec<u8>,
-            u32,
-            bool,
-        );
-        let pending: Option<Pending> = tx
-            .prepare_cached(
-                "SELECT kind, factor_id, name, sealed, replaces, hash, attempts, stepped_up
-                 FROM sent_codes
-                 WHERE id = ?1 AND user = ?2 AND purpose = 'enrol' AND expires > ?3",
-            )?
-            .query_row((id, user, to_sql(now)), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            })
-            .optional()?;
-        let Some((kind, Some(factor_id), name, Some(sealed), replaces, hash, attempts, stepped_up)) =
-            pending
-        else {
-            let entry = ctx.entry(
-                now,
-                "contact-confirm",
-                AuditResult::Refused,
-                "no such pending enrolment",
-            );
-            return commit_audited(tx, entry, ConfirmOutcome::NoSuchEnrollment);
-        };
-        let method = format!("{kind}-confirm");
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
-        };
-        // What held when the enrolment began is checked again: the same rules as for TOTP.
-        let checked = addition_refusal(
-            &tx,
-            &self.key,
-            &self.policy,
-            user,
-            replaces.as_deref(),
-            StepUp::from_begin(stepped_up),
-            now,
-        )?;
-        if let Err(refusal) = checked {
-            tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
-                .execute([id])?;
-            let (result, reason) = refusal.confirm_audit();
-            return finish(tx, ConfirmOutcome::from(refusal), result, reason);
-        }
-        let typed = normalize(code, self.policy.sent_codes.digits);
-        let same =
-            typed.is_some_and(|t| bool::from(code_hash(&self.key, id, user, &t).ct_eq(&hash)));
-        if !same {
-            let attempts = attempts.saturating_add(1);
-            let tries_left = CONFIRM_ATTEMPTS_MAX.saturating_sub(attempts);
-            if tries_left == 0 {
-                tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
-                    .execute([id])?;
-            } else {
-                tx.prepare_cached("UPDATE sent_codes SET attempts = ?2 WHERE id = ?1")?
-                    .execute((id, attempts))?;
-            }
-            return finish(
-                tx,
-                ConfirmOutcome::Wrong { tries_left },
-                AuditResult::Denied,
-                format!("wrong confirmation code ({tries_left} tries left)"),
-            );
-        }
-        let replaced = match replaces.as_deref() {
-            Some(old) => factors::get(&tx, user, old)?,
-            None => None,
-        };
-        let was_primary = match &replaced {
-            Some(old) => {
-                super::enrollments::primary_id(&tx, user)?.as_deref() == Some(old.id.as_str())
-            }
-            None => false,
-        };
-        if let Some(old) = &replaced {
-            factors::delete(&tx, user, &old.id)?;
-            delete_codes_of(&tx, user, &old.id)?;
-        }
-        let row = FactorRow {
-            id: factor_id.clone(),
-            user: user.to_owned(),
-            kind: kind.clone(),
-            name,
-            // Unused for these kinds: no seed, no steps.
-            params: Params::default(),
-            sealed,
-            last_step: None,
-            created: now,
-            last_used: now,
-        };
-        factors::insert(&tx, &row)?;
-        tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
-            .execute([id])?;
-        if was_primary {
-            accounts::set_primary(&tx, user, Some(&factor_id), now)?;
-        }
-        let info = info_of(&tx, &self.key, user, &row)?;
-        let reason = match &replaced {
-            Some(old) => format!("factor {factor_id} enrolled, replacing factor {}", old.id),
-            None => format!("factor {factor_id} enrolled"),
-        };
-        finish(
-            tx,
-            ConfirmOutcome::Enrolled(info),
-            AuditResult::Success,
-            reason,
-        )
+        commit_audited(tx, ctx.entry(now, row.kind, result, reason), outcome)
     }
 }
 

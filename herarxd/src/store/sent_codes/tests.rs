@@ -1,6 +1,10 @@
 use super::*;
-use crate::store::factors::Accept;
+use crate::store::FactorKind;
+use crate::store::contact_enrollments::ContactBeginOutcome;
+use crate::store::enrollments::ConfirmOutcome;
 use crate::store::testing::open_store;
+use crate::store::verify::Accept;
+use crate::store::verify::VerifyOutcome;
 use crate::store::{Scope, factors::tests::enrol};
 
 const NOW: u64 = 1_700_000_000;
@@ -16,7 +20,7 @@ fn ctx(user: &str) -> AuditCtx {
 }
 
 /// Adds `destination` for `user` through the real enrolment (begin, confirm with the code).
-fn add(s: &mut Store, user: &str, kind: &str, destination: &str, now: u64) -> String {
+fn add(s: &mut Store, user: &str, kind: FactorKind, destination: &str, now: u64) -> String {
     let (o, _) = s
         .begin_contact_enrollment(&ctx(user), kind, destination, "mine", "", None, now)
         .unwrap();
@@ -57,7 +61,7 @@ fn an_address_is_added_only_with_the_code_sent_there_and_stays_sealed() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            KIND_EMAIL,
+            FactorKind::Email,
             "jane@example.com",
             "w",
             "",
@@ -90,7 +94,13 @@ fn an_address_is_added_only_with_the_code_sent_there_and_stays_sealed() {
         .confirm_contact_enrollment(&ctx("alice"), &issued.id, &issued.code, NOW + 301)
         .unwrap();
     assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
-    let id = add(&mut s, "alice", KIND_EMAIL, "jane@example.com", NOW + 400);
+    let id = add(
+        &mut s,
+        "alice",
+        FactorKind::Email,
+        "jane@example.com",
+        NOW + 400,
+    );
     let infos = s.factor_infos("alice").unwrap();
     assert_eq!(infos.len(), 1);
     assert_eq!(infos[0].id, id);
@@ -111,7 +121,15 @@ fn five_wrong_confirmations_cancel_the_enrolment() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
     let (o, _) = s
-        .begin_contact_enrollment(&ctx("alice"), KIND_SMS, "+441234567123", "", "", None, NOW)
+        .begin_contact_enrollment(
+            &ctx("alice"),
+            FactorKind::Sms,
+            "+441234567123",
+            "",
+            "",
+            None,
+            NOW,
+        )
         .unwrap();
     let ContactBeginOutcome::Started(issued) = o else {
         panic!()
@@ -137,7 +155,7 @@ fn five_wrong_confirmations_cancel_the_enrolment() {
 fn a_login_code_works_once_before_it_expires_and_only_where_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
-    let id = add(&mut s, "alice", KIND_EMAIL, "jane@example.com", NOW);
+    let id = add(&mut s, "alice", FactorKind::Email, "jane@example.com", NOW);
     let first = issue(&mut s, "alice", &id, NOW + 10);
     // Not accepted where email is not.
     let no_email = Accept {
@@ -175,7 +193,7 @@ fn a_login_code_works_once_before_it_expires_and_only_where_accepted() {
 fn wrong_sent_codes_count_towards_the_lockout() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
-    let id = add(&mut s, "alice", KIND_EMAIL, "jane@example.com", NOW);
+    let id = add(&mut s, "alice", FactorKind::Email, "jane@example.com", NOW);
     let code = issue(&mut s, "alice", &id, NOW);
     let wrong = if code.code.as_str() == "000000" {
         "111111"
@@ -204,7 +222,7 @@ fn wrong_sent_codes_count_towards_the_lockout() {
 fn the_flood_limit_holds_per_user_and_per_destination_and_frees_after_an_hour() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
-    let id = add(&mut s, "alice", KIND_SMS, "+441234567123", NOW);
+    let id = add(&mut s, "alice", FactorKind::Sms, "+441234567123", NOW);
     for i in 0..5 {
         issue(&mut s, "alice", &id, NOW + 1 + i);
     }
@@ -219,7 +237,15 @@ fn the_flood_limit_holds_per_user_and_per_destination_and_frees_after_an_hour() 
     // The same number enrolled by bob as well: the destination's login allowance is spent.
     let bob = {
         let (o, _) = s
-            .begin_contact_enrollment(&ctx("bob"), KIND_SMS, "+441234567123", "", "", None, NOW)
+            .begin_contact_enrollment(
+                &ctx("bob"),
+                FactorKind::Sms,
+                "+441234567123",
+                "",
+                "",
+                None,
+                NOW,
+            )
             .unwrap();
         let ContactBeginOutcome::Started(i) = o else {
             panic!("bob's enrolment is its own bucket")
@@ -247,14 +273,14 @@ fn the_flood_limit_holds_per_user_and_per_destination_and_frees_after_an_hour() 
 fn enrolling_someone_else_s_number_cannot_use_up_its_logins() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
-    let id = add(&mut s, "alice", KIND_SMS, "+441234567123", NOW);
+    let id = add(&mut s, "alice", FactorKind::Sms, "+441234567123", NOW);
     // Mallory starts (and never finishes) enrolments of alice's number, as often as allowed.
     let mut started = 0;
     for i in 0..10 {
         let (o, _) = s
             .begin_contact_enrollment(
                 &ctx("mallory"),
-                KIND_SMS,
+                FactorKind::Sms,
                 "+441234567123",
                 "",
                 "",
@@ -278,12 +304,12 @@ fn enrolling_someone_else_s_number_cannot_use_up_its_logins() {
 fn a_step_up_may_be_a_sent_code_and_removal_voids_the_codes_sent_to_a_factor() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
-    let id = add(&mut s, "alice", KIND_EMAIL, "jane@example.com", NOW);
+    let id = add(&mut s, "alice", FactorKind::Email, "jane@example.com", NOW);
     // Adding another address needs a step-up now; a code sent to the first one does.
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            KIND_EMAIL,
+            FactorKind::Email,
             "j2@example.com",
             "",
             "",
@@ -303,7 +329,7 @@ fn a_step_up_may_be_a_sent_code_and_removal_voids_the_codes_sent_to_a_factor() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            KIND_EMAIL,
+            FactorKind::Email,
             "j2@example.com",
             "",
             &step_up.code,
@@ -317,7 +343,7 @@ fn a_step_up_may_be_a_sent_code_and_removal_voids_the_codes_sent_to_a_factor() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            KIND_EMAIL,
+            FactorKind::Email,
             "JANE@example.com",
             "",
             &again.code,
@@ -363,7 +389,7 @@ fn codes_are_digits_and_normalized_answers_compare() {
 fn a_code_of_a_kind_the_login_does_not_accept_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
-    let email = add(&mut s, "alice", KIND_EMAIL, "jane@example.com", NOW);
+    let email = add(&mut s, "alice", FactorKind::Email, "jane@example.com", NOW);
     let sent = issue(&mut s, "alice", &email, NOW + 1);
     let sms_only = Accept {
         email: false,
@@ -384,13 +410,13 @@ fn a_code_of_a_kind_the_login_does_not_accept_is_refused() {
 fn codes_sent_to_a_replaced_address_die_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open_store(dir.path());
-    let old = add(&mut s, "alice", KIND_EMAIL, "old@example.com", NOW);
+    let old = add(&mut s, "alice", FactorKind::Email, "old@example.com", NOW);
     let stale = issue(&mut s, "alice", &old, NOW + 1);
     let step_up = issue(&mut s, "alice", &old, NOW + 2);
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            KIND_EMAIL,
+            FactorKind::Email,
             "new@example.com",
             "",
             &step_up.code,
@@ -428,7 +454,7 @@ fn an_address_begun_without_a_step_up_is_refused_once_the_account_has_a_factor()
         let (o, _) = s
             .begin_contact_enrollment(
                 &ctx("alice"),
-                KIND_EMAIL,
+                FactorKind::Email,
                 "mallory@example.com",
                 "m",
                 step_up,
@@ -442,7 +468,7 @@ fn an_address_begun_without_a_step_up_is_refused_once_the_account_has_a_factor()
         }
     };
     let attacker = begin(&mut s, "", NOW);
-    let owner = add(&mut s, "alice", KIND_SMS, "+441234567123", NOW + 1);
+    let owner = add(&mut s, "alice", FactorKind::Sms, "+441234567123", NOW + 1);
     let (o, e) = s
         .confirm_contact_enrollment(&ctx("alice"), &attacker.id, &attacker.code, NOW + 2)
         .unwrap();
@@ -470,14 +496,14 @@ fn an_address_begun_after_a_step_up_confirms_after_another_addition() {
     let seed = b"12345678901234567890";
     enrol(&mut s, "alice", seed);
     let step_up = |t: u64| {
-        crate::crypto::totp::code_at(seed, &Params::default(), t)
+        crate::crypto::totp::code_at(seed, &crate::crypto::totp::Params::default(), t)
             .unwrap()
             .to_string()
     };
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            KIND_EMAIL,
+            FactorKind::Email,
             "jane@example.com",
             "w",
             &step_up(NOW),

@@ -1,0 +1,282 @@
+//! Adding an email address or a phone number: a step-up, a code sent there, its confirmation
+//! and the new factor, each in one transaction with its audit row.
+
+use rusqlite::{OptionalExtension, TransactionBehavior};
+use subtle::ConstantTimeEq;
+
+use super::FactorKind;
+use super::audit::{AuditCtx, AuditEntry, AuditResult};
+use super::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
+use super::factors::{self, FactorRow};
+use super::sent_codes::{
+    Issued, PendingContact, Purpose, code_hash, contacts, delete_codes_of, issue_in, normalize,
+};
+use super::step_up::{
+    AdditionRefusal, StepUp, StepUpRefusal, addition_refusal, commit_audited, info_of, primary_id,
+};
+use super::verify::VerifyOutcome;
+use super::{Store, StoreError, accounts, to_sql};
+use crate::crypto::seal::{self, Kind};
+use crate::crypto::totp::Params;
+
+/// The start of an email or SMS enrolment.
+pub enum ContactBeginOutcome {
+    Started(Issued),
+    StepUpRequired,
+    StepUpFailed(VerifyOutcome),
+    TooManyFactors,
+    /// The factor to replace is not one of the user's.
+    NoSuchFactor,
+    /// The user already has this address or number.
+    AlreadyEnrolled,
+    RateLimited {
+        retry_after: u64,
+    },
+}
+
+impl From<StepUpRefusal> for ContactBeginOutcome {
+    fn from(r: StepUpRefusal) -> Self {
+        match r {
+            StepUpRefusal::Missing => ContactBeginOutcome::StepUpRequired,
+            StepUpRefusal::Failed(o) => ContactBeginOutcome::StepUpFailed(o),
+        }
+    }
+}
+
+impl From<AdditionRefusal> for ContactBeginOutcome {
+    fn from(r: AdditionRefusal) -> Self {
+        match r {
+            AdditionRefusal::NoSuchFactor => ContactBeginOutcome::NoSuchFactor,
+            AdditionRefusal::TooMany(_) => ContactBeginOutcome::TooManyFactors,
+            AdditionRefusal::StepUp(r) => ContactBeginOutcome::from(r),
+        }
+    }
+}
+
+impl Store {
+    /// Starts adding `destination` (a normalized address or E.164 number) as a factor of
+    /// `kind`: a step-up once the user has anything that logs in, then a confirmation code to
+    /// send there.
+    #[allow(clippy::too_many_arguments)]
+    pub fn begin_contact_enrollment(
+        &mut self,
+        ctx: &AuditCtx,
+        kind: FactorKind,
+        destination: &str,
+        name: &str,
+        step_up: &str,
+        replace: Option<&str>,
+        now: u64,
+    ) -> Result<(ContactBeginOutcome, AuditEntry), StoreError> {
+        let method = format!("{kind}-enroll");
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
+        };
+        let checked = addition_refusal(
+            &tx,
+            &self.key,
+            &self.policy,
+            user,
+            replace,
+            StepUp::Code(step_up),
+            now,
+        )?;
+        let allowed = match checked {
+            Ok(allowed) => allowed,
+            Err(refusal) => {
+                let (result, reason) = refusal.audit();
+                return finish(tx, ContactBeginOutcome::from(refusal), result, reason);
+            }
+        };
+        // After the step-up: nobody learns which addresses an account has without it.
+        let same = contacts(&tx, &self.key, user)?
+            .iter()
+            .any(|c| c.kind == kind && c.destination.eq_ignore_ascii_case(destination));
+        if same {
+            return finish(
+                tx,
+                ContactBeginOutcome::AlreadyEnrolled,
+                AuditResult::Refused,
+                format!("this {kind} destination is already enrolled"),
+            );
+        }
+        // The id of the pending row is not known before it is made: seal under a fresh id
+        // that becomes the factor's id at confirmation.
+        let factor_id = factors::new_id(&tx)?;
+        let sealed = seal::seal(
+            &self.key,
+            &seal::aad(Kind::Contact, user, &factor_id),
+            destination.as_bytes(),
+        )?;
+        let issued = issue_in(
+            &tx,
+            &self.key,
+            &self.policy.sent_codes,
+            user,
+            kind,
+            destination,
+            Purpose::Enrol,
+            Some(&factor_id),
+            Some(PendingContact {
+                name,
+                sealed: &sealed,
+                replaces: replace,
+                stepped_up: allowed.stepped_up,
+            }),
+            now,
+        )?;
+        match issued {
+            Ok(issued) => finish(
+                tx,
+                ContactBeginOutcome::Started(issued),
+                AuditResult::Success,
+                "confirmation code issued".into(),
+            ),
+            Err(retry_after) => finish(
+                tx,
+                ContactBeginOutcome::RateLimited { retry_after },
+                AuditResult::Refused,
+                format!("flood limit: no code before {retry_after}"),
+            ),
+        }
+    }
+
+    /// Completes an email or SMS enrolment with the code sent there.
+    pub fn confirm_contact_enrollment(
+        &mut self,
+        ctx: &AuditCtx,
+        id: &str,
+        code: &str,
+        now: u64,
+    ) -> Result<(ConfirmOutcome, AuditEntry), StoreError> {
+        let user = ctx.user.as_str();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        type Pending = (
+            FactorKind,
+            Option<String>,
+            String,
+            Option<Vec<u8>>,
+            Option<String>,
+            Vec<u8>,
+            u32,
+            bool,
+        );
+        let pending: Option<Pending> = tx
+            .prepare_cached(
+                "SELECT kind, factor_id, name, sealed, replaces, hash, attempts, stepped_up
+                 FROM sent_codes
+                 WHERE id = ?1 AND user = ?2 AND purpose = 'enrol' AND expires > ?3",
+            )?
+            .query_row((id, user, to_sql(now)), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .optional()?;
+        let Some((kind, Some(factor_id), name, Some(sealed), replaces, hash, attempts, stepped_up)) =
+            pending
+        else {
+            let entry = ctx.entry(
+                now,
+                "contact-confirm",
+                AuditResult::Refused,
+                "no such pending enrolment",
+            );
+            return commit_audited(tx, entry, ConfirmOutcome::NoSuchEnrollment);
+        };
+        let method = format!("{kind}-confirm");
+        let finish = |tx, outcome, result, reason: String| {
+            commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
+        };
+        // What held when the enrolment began is checked again: the same rules as for TOTP.
+        let checked = addition_refusal(
+            &tx,
+            &self.key,
+            &self.policy,
+            user,
+            replaces.as_deref(),
+            StepUp::from_begin(stepped_up),
+            now,
+        )?;
+        if let Err(refusal) = checked {
+            tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+                .execute([id])?;
+            let (result, reason) = refusal.confirm_audit();
+            return finish(tx, ConfirmOutcome::from(refusal), result, reason);
+        }
+        let typed = normalize(code, self.policy.sent_codes.digits);
+        let same =
+            typed.is_some_and(|t| bool::from(code_hash(&self.key, id, user, &t).ct_eq(&hash)));
+        if !same {
+            let attempts = attempts.saturating_add(1);
+            let tries_left = CONFIRM_ATTEMPTS_MAX.saturating_sub(attempts);
+            if tries_left == 0 {
+                tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+                    .execute([id])?;
+            } else {
+                tx.prepare_cached("UPDATE sent_codes SET attempts = ?2 WHERE id = ?1")?
+                    .execute((id, attempts))?;
+            }
+            return finish(
+                tx,
+                ConfirmOutcome::Wrong { tries_left },
+                AuditResult::Denied,
+                format!("wrong confirmation code ({tries_left} tries left)"),
+            );
+        }
+        let replaced = match replaces.as_deref() {
+            Some(old) => factors::get(&tx, user, old)?,
+            None => None,
+        };
+        let was_primary = match &replaced {
+            Some(old) => primary_id(&tx, user)?.as_deref() == Some(old.id.as_str()),
+            None => false,
+        };
+        if let Some(old) = &replaced {
+            factors::delete(&tx, user, &old.id)?;
+            delete_codes_of(&tx, user, &old.id)?;
+        }
+        let row = FactorRow {
+            id: factor_id.clone(),
+            user: user.to_owned(),
+            kind,
+            name,
+            // Unused for these kinds: no seed, no steps.
+            params: Params::default(),
+            sealed,
+            last_step: None,
+            created: now,
+            last_used: now,
+        };
+        factors::insert(&tx, &row)?;
+        tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+            .execute([id])?;
+        if was_primary {
+            accounts::set_primary(&tx, user, Some(&factor_id), now)?;
+        }
+        let info = info_of(&tx, &self.key, user, &row)?;
+        let reason = match &replaced {
+            Some(old) => format!("factor {factor_id} enrolled, replacing factor {}", old.id),
+            None => format!("factor {factor_id} enrolled"),
+        };
+        finish(
+            tx,
+            ConfirmOutcome::Enrolled(info),
+            AuditResult::Success,
+            reason,
+        )
+    }
+}
