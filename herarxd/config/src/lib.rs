@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 mod explain;
 mod messaging;
+mod parsed;
 
 pub use explain::line_of;
 pub use messaging::{
@@ -31,6 +32,9 @@ pub const CONFIG_VERSION: u32 = 1;
 /// Where the daemon looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/herarx/herarx.toml";
 
+/// The whole configuration. Its typed values (durations, dates, networks, per-service
+/// policy) are parsed once, on the first accessor call, and kept: edit fields before that, or
+/// edit a clone (which parses afresh). See `parsed.rs` for why.
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -50,6 +54,10 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Per PAM service settings, `[services.<service>]`.
     pub services: BTreeMap<String, ServiceConfig>,
+    /// The typed values of the fields above, filled on first use; not a TOML key, no part of
+    /// equality, empty in a clone.
+    #[serde(skip)]
+    parsed: parsed::ParsedCache,
 }
 
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -273,6 +281,7 @@ impl Default for Config {
             sent_codes: SentCodesConfig::default(),
             alerts: AlertsConfig::default(),
             services: BTreeMap::new(),
+            parsed: parsed::ParsedCache::default(),
         }
     }
 }
@@ -366,6 +375,16 @@ pub enum NoFactorPolicy {
 }
 
 impl NoFactorPolicy {
+    /// The spelling of `login.no_factor` (`ignore` is the old name of `allow`).
+    pub fn from_config(s: &str) -> Option<Self> {
+        match s {
+            "enroll" => Some(NoFactorPolicy::Enroll),
+            "deny" => Some(NoFactorPolicy::Deny),
+            "allow" | "ignore" => Some(NoFactorPolicy::Allow),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             NoFactorPolicy::Enroll => "enroll",
@@ -382,6 +401,17 @@ pub enum Required {
     Groups,
 }
 
+impl Required {
+    /// The spelling of `login.required`.
+    pub fn from_config(s: &str) -> Option<Self> {
+        match s {
+            "everyone" => Some(Required::Everyone),
+            "groups" => Some(Required::Groups),
+            _ => None,
+        }
+    }
+}
+
 /// Where enrolment inside the login is offered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnrollFrom {
@@ -389,6 +419,18 @@ pub enum EnrollFrom {
     /// Local logins and logins from a trusted network of the service.
     Trusted,
     Anywhere,
+}
+
+impl EnrollFrom {
+    /// The spelling of `login.enroll_from`.
+    pub fn from_config(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(EnrollFrom::Local),
+            "trusted" => Some(EnrollFrom::Trusted),
+            "anywhere" => Some(EnrollFrom::Anywhere),
+            _ => None,
+        }
+    }
 }
 
 /// `30s`, `15m`, `36h`, `7d`, `2w` (or combined: `1d 12h`), or `0`.
@@ -685,7 +727,12 @@ impl Config {
     /// [`TotpAlgorithm`] into its `totp::Algorithm`). SHA1 when the value is invalid (never
     /// after [`Config::validate`]).
     pub fn totp_algorithm<A: From<TotpAlgorithm>>(&self) -> A {
-        A::from(TotpAlgorithm::from_config(&self.totp.algorithm).unwrap_or(TotpAlgorithm::Sha1))
+        A::from(self.parsed().totp_algorithm)
+    }
+
+    /// The typed values, parsed on the first call (see `parsed.rs`).
+    fn parsed(&self) -> &parsed::Parsed {
+        self.parsed.get(self)
     }
 
     fn validate_remember(&self, problems: &mut Vec<String>) {
@@ -793,64 +840,68 @@ impl Config {
 
     /// Whether logins and enrolments require user verification (PIN) of security keys.
     pub fn fido2_uv_required(&self) -> bool {
-        self.fido2.user_verification == "required"
+        self.parsed().fido2_uv_required
     }
 
     /// Seconds audit rows are kept; 0: forever.
     pub fn audit_retention_seconds(&self) -> u64 {
-        parse_duration(&self.audit.retention).unwrap_or(0)
+        self.parsed().audit_retention_seconds
     }
 
     /// Seconds of session trust; 0: off.
     pub fn session_trust_seconds(&self) -> u64 {
-        parse_duration(&self.remember.session).unwrap_or(0)
+        self.parsed().session_trust_seconds
     }
 
     /// Seconds an address is remembered, when users may opt in; `None`: forbidden.
     pub fn address_memory_seconds(&self) -> Option<u64> {
-        (self.remember.addresses == "opt-in")
-            .then(|| parse_duration(&self.remember.address_for).unwrap_or(0))
-            .filter(|s| *s > 0)
+        self.parsed().address_memory_seconds
     }
 
     /// Seconds an SSH key is remembered; 0: never.
     pub fn ssh_key_memory_seconds(&self) -> u64 {
-        parse_duration(&self.remember.ssh_keys).unwrap_or(0)
+        self.parsed().ssh_key_memory_seconds
     }
 
-    /// Whether `service`'s `SSH_AUTH_INFO_0` is believed.
+    /// Whether `service`'s `SSH_AUTH_INFO_0` is believed (it is in `remember.ssh_services`).
     pub fn believes_ssh_auth_info(&self, service: &str) -> bool {
-        self.remember.ssh_services.iter().any(|s| s == service)
+        self.parsed().service(service).believes_ssh_auth_info
     }
 
     /// Whether logins of `service` count as remote whatever their PAM_RHOST. SSH is remote by
     /// default: a login relayed to sshd through a loopback proxy or tunnel, or an sshd that sets
     /// no rhost, must not count as the console. `always_remote = false` says otherwise.
     pub fn always_remote(&self, service: &str) -> bool {
-        match self.services.get(service).and_then(|s| s.always_remote) {
-            Some(set) => set,
-            None => service == "sshd" || self.believes_ssh_auth_info(service),
-        }
+        self.parsed().service(service).always_remote
     }
 
     /// Whether `service` accepts `method` (`totp`, `backup-code`).
     pub fn service_accepts(&self, service: &str, method: &str) -> bool {
-        match self.services.get(service).and_then(|s| s.methods.as_ref()) {
-            Some(list) => list.iter().any(|m| m == method),
-            None => true,
-        }
+        let Some(bit) = parsed::method_bit(method) else {
+            // Not one of METHODS: only a list that names it (never after validation) accepts it.
+            return match self.services.get(service).and_then(|s| s.methods.as_ref()) {
+                Some(list) => list.iter().any(|m| m == method),
+                None => true,
+            };
+        };
+        self.parsed()
+            .service(service)
+            .methods
+            .is_none_or(|bits| bits & bit != 0)
     }
 
     fn validate_policy(&self, problems: &mut Vec<String>) {
         let login = &self.login;
-        let no_factor = self.no_factor_policy();
+        // From the strings, not the accessors: validating must not fill the parsed cache (a
+        // loaded configuration may still be edited before its first use).
+        let no_factor = NoFactorPolicy::from_config(&login.no_factor);
         if no_factor.is_none() {
             problems.push(format!(
                 "login.no_factor = {:?}: must be \"enroll\", \"deny\" or \"allow\"",
                 login.no_factor
             ));
         }
-        let required = self.required();
+        let required = Required::from_config(&login.required);
         if required.is_none() {
             problems.push(format!(
                 "login.required = {:?}: must be \"everyone\" or \"groups\" (then list them in \
@@ -920,7 +971,7 @@ impl Config {
             )),
             Some(_) => {}
         }
-        if self.enroll_from().is_none() {
+        if EnrollFrom::from_config(&login.enroll_from).is_none() {
             problems.push(format!(
                 "login.enroll_from = {:?}: must be \"local\", \"trusted\" (local or a trusted \
                  network) or \"anywhere\"",
@@ -930,59 +981,42 @@ impl Config {
     }
 
     pub fn no_factor_policy(&self) -> Option<NoFactorPolicy> {
-        match self.login.no_factor.as_str() {
-            "enroll" => Some(NoFactorPolicy::Enroll),
-            "deny" => Some(NoFactorPolicy::Deny),
-            "allow" | "ignore" => Some(NoFactorPolicy::Allow),
-            _ => None,
-        }
+        self.parsed().no_factor
     }
 
     pub fn required(&self) -> Option<Required> {
-        match self.login.required.as_str() {
-            "everyone" => Some(Required::Everyone),
-            "groups" => Some(Required::Groups),
-            _ => None,
-        }
+        self.parsed().required
     }
 
     pub fn enroll_from(&self) -> Option<EnrollFrom> {
-        match self.login.enroll_from.as_str() {
-            "local" => Some(EnrollFrom::Local),
-            "trusted" => Some(EnrollFrom::Trusted),
-            "anywhere" => Some(EnrollFrom::Anywhere),
-            _ => None,
-        }
+        self.parsed().enroll_from
     }
 
     /// Seconds of the enrolment window; 0 for no limit.
     pub fn enroll_window_seconds(&self) -> u64 {
-        parse_duration(&self.login.enroll_window).unwrap_or(0)
+        self.parsed().enroll_window_seconds
     }
 
     /// The start of the `allow_until` day, when set.
     pub fn allow_until(&self) -> Option<u64> {
-        parse_date(&self.login.allow_until)
+        self.parsed().allow_until
     }
 
     /// The trusted networks of `service`: its `trusted_networks` when set, else
     /// `network.trusted`. Entries that do not parse are left out (never after validation).
     pub fn trusted_networks(&self, service: &str) -> Vec<IpNet> {
-        let list = self
-            .services
-            .get(service)
-            .and_then(|s| s.trusted_networks.as_ref())
-            .unwrap_or(&self.network.trusted);
-        list.iter().filter_map(|e| parse_network(e)).collect()
+        self.parsed().trusted_of(service).to_vec()
     }
 
     /// The trusted network of `service` that contains `rhost`, when `rhost` is an IP address
     /// (host names never match: nothing is resolved).
     pub fn trusted_network_of(&self, service: &str, rhost: &str) -> Option<IpNet> {
         let addr = rhost_address(rhost)?;
-        self.trusted_networks(service)
-            .into_iter()
+        self.parsed()
+            .trusted_of(service)
+            .iter()
             .find(|net| net.contains(&addr))
+            .copied()
     }
 
     /// The master key file: `store.key_file`, or `<state_dir>/store.key` when empty.

@@ -461,12 +461,12 @@ impl Config {
 
     /// Seconds a sent code works.
     pub fn sent_code_valid_seconds(&self) -> u64 {
-        parse_duration(&self.sent_codes.valid_for).unwrap_or(300)
+        self.parsed().sent_code_valid_seconds
     }
 
     /// Seconds before another code may be sent in one login.
     pub fn sent_code_resend_seconds(&self) -> u64 {
-        parse_duration(&self.sent_codes.resend_after).unwrap_or(30)
+        self.parsed().sent_code_resend_seconds
     }
 
     pub fn email_enabled(&self) -> bool {
