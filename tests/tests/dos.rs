@@ -6,7 +6,7 @@ use herarx_tests::pam_client::PAM_SUCCESS;
 use herarx_tests::totp::code_at_step;
 use herarx_tests::{Bus, Daemon, DaemonConfig, TestUser, World, paths};
 use herarxd::login::{TXNS_MAX, TXNS_PER_CONNECTION_MAX, TXNS_PER_UID_MAX};
-use herarxd::refusals::{RECORDED_PER_WINDOW, WINDOW_SECONDS};
+use herarxd::state::refusals::{RECORDED_PER_WINDOW, WINDOW_SECONDS};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};

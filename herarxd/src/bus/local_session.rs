@@ -23,12 +23,12 @@
 //! manager), which already refuses keys for remote logins, and root can open the devices
 //! anyway. Every refusal says why and what to do.
 //!
-//! The decision ([`decide`]) is plain data in, verdict out; only [`facts_of`] reads `/proc`
+//! The decision ([`decide`]) is plain data in, verdict out; only `facts_of` (in `crate::bus`) and [`kernel_facts`] read `/proc`
 //! and the bus.
 
 use herarx_proto::HerarxError;
 
-use crate::login::session_trust::NO_SESSION;
+use crate::state::session_trust::NO_SESSION;
 
 /// Programs whose sessions are remote logins, by executable name.
 pub const REMOTE_LOGIN_PROGRAMS: &[&str] = &[
@@ -181,7 +181,7 @@ fn opener_of(pid: u32, session: u32) -> Option<Opener> {
     let mut top = pid;
     for _ in 0..ANCESTORS_MAX {
         let parent = parent_of(top)?;
-        if parent == 0 || crate::login::session_trust::session_of(parent) != session {
+        if parent == 0 || crate::state::session_trust::session_of(parent) != session {
             return Some(Opener {
                 pid: top,
                 uid: real_uid_of(top)?,
@@ -195,21 +195,13 @@ fn opener_of(pid: u32, session: u32) -> Option<Opener> {
 
 /// The kernel's view of process `pid`.
 pub fn kernel_facts(pid: u32) -> Facts {
-    let session = crate::login::session_trust::session_of(pid);
+    let session = crate::state::session_trust::session_of(pid);
     Facts::Kernel {
-        login_uid: crate::login::session_trust::login_uid_of(pid),
+        login_uid: crate::state::session_trust::login_uid_of(pid),
         session,
         opener: (session != NO_SESSION)
             .then(|| opener_of(pid, session))
             .flatten(),
-    }
-}
-
-/// The facts about process `pid`: logind's when it runs, else the kernel's.
-pub async fn facts_of(pid: u32) -> Facts {
-    match crate::bus::logind::facts_of(pid).await {
-        Some(f) => f,
-        None => kernel_facts(pid),
     }
 }
 

@@ -76,7 +76,7 @@ impl BusDriver {
             Some(pid) => pid,
             None => self.pid_of(conn, sender).await?,
         };
-        crate::bus::local_session::decide(uid, &crate::bus::local_session::facts_of(pid).await)
+        local_session::decide(uid, &facts_of(pid).await)
     }
 
     /// The caller, with its audit session looked up when `with_session`.
@@ -92,11 +92,11 @@ impl BusDriver {
             let pid = self.pid_of(conn, &bus_name).await?;
             (
                 pid,
-                crate::login::session_trust::session_of(pid),
-                crate::login::session_trust::login_uid_of(pid),
+                crate::state::session_trust::session_of(pid),
+                crate::state::session_trust::login_uid_of(pid),
             )
         } else {
-            (0, crate::login::session_trust::NO_SESSION, None)
+            (0, crate::state::session_trust::NO_SESSION, None)
         };
         Ok((
             Caller {
@@ -108,6 +108,15 @@ impl BusDriver {
             },
             pid,
         ))
+    }
+}
+
+/// The facts about process `pid` for [`local_session::decide`]: logind's when it runs, else
+/// the kernel's.
+async fn facts_of(pid: u32) -> local_session::Facts {
+    match logind::facts_of(pid).await {
+        Some(f) => f,
+        None => local_session::kernel_facts(pid),
     }
 }
 

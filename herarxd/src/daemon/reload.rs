@@ -257,7 +257,7 @@ mod tests {
         let caller = crate::login::Caller {
             bus_name: ":1.7".into(),
             uid: 0,
-            session: crate::login::session_trust::NO_SESSION,
+            session: crate::state::session_trust::NO_SESSION,
             login_uid: None,
             keys_allowed: true,
         };

@@ -30,7 +30,6 @@ pub(crate) mod enrol_text;
 mod keys;
 mod remember;
 mod sent;
-pub(crate) mod session_trust;
 pub mod ssh_info;
 mod table;
 

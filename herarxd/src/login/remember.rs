@@ -5,9 +5,9 @@ use herarx_proto::{HerarxError, Step};
 
 use super::*;
 use crate::logger::Severity;
-use crate::login::session_trust::NO_SESSION;
 use crate::login::ssh_info;
 use crate::state::printable;
+use crate::state::session_trust::NO_SESSION;
 use crate::store::remembered::{KIND_ADDRESS, KIND_SSH_KEY};
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
 use crate::users::Lookup;

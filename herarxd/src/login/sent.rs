@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::delivery::text::{self, CodeUse};
 use crate::logger::Severity;
-use crate::store::sent_codes::{self, IssueOutcome, Purpose};
+use crate::store::sent_codes::{IssueOutcome, Purpose};
 use crate::store::{AuditCtx, AuditResult};
 
 /// When the bound on deliveries under way is reached (a mail server or gateway hangs).
@@ -61,7 +61,7 @@ impl Logins {
             .into_iter()
             .filter(|c| offered(c.kind))
             .map(|c| ContactChoice {
-                masked: sent_codes::mask(c.kind, &c.destination),
+                masked: crate::store::factors::mask(c.kind, &c.destination),
                 factor_id: c.factor_id,
                 kind: c.kind,
             })

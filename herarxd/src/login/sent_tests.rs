@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::tests::{Harness, NOW, code, harness_with};
 use super::*;
 use crate::config::Config;
-use crate::login::session_trust::NO_SESSION;
+use crate::state::session_trust::NO_SESSION;
 use crate::store::contact_enrollments::ContactBeginOutcome;
 
 const NUMBER: &str = "+441234567123";

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::crypto::totp::Params;
 use crate::crypto::totp::code_at;
 use crate::logger::MemoryLog;
-use crate::login::session_trust::NO_SESSION;
+use crate::state::session_trust::NO_SESSION;
 use crate::store::StorePolicy;
 use crate::store::audit;
 use crate::store::testing::open_store_with;
@@ -1435,7 +1435,7 @@ fn a_flood_of_refusals_is_summed_up_while_real_logins_are_each_recorded() {
     };
     assert_eq!(
         refused(&rows),
-        crate::refusals::RECORDED_PER_WINDOW as usize
+        crate::state::refusals::RECORDED_PER_WINDOW as usize
     );
     // Root's logins during the flood: each success and failure is its own row, as always.
     let (id, _) = begin(&h, "bob", "");
@@ -1445,7 +1445,7 @@ fn a_flood_of_refusals_is_summed_up_while_real_logins_are_each_recorded() {
     assert_eq!(rows[0].result, AuditResult::Success);
     assert_eq!(rows[1].result, AuditResult::Denied);
     // Once the minute is over, the housekeeping writes the summary (the flood has stopped).
-    let later = NOW + crate::refusals::WINDOW_SECONDS;
+    let later = NOW + crate::state::refusals::WINDOW_SECONDS;
     h.state.flush_refusals(later - 1);
     assert_eq!(h.audit()[0].result, AuditResult::Success, "not before");
     h.state.flush_refusals(later);

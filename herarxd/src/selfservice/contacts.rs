@@ -14,7 +14,7 @@ use crate::selfservice::{
 use crate::state::valid_text;
 use crate::store::contact_enrollments::ContactBeginOutcome;
 use crate::store::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
-use crate::store::sent_codes::{self, IssueOutcome, Issued, Purpose};
+use crate::store::sent_codes::{IssueOutcome, Issued, Purpose};
 use crate::store::{AuditCtx, AuditResult};
 
 /// A code went out: the pending id (empty for a step-up code) and where, masked.
@@ -98,7 +98,7 @@ impl SelfService {
             HerarxError::Internal(format!(
                 "The code could not be sent to {}: {}. Check the address or number, or try \
                  again later.",
-                sent_codes::mask(issued.kind, &issued.destination),
+                crate::store::factors::mask(issued.kind, &issued.destination),
                 e
             ))
         })
@@ -177,7 +177,7 @@ impl SelfService {
                 self.deliver(&ctx, CodeUse::Enrol, &issued, now)?;
                 Ok(CodeSent {
                     id: issued.id.clone(),
-                    masked: sent_codes::mask(kind, &destination),
+                    masked: crate::store::factors::mask(kind, &destination),
                 })
             }
             ContactBeginOutcome::StepUpRequired => Err(HerarxError::StepUpRequired(
@@ -304,7 +304,7 @@ impl SelfService {
                 self.deliver(&ctx, CodeUse::StepUp, &issued, now)?;
                 Ok(CodeSent {
                     id: String::new(),
-                    masked: sent_codes::mask(target.kind, &target.destination),
+                    masked: crate::store::factors::mask(target.kind, &target.destination),
                 })
             }
             IssueOutcome::RateLimited { retry_after } => Err(rate_limited(retry_after, now)),

@@ -6,14 +6,14 @@ use subtle::ConstantTimeEq;
 
 use super::FactorKind;
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
+use super::commit_audited;
 use super::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
 use super::factors::{self, FactorRow};
+use super::factors::{info_of, primary_id};
 use super::sent_codes::{
     Issued, PendingContact, Purpose, code_hash, contacts, delete_codes_of, issue_in, normalize,
 };
-use super::step_up::{
-    AdditionRefusal, StepUp, StepUpRefusal, addition_refusal, commit_audited, info_of, primary_id,
-};
+use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal};
 use super::verify::VerifyOutcome;
 use super::{Store, StoreError, accounts, to_sql};
 use crate::crypto::seal::{self, Kind};

@@ -11,12 +11,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use zeroize::Zeroizing;
 
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
+use super::commit_audited;
 use super::factors::{self, FactorRow};
+use super::factors::{info_of, primary_id};
 use super::lockout::{self};
-use super::step_up::{
-    AdditionRefusal, StepUp, StepUpRefusal, addition_refusal, commit_audited, info_of, primary_id,
-    refuse_step_up,
-};
+use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal, refuse_step_up};
 use super::verify::VerifyOutcome;
 use super::{Store, StoreError, from_sql, random_hex, to_sql};
 use super::{accounts, backup_codes};

@@ -1,10 +1,12 @@
-//! Enrolled factors, and the one operation that logins run: verify a code and consume it.
+//! The factor table: enrolled factors of every kind, their secrets sealed; the primary one;
+//! an email or SMS factor's destination, opened only to be masked or sent to.
 
-use crate::store::FactorKind;
 use herarx_proto::FactorInfo;
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{StoreError, from_sql, random_hex, to_sql};
+use super::{FactorKind, StoreError, accounts, from_sql, random_hex, to_sql};
+use crate::crypto::master_key::MasterKey;
+use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::{Algorithm, Params};
 
 /// At most this many factors per user: each login tries every one of them.
@@ -134,6 +136,55 @@ pub fn new_id(conn: &Connection) -> Result<String, StoreError> {
         }
     }
     Err(StoreError::Random)
+}
+
+/// The id of the factor logins offer first: the chosen one while it exists, else the oldest
+/// (what [`Store::factor_infos`] marks).
+pub(crate) fn primary_id(conn: &Connection, user: &str) -> Result<Option<String>, StoreError> {
+    let all = list_all(conn, user)?;
+    let chosen = accounts::load(conn, user)?.primary_factor;
+    Ok(chosen
+        .filter(|c| all.iter().any(|f| &f.id == c))
+        .or_else(|| all.first().map(|f| f.id.clone())))
+}
+
+/// `row` as its owner sees it, the primary mark included.
+pub(crate) fn info_of(
+    conn: &Connection,
+    key: &crate::crypto::master_key::MasterKey,
+    user: &str,
+    row: &FactorRow,
+) -> Result<FactorInfo, StoreError> {
+    let mut info = row.info();
+    info.detail = detail_of(key, user, row);
+    info.primary = primary_id(conn, user)?.as_deref() == Some(row.id.as_str());
+    Ok(info)
+}
+
+/// The masked destination of an email or SMS factor row; empty for other kinds.
+pub(crate) fn detail_of(key: &MasterKey, user: &str, row: &FactorRow) -> String {
+    if row.kind != FactorKind::Email && row.kind != FactorKind::Sms {
+        return String::new();
+    }
+    match open_destination(key, user, row) {
+        Some(d) => mask(row.kind, &d),
+        None => "(unreadable)".into(),
+    }
+}
+
+/// `j***@example.com`, `+44 ••• ••• 123`.
+pub fn mask(kind: FactorKind, destination: &str) -> String {
+    if kind == FactorKind::Email {
+        crate::delivery::contact::mask_email(destination)
+    } else {
+        crate::delivery::contact::mask_phone(destination)
+    }
+}
+
+pub(super) fn open_destination(key: &MasterKey, user: &str, row: &FactorRow) -> Option<String> {
+    let aad = seal::aad(Kind::Contact, user, &row.id);
+    let plain = seal::open(key, &aad, &row.sealed).ok()?;
+    String::from_utf8(plain.to_vec()).ok()
 }
 
 #[cfg(test)]

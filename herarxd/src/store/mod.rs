@@ -168,6 +168,18 @@ pub(crate) fn from_sql(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Every self-service decision ends here: its audit row goes into the same transaction as the
+/// change it describes, so both land or neither does.
+pub(crate) fn commit_audited<O>(
+    tx: rusqlite::Transaction<'_>,
+    entry: AuditEntry,
+    outcome: O,
+) -> Result<(O, AuditEntry), StoreError> {
+    audit::insert(&tx, &entry)?;
+    tx.commit()?;
+    Ok((outcome, entry))
+}
+
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> Result<String, StoreError> {
     let mut b = vec![0u8; n];

@@ -20,11 +20,11 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
-use super::factors::{self, FactorRow};
-use super::step_up::{commit_audited, primary_id};
+use super::commit_audited;
+use super::factors::{self};
+use super::factors::{open_destination, primary_id};
 use super::{Store, StoreError, random_hex, to_sql};
 use crate::crypto::master_key::MasterKey;
-use crate::crypto::seal::{self, Kind};
 
 /// Unconsumed codes kept per user; issuing one more drops the oldest.
 const CODES_PER_USER_MAX: i64 = 10;
@@ -295,32 +295,6 @@ pub fn contacts(conn: &Connection, key: &MasterKey, user: &str) -> rusqlite::Res
         }
     }
     Ok(out)
-}
-
-/// The masked destination of an email or SMS factor row; empty for other kinds.
-pub(crate) fn detail_of(key: &MasterKey, user: &str, row: &FactorRow) -> String {
-    if row.kind != FactorKind::Email && row.kind != FactorKind::Sms {
-        return String::new();
-    }
-    match open_destination(key, user, row) {
-        Some(d) => mask(row.kind, &d),
-        None => "(unreadable)".into(),
-    }
-}
-
-/// `j***@example.com`, `+44 ••• ••• 123`.
-pub fn mask(kind: FactorKind, destination: &str) -> String {
-    if kind == FactorKind::Email {
-        crate::delivery::contact::mask_email(destination)
-    } else {
-        crate::delivery::contact::mask_phone(destination)
-    }
-}
-
-pub(super) fn open_destination(key: &MasterKey, user: &str, row: &FactorRow) -> Option<String> {
-    let aad = seal::aad(Kind::Contact, user, &row.id);
-    let plain = seal::open(key, &aad, &row.sealed).ok()?;
-    String::from_utf8(plain.to_vec()).ok()
 }
 
 /// Consumes a login or step-up code of `user` matching `code`, of an accepted kind. Returns

@@ -1,31 +1,16 @@
 //! The step-up every change to an account with factors needs, and the checks before a factor
 //! is added: shared by every kind of enrolment and removal, run inside their transaction.
 
-use herarx_proto::FactorInfo;
-use rusqlite::Connection;
-
-use super::audit::{self, AuditEntry, AuditResult};
-use super::factors::{self, FACTORS_PER_USER_MAX, FactorRow};
+use super::audit::AuditResult;
+use super::factors::{self, FACTORS_PER_USER_MAX};
 use super::lockout::Scope;
 use super::verify::{VerifyOutcome, verify_in};
-use super::{StoreError, accounts, backup_codes};
+use super::{StoreError, backup_codes};
 
 /// Step-ups are checked against the local counter: they come from a logged-in user.
 const STEP_UP_SCOPE: Scope = Scope::Local;
 
 const STEP_UP_MISSING: &str = "step-up code required";
-
-/// Every self-service decision ends here: its audit row goes into the same transaction as the
-/// change it describes, so both land or neither does.
-pub(crate) fn commit_audited<O>(
-    tx: rusqlite::Transaction<'_>,
-    entry: AuditEntry,
-    outcome: O,
-) -> Result<(O, AuditEntry), StoreError> {
-    audit::insert(&tx, &entry)?;
-    tx.commit()?;
-    Ok((outcome, entry))
-}
 
 /// Why the step-up that every change to an account with factors needs was refused.
 pub(crate) enum StepUpRefusal {
@@ -178,27 +163,4 @@ pub(crate) fn addition_refusal(
 fn step_up_code(code: &str) -> Option<&str> {
     let c = code.trim();
     (!c.is_empty()).then_some(c)
-}
-
-/// The id of the factor logins offer first: the chosen one while it exists, else the oldest
-/// (what [`Store::factor_infos`] marks).
-pub(crate) fn primary_id(conn: &Connection, user: &str) -> Result<Option<String>, StoreError> {
-    let all = factors::list_all(conn, user)?;
-    let chosen = accounts::load(conn, user)?.primary_factor;
-    Ok(chosen
-        .filter(|c| all.iter().any(|f| &f.id == c))
-        .or_else(|| all.first().map(|f| f.id.clone())))
-}
-
-/// `row` as its owner sees it, the primary mark included.
-pub(crate) fn info_of(
-    conn: &Connection,
-    key: &crate::crypto::master_key::MasterKey,
-    user: &str,
-    row: &FactorRow,
-) -> Result<FactorInfo, StoreError> {
-    let mut info = row.info();
-    info.detail = super::sent_codes::detail_of(key, user, row);
-    info.primary = primary_id(conn, user)?.as_deref() == Some(row.id.as_str());
-    Ok(info)
 }

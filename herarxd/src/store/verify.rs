@@ -151,7 +151,7 @@ impl Store {
         let mut infos: Vec<FactorInfo> = list_all(&self.conn, user)?
             .iter()
             .map(|row| FactorInfo {
-                detail: super::sent_codes::detail_of(&self.key, user, row),
+                detail: super::factors::detail_of(&self.key, user, row),
                 ..row.info()
             })
             .collect();

@@ -1,6 +1,9 @@
 //! What every part of the daemon shares: the store, the configuration, the account database
 //! and the log.
 
+pub mod refusals;
+pub(crate) mod session_trust;
+
 use crate::store::FactorKind;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -25,13 +28,13 @@ pub struct State {
     /// Single-use FIDO2 challenges, in memory.
     pub challenges: crate::fido2::Challenges,
     /// Session trust (tickets and trusted login sessions), in memory.
-    pub sessions: crate::login::session_trust::Sessions,
+    pub sessions: crate::state::session_trust::Sessions,
     /// The queue to the alert worker.
     pub alerts: crate::alerts::Alerts,
     /// Code deliveries under way (bounded).
     pub deliveries: crate::delivery::InFlight,
     /// Refused calls per caller uid, coalesced beyond the first few a minute.
-    pub refusals: crate::refusals::Refusals,
+    pub refusals: crate::state::refusals::Refusals,
 }
 
 impl State {
@@ -50,10 +53,10 @@ impl State {
             hostname,
             keys: Arc::new(crate::fido2::CtapHid::new()),
             challenges: crate::fido2::Challenges::new(),
-            sessions: crate::login::session_trust::Sessions::default(),
+            sessions: crate::state::session_trust::Sessions::default(),
             alerts: crate::alerts::Alerts::default(),
             deliveries: crate::delivery::InFlight::default(),
-            refusals: crate::refusals::Refusals::default(),
+            refusals: crate::state::refusals::Refusals::default(),
         }
     }
 
@@ -94,7 +97,7 @@ impl State {
 
     /// Writes an audit row and logs it; a row the store cannot take is logged as an error
     /// (the decision stands: it was made, and the log line still records it). Refusals go
-    /// through [`crate::refusals`]: beyond the first few a minute from one uid they are
+    /// through [`crate::state::refusals`]: beyond the first few a minute from one uid they are
     /// counted, and summed up in one row once the minute is over.
     pub fn record(&self, entry: &crate::store::AuditEntry) {
         let (record, summaries) = if entry.result == crate::store::AuditResult::Refused {
