@@ -11,6 +11,13 @@ pub const SSH_AUTH_INFO: &str = "SSH_AUTH_INFO_0";
 /// The session ticket, from `pam_sm_authenticate` to `pam_sm_open_session` of the same login.
 pub const TICKET: &str = "HERARX_SESSION_TICKET";
 
+// SAFETY: these match Linux-PAM's <security/_pam_types.h>:
+// `const char *pam_getenv(pam_handle_t *pamh, const char *name)` and
+// `int pam_putenv(pam_handle_t *pamh, const char *name_value)`, both PAM_NONNULL in every
+// argument. `PamHandle` is pam-bindings' `#[repr(C)]` opaque stand-in for `pam_handle_t`: it is
+// zero-sized, so a `&PamHandle` covers no bytes and libpam may change the handle behind it
+// (pam_putenv does) without breaking Rust's aliasing rules. pam-bindings declares its own
+// libpam calls on the same type in the same way.
 #[link(name = "pam")]
 unsafe extern "C" {
     fn pam_getenv(pamh: *const PamHandle, name: *const c_char) -> *const c_char;
@@ -20,12 +27,20 @@ unsafe extern "C" {
 /// The value of `name` in the PAM environment, if set.
 pub fn get(pamh: &PamHandle, name: &str) -> Option<String> {
     let name = CString::new(name).ok()?;
-    // SAFETY: pamh is the live handle libpam passed to this hook; pam_getenv returns a pointer
-    // into its own storage (or NULL), valid until the next change, and we copy it at once.
+    // SAFETY: `pamh` is the handle libpam passed to the running hook. pam-bindings checked it
+    // is not NULL, and libpam keeps it alive until `pam_end`, after the hook returns. `name` is
+    // a NUL-terminated C string without an inner NUL (`CString` checked) and lives to the end of
+    // this function. pam_getenv only reads `name` and does not keep it.
     let value = unsafe { pam_getenv(pamh, name.as_ptr()) };
     if value.is_null() {
         return None;
     }
+    // SAFETY: a non-NULL result points at the value part of the handle's own "NAME=value"
+    // entry: NUL-terminated and owned by the handle ("the application is not allowed to free
+    // the data", pam_getenv(3)). It stays valid until a pam_putenv on that name replaces or
+    // deletes it, or until `pam_end`. No PAM call runs between here and the copy below. The
+    // borrow ends inside this expression and only an owned String leaves it, so `take`'s
+    // `unset` afterwards cannot leave a dangling reference.
     Some(
         unsafe { CStr::from_ptr(value) }
             .to_string_lossy()
@@ -52,8 +67,12 @@ pub fn set(pamh: &PamHandle, name: &str, value: &str) -> Result<(), String> {
         return Err("a NUL in the name or value".to_owned());
     }
     pair.push(0);
-    // SAFETY: as above; `pair` is NUL-terminated with no NUL before the end, lives until the
-    // call returns, and libpam copies the string.
+    // SAFETY: `pamh` is the hook's live, non-NULL handle, as in `get`. `pair` is NUL-terminated
+    // with no NUL before the end (checked just above) and outlives the call. pam_putenv works on
+    // its own copy ("operates on a copy of name_value", pam_putenv(3)) and keeps no pointer into
+    // `pair`. That is what lets `Zeroizing` wipe our copy of the ticket when it is dropped. It
+    // also frees the entry it replaces, so any earlier pam_getenv pointer for this name dies
+    // here. `get` never keeps one.
     let rc = unsafe { pam_putenv(pamh, pair.as_ptr().cast::<c_char>()) };
     if rc == 0 {
         Ok(())
@@ -65,7 +84,11 @@ pub fn set(pamh: &PamHandle, name: &str, value: &str) -> Result<(), String> {
 /// Removes `name` from the PAM environment.
 pub fn unset(pamh: &PamHandle, name: &str) -> Result<(), String> {
     let name = CString::new(name).map_err(|_| "a NUL in the name".to_owned())?;
-    // SAFETY: as above; a name without '=' deletes the variable.
+    // SAFETY: `pamh` is the hook's live, non-NULL handle, as in `get`. `name` is a
+    // NUL-terminated C string without an inner NUL (`CString` checked) that outlives the call.
+    // pam_putenv only reads it and does not keep it. With no '=', pam_putenv deletes the
+    // variable (pam_putenv(3)) and frees that entry. As in `set`, no pointer from pam_getenv
+    // outlives `get`, so nothing is left dangling.
     let rc = unsafe { pam_putenv(pamh, name.as_ptr()) };
     if rc == 0 {
         Ok(())

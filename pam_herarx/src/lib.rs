@@ -1,9 +1,10 @@
 //! `pam_herarx.so`: the thin shell between libpam and the Herarx daemon.
 //!
 //! This file only talks C (through pam-bindings, which also turns a panic into `PAM_ABORT` at
-//! the boundary): it reads the arguments and PAM items, wires the conversation, the daemon
-//! client and syslog into `core::authenticate`, and returns its verdict as a PAM code. The
-//! decisions are in `core.rs`, which knows nothing of C and is tested with strict doubles.
+//! the boundary): it reads the PAM items, takes the arguments and the daemon client from
+//! `setup.rs`, wires them, the conversation and syslog into `core`, and returns its verdict as a
+//! PAM code. The decisions are in `core.rs`, which knows nothing of C and is tested with strict
+//! doubles.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod args;
@@ -14,6 +15,7 @@ pub mod core;
 pub mod env;
 pub mod log;
 pub mod reach;
+pub mod setup;
 pub mod ticket;
 
 use crate::core::{FailMode, Options, Request, Verdict};
@@ -34,8 +36,7 @@ impl PamHooks for PamHerarx {
         let service = item::<Service>(pamh, |s| s.0);
         let mut log = log::Log::open(&service);
 
-        let raw_args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
-        let (args, problems) = args::parse(raw_args.iter().map(|a| a.as_ref()));
+        let (args, problems) = setup::module_args(&args);
         log.set_debug(args.debug);
         for p in &problems {
             log.warning(&format!("argument: {p}"));
@@ -79,7 +80,7 @@ impl PamHooks for PamHerarx {
 
         let conv = pamh.get_item::<Conv>().ok().flatten();
         let mut conv = conv::PamConversation::new(conv);
-        let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+        let mut daemon = setup::daemon(&args);
         let outcome = core::authenticate(&request, &mut conv, &mut daemon, &opts);
         // Connection, then runtime: nothing of this call may outlive it.
         drop(daemon);
@@ -116,14 +117,14 @@ impl PamHooks for PamHerarx {
         let Some(ticket) = ticket::at_open_session(&mut PamStores(pamh)) else {
             return PamResultCode::PAM_IGNORE;
         };
-        let raw_args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
-        let (args, _) = args::parse(raw_args.iter().map(|a| a.as_ref()));
+        // Argument problems are not logged here (see `setup.rs` for why, and where they would go).
+        let (args, _problems) = setup::module_args(&args);
         log.set_debug(args.debug);
         let user = match pamh.get_user(None) {
             Ok(user) => user,
             Err(_) => return PamResultCode::PAM_IGNORE,
         };
-        let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+        let mut daemon = setup::daemon(&args);
         let outcome = core::open_session(&user, Some(&ticket), &mut daemon);
         drop(daemon);
         match outcome {
@@ -141,12 +142,12 @@ impl PamHooks for PamHerarx {
 
     /// At logout: ends the trust this session's opener set up (best effort).
     fn sm_close_session(pamh: &mut PamHandle, args: Vec<&CStr>, _flags: PamFlag) -> PamResultCode {
-        let raw_args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
-        let (args, _) = args::parse(raw_args.iter().map(|a| a.as_ref()));
+        // Argument problems are not logged here either, nor ever should be (see `setup.rs`).
+        let (args, _problems) = setup::module_args(&args);
         let Ok(user) = pamh.get_user(None) else {
             return PamResultCode::PAM_IGNORE;
         };
-        let mut daemon = client::BusDaemon::new(&args.bus, args.timeout);
+        let mut daemon = setup::daemon(&args);
         let closed = core::Daemon::close_session(&mut daemon, &user);
         drop(daemon);
         match closed {
