@@ -10,7 +10,9 @@ use super::tests::{Harness, NOW, code, harness_with};
 use super::*;
 use crate::config::Config;
 use crate::state::session_trust::NO_SESSION;
+use crate::store::AuditResult;
 use crate::store::contact_enrollments::ContactBeginOutcome;
+use herarx_proto::{Action, Step};
 
 const NUMBER: &str = "+441234567123";
 

@@ -7,10 +7,13 @@ use crate::crypto::totp::Params;
 use crate::crypto::totp::code_at;
 use crate::logger::MemoryLog;
 use crate::state::session_trust::NO_SESSION;
+use crate::store::AuditResult;
 use crate::store::StorePolicy;
 use crate::store::audit;
+use crate::store::backup_codes::FEW_LEFT;
 use crate::store::testing::open_store_with;
 use crate::users::FixedUsers;
+use herarx_proto::{Action, HerarxError, Step, limits};
 
 pub(crate) const NOW: u64 = 1_700_000_000;
 pub(crate) const SEED: &[u8] = b"12345678901234567890";
