@@ -4,8 +4,10 @@ use super::*;
 
 use herarx_proto::{Action, HerarxError, Step};
 
+use crate::config::Config;
 use crate::factors::requirement::{self, NoFactor, Origin};
-use crate::store::{AuditCtx, AuditResult, FactorKind, Scope};
+use crate::store::verify::LoginState;
+use crate::store::{AuditCtx, AuditResult, BACKUP_CODE, FactorKind, Scope};
 use crate::users::Account;
 
 impl Logins {
@@ -25,7 +27,12 @@ impl Logins {
             self.record(&ctx.entry(now, method, AuditResult::Skip, reason));
             Ok(Start::Done(Step::terminal(Action::Skip, "")))
         };
-        let skip = |reason: String| skip_as("none", reason);
+        let trusted_skip = |net: ipnet::IpNet| {
+            skip_as(
+                "none",
+                format!("trusted network {net} (service {})", ctx.service),
+            )
+        };
         // Already verified in this very login session (sudo, a screen locker): nothing to ask.
         // Only for a local login, and only from a process whose session was begun by this very
         // user (its login uid): a daemon started by hand inside the session (an sshd on a
@@ -53,105 +60,88 @@ impl Logins {
             store.login_state(user, scope, now)
         }
         .map_err(|e| self.state.internal("reading the login state", &e))?;
-        let enrolled = Methods {
-            totp: login.totp_factors > 0,
-            backup_codes: login.backup_codes_left,
-            keys: login.fido2_keys,
-            key_pin: config.fido2_uv_required(),
-            keys_first: config.fido2.keys_first,
-            key_then_code: false,
-            contacts: login.contacts,
-            contact_first: false,
-            email: false,
-            sms: false,
-        };
-        // What this service accepts of them (`services.NAME.methods`); keys only locally.
-        let methods = Methods {
-            totp: enrolled.totp && config.service_accepts(&ctx.service, FactorKind::Totp.as_str()),
-            backup_codes: if config.service_accepts(&ctx.service, "backup-code") {
-                enrolled.backup_codes
-            } else {
-                0
-            },
-            keys: if scope == &Scope::Local
-                && caller.keys_allowed
-                && config.service_accepts(&ctx.service, FactorKind::Fido2.as_str())
-            {
-                enrolled.keys
-            } else {
-                0
-            },
-            ..enrolled
-        };
         // Email and SMS factors this service accepts and this host can send to.
-        let (contacts, contact_first) = if enrolled.contacts > 0 {
+        let (contacts, contact_first) = if login.contacts > 0 {
             self.contact_choices(&config, ctx)?
         } else {
             (Vec::new(), false)
         };
-        let methods = Methods {
-            contacts: contacts.len(),
+        let local = scope == &Scope::Local;
+        let offer = offer(
+            &config,
+            &ctx.service,
+            local && caller.keys_allowed,
+            &login,
+            &contacts,
             contact_first,
-            email: contacts.iter().any(|c| c.kind == FactorKind::Email),
-            sms: contacts.iter().any(|c| c.kind == FactorKind::Sms),
-            ..methods
+        );
+        let methods = offer.methods;
+        match gate(&offer, trusted, login.locked_until, local) {
+            Gate::Trusted(net) => trusted_skip(net),
+            Gate::Locked(until) => {
+                self.record(&ctx.entry(
+                    now,
+                    "begin",
+                    AuditResult::Locked,
+                    format!("{} logins locked until {until}", scope.as_str()),
+                ));
+                Ok(Start::Done(Step::terminal(
+                    Action::Locked,
+                    locked_message(until, now),
+                )))
+            }
+            Gate::KeysNotRemote => {
+                self.record(&ctx.entry(
+                    now,
+                    "none",
+                    AuditResult::Denied,
+                    "only security keys enrolled; keys are not offered to remote logins",
+                ));
+                Ok(Start::Done(Step::terminal(Action::Denied, KEYS_NOT_REMOTE)))
+            }
+            Gate::NotAccepted => {
+                self.record(&ctx.entry(
+                    now,
+                    "none",
+                    AuditResult::Denied,
+                    format!(
+                        "none of the user's methods is accepted by service {} (services.{}.methods)",
+                        ctx.service, ctx.service
+                    ),
+                ));
+                Ok(Start::Done(Step::terminal(
+                    Action::Denied,
+                    NO_ACCEPTED_METHOD,
+                )))
+            }
+            Gate::Ask => {
+                let remember =
+                    match self.already_verified(ctx, scope, caller, ssh_auth_info, now)? {
+                        Verified::Yes(method, reason) => return skip_as(method, reason),
+                        Verified::No(remember) => remember,
+                    };
+                self.first_run(methods, contacts, remember)
+            }
+            Gate::NoFactor => self.without_factor(ctx, scope, account, trusted, now),
+        }
+    }
+
+    /// A user with no factor at all: what policy says for this user, here, now (enrol, allow
+    /// or deny).
+    fn without_factor(
+        &self,
+        ctx: &AuditCtx,
+        scope: &Scope,
+        account: Option<&Account>,
+        trusted: Option<ipnet::IpNet>,
+        now: u64,
+    ) -> Result<Start, HerarxError> {
+        let config = self.state.config();
+        let user = ctx.user.as_str();
+        let skip = |reason: String| {
+            self.record(&ctx.entry(now, "none", AuditResult::Skip, reason));
+            Ok(Start::Done(Step::terminal(Action::Skip, "")))
         };
-        let methods = Methods {
-            key_then_code: !config.fido2.key_alone
-                && methods.keys > 0
-                && (methods.totp || methods.backup_codes > 0),
-            ..methods
-        };
-        let trusted_skip =
-            |net: ipnet::IpNet| skip(format!("trusted network {net} (service {})", ctx.service));
-        if methods.any()
-            && let Some(net) = trusted
-        {
-            return trusted_skip(net);
-        }
-        if let Some(until) = login.locked_until.filter(|_| trusted.is_none()) {
-            self.record(&ctx.entry(
-                now,
-                "begin",
-                AuditResult::Locked,
-                format!("{} logins locked until {until}", scope.as_str()),
-            ));
-            return Ok(Start::Done(Step::terminal(
-                Action::Locked,
-                locked_message(until, now),
-            )));
-        }
-        if enrolled.any() && !methods.any() && scope != &Scope::Local && !enrolled.codes() {
-            self.record(&ctx.entry(
-                now,
-                "none",
-                AuditResult::Denied,
-                "only security keys enrolled; keys are not offered to remote logins",
-            ));
-            return Ok(Start::Done(Step::terminal(Action::Denied, KEYS_NOT_REMOTE)));
-        }
-        if enrolled.any() && !methods.any() {
-            self.record(&ctx.entry(
-                now,
-                "none",
-                AuditResult::Denied,
-                format!(
-                    "none of the user's methods is accepted by service {} (services.{}.methods)",
-                    ctx.service, ctx.service
-                ),
-            ));
-            return Ok(Start::Done(Step::terminal(
-                Action::Denied,
-                NO_ACCEPTED_METHOD,
-            )));
-        }
-        if methods.any() {
-            let remember = match self.already_verified(ctx, scope, caller, ssh_auth_info, now)? {
-                Verified::Yes(method, reason) => return skip_as(method, reason),
-                Verified::No(remember) => remember,
-            };
-            return self.first_run(methods, contacts, remember);
-        }
         // No factor: what policy says for this user, here, now.
         let requirement = requirement::requirement(&config, self.state.users.as_ref(), user);
         // Only enrolment needs to know whether the account exists.
@@ -176,7 +166,7 @@ impl Logins {
             trusted,
         ) {
             (NoFactor::Enroll, _) => self.start_enrolment(ctx, now),
-            (_, Some(net)) => trusted_skip(net),
+            (_, Some(net)) => skip(format!("trusted network {net} (service {})", ctx.service)),
             (NoFactor::Allow(reason), None) => skip(reason),
             (NoFactor::Deny(reason), None) => {
                 self.record(&ctx.entry(now, "none", AuditResult::Denied, reason));
@@ -186,5 +176,226 @@ impl Logins {
                 )))
             }
         }
+    }
+}
+
+/// What a user has enrolled, and what of it this login offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Offer {
+    pub(super) enrolled: Methods,
+    pub(super) methods: Methods,
+}
+
+/// What this login offers of what the user has (`login`), under the service's `methods`:
+/// security keys only where `keys_here` (a local login by a caller that may drive them), email
+/// and SMS factors as `contacts` (already filtered to what the service accepts and this host
+/// sends). Pure: the same inputs give the same offer.
+pub(super) fn offer(
+    config: &Config,
+    service: &str,
+    keys_here: bool,
+    login: &LoginState,
+    contacts: &[ContactChoice],
+    contact_first: bool,
+) -> Offer {
+    let accepts = |method: &str| config.service_accepts(service, method);
+    let enrolled = Methods {
+        totp: login.totp_factors > 0,
+        backup_codes: login.backup_codes_left,
+        keys: login.fido2_keys,
+        key_pin: config.fido2_uv_required(),
+        keys_first: config.fido2.keys_first,
+        key_then_code: false,
+        contacts: login.contacts,
+        contact_first: false,
+        email: false,
+        sms: false,
+    };
+    let totp = enrolled.totp && accepts(FactorKind::Totp.as_str());
+    let backup_codes = if accepts(BACKUP_CODE) {
+        enrolled.backup_codes
+    } else {
+        0
+    };
+    let keys = if keys_here && accepts(FactorKind::Fido2.as_str()) {
+        enrolled.keys
+    } else {
+        0
+    };
+    let methods = Methods {
+        totp,
+        backup_codes,
+        keys,
+        contacts: contacts.len(),
+        contact_first,
+        email: contacts.iter().any(|c| c.kind == FactorKind::Email),
+        sms: contacts.iter().any(|c| c.kind == FactorKind::Sms),
+        // With `fido2.key_alone = false`, a key is followed by a code when there is one.
+        key_then_code: !config.fido2.key_alone && keys > 0 && (totp || backup_codes > 0),
+        ..enrolled
+    };
+    Offer { enrolled, methods }
+}
+
+/// Where a login goes before any prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Gate {
+    /// From a trusted network: nothing is asked.
+    Trusted(ipnet::IpNet),
+    /// The scope is locked until then.
+    Locked(u64),
+    /// A remote login of a user who has only security keys.
+    KeysNotRemote,
+    /// The user has methods, none of which this service accepts.
+    NotAccepted,
+    /// Ask for what is offered.
+    Ask,
+    /// The user has no factor: policy decides.
+    NoFactor,
+}
+
+/// The gate for `offer`. A trusted network passes a user who has something to offer before
+/// the lockout is looked at; a lock is not enforced from a trusted network.
+pub(super) fn gate(
+    offer: &Offer,
+    trusted: Option<ipnet::IpNet>,
+    locked_until: Option<u64>,
+    local: bool,
+) -> Gate {
+    let Offer { enrolled, methods } = *offer;
+    if methods.any()
+        && let Some(net) = trusted
+    {
+        return Gate::Trusted(net);
+    }
+    if let Some(until) = locked_until.filter(|_| trusted.is_none()) {
+        return Gate::Locked(until);
+    }
+    if enrolled.any() && !methods.any() {
+        return if !local && !enrolled.codes() {
+            Gate::KeysNotRemote
+        } else {
+            Gate::NotAccepted
+        };
+    }
+    if methods.any() {
+        Gate::Ask
+    } else {
+        Gate::NoFactor
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: LoginState = LoginState {
+        locked_until: None,
+        totp_factors: 0,
+        backup_codes_left: 0,
+        fido2_keys: 0,
+        contacts: 0,
+    };
+
+    fn config(toml: &str) -> Config {
+        Config::parse(toml).unwrap()
+    }
+
+    #[test]
+    fn keys_are_offered_only_where_they_may_be_driven() {
+        let login = LoginState {
+            fido2_keys: 1,
+            totp_factors: 1,
+            ..NONE
+        };
+        let c = Config::default();
+        assert_eq!(offer(&c, "login", true, &login, &[], false).methods.keys, 1);
+        assert_eq!(
+            offer(&c, "login", false, &login, &[], false).methods.keys,
+            0
+        );
+    }
+
+    #[test]
+    fn a_service_offers_only_the_methods_it_accepts() {
+        let c = config("[services.vpn]\nmethods = [\"backup-code\"]\n");
+        let login = LoginState {
+            totp_factors: 1,
+            backup_codes_left: 3,
+            ..NONE
+        };
+        let o = offer(&c, "vpn", true, &login, &[], false);
+        assert!(!o.methods.totp && o.enrolled.totp);
+        assert_eq!(o.methods.backup_codes, 3);
+        let other = offer(&c, "sshd", true, &login, &[], false);
+        assert!(other.methods.totp);
+    }
+
+    #[test]
+    fn with_key_alone_off_a_key_is_followed_by_a_code_only_when_there_is_one() {
+        let c = config("[fido2]\nkey_alone = false\n");
+        let keys_only = LoginState {
+            fido2_keys: 1,
+            ..NONE
+        };
+        let both = LoginState {
+            totp_factors: 1,
+            ..keys_only
+        };
+        assert!(
+            !offer(&c, "login", true, &keys_only, &[], false)
+                .methods
+                .key_then_code
+        );
+        assert!(
+            offer(&c, "login", true, &both, &[], false)
+                .methods
+                .key_then_code
+        );
+        assert!(
+            !offer(&Config::default(), "login", true, &both, &[], false)
+                .methods
+                .key_then_code
+        );
+    }
+
+    #[test]
+    fn the_gate_in_order() {
+        let c = Config::default();
+        let net: ipnet::IpNet = "10.0.0.0/8".parse().unwrap();
+        let totp = LoginState {
+            totp_factors: 1,
+            ..NONE
+        };
+        let o = offer(&c, "sshd", false, &totp, &[], false);
+        assert_eq!(gate(&o, Some(net), Some(9), false), Gate::Trusted(net));
+        assert_eq!(gate(&o, None, Some(9), false), Gate::Locked(9));
+        assert_eq!(gate(&o, None, None, false), Gate::Ask);
+        // A trusted network does not lift a lock for a user with nothing to offer, nor does it
+        // enforce one.
+        let none = offer(&c, "sshd", false, &NONE, &[], false);
+        assert_eq!(gate(&none, Some(net), Some(9), false), Gate::NoFactor);
+        assert_eq!(gate(&none, None, Some(9), false), Gate::Locked(9));
+        assert_eq!(gate(&none, None, None, true), Gate::NoFactor);
+    }
+
+    #[test]
+    fn only_keys_remotely_is_told_apart_from_a_service_that_accepts_nothing_of_theirs() {
+        let c = Config::default();
+        let keys = LoginState {
+            fido2_keys: 1,
+            ..NONE
+        };
+        let remote = offer(&c, "sshd", false, &keys, &[], false);
+        assert_eq!(gate(&remote, None, None, false), Gate::KeysNotRemote);
+        let local_no_keys = offer(&c, "login", false, &keys, &[], false);
+        assert_eq!(gate(&local_no_keys, None, None, true), Gate::NotAccepted);
+        let c = config("[services.vpn]\nmethods = [\"fido2\"]\n");
+        let totp = LoginState {
+            totp_factors: 1,
+            ..NONE
+        };
+        let o = offer(&c, "vpn", false, &totp, &[], false);
+        assert_eq!(gate(&o, None, None, false), Gate::NotAccepted);
     }
 }
