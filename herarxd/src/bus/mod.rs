@@ -200,11 +200,13 @@ impl AuthInterface {
         blocking(move || {
             logins.begin(
                 &caller,
-                &user,
-                &service,
-                &rhost,
-                &tty,
-                &ssh_auth_info,
+                &crate::login::Request {
+                    user: &user,
+                    service: &service,
+                    rhost: &rhost,
+                    tty: &tty,
+                    ssh_auth_info: &ssh_auth_info,
+                },
                 unix_now(),
             )
         })

@@ -263,7 +263,17 @@ mod tests {
         };
         let (id, _) = h
             .logins
-            .begin(&caller, "alice", "sshd", "", "", "", NOW)
+            .begin(
+                (&caller),
+                &crate::login::Request {
+                    user: "alice",
+                    service: "sshd",
+                    rhost: "",
+                    tty: "",
+                    ssh_auth_info: "",
+                },
+                NOW,
+            )
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("herarx.toml");

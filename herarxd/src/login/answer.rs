@@ -12,6 +12,17 @@ use crate::state::printable;
 use crate::store::verify::VerifyOutcome;
 use crate::store::{AuditCtx, AuditResult, FactorKind, Scope};
 
+/// A transaction as it stood when an answer came: what the stage's handler reads (the stage
+/// itself is matched apart).
+pub(super) struct Turn {
+    pub(super) id: String,
+    pub(super) ctx: AuditCtx,
+    pub(super) scope: Scope,
+    pub(super) methods: Methods,
+    pub(super) contacts: Vec<ContactChoice>,
+    pub(super) last_sent: Option<u64>,
+}
+
 impl Logins {
     /// Answers the current prompt of transaction `id`, begun by `bus_name`.
     pub fn answer(
@@ -21,7 +32,7 @@ impl Logins {
         response: &str,
         now: u64,
     ) -> Result<Step, HerarxError> {
-        let (ctx, scope, stage, methods, contacts, last_sent) = {
+        let (turn, stage) = {
             let mut table = self.table();
             let Some(txn) = table.by_id.get_mut(id).filter(|t| t.owner == bus_name) else {
                 drop(table);
@@ -65,14 +76,18 @@ impl Logins {
             txn.checking = true;
             txn.steps += 1;
             (
-                txn.ctx.clone(),
-                txn.scope.clone(),
+                Turn {
+                    id: id.to_owned(),
+                    ctx: txn.ctx.clone(),
+                    scope: txn.scope.clone(),
+                    methods: txn.methods,
+                    contacts: txn.contacts.clone(),
+                    last_sent: txn.last_sent,
+                },
                 txn.stage.clone(),
-                txn.methods,
-                txn.contacts.clone(),
-                txn.last_sent,
             )
         };
+        let (ctx, scope, methods) = (&turn.ctx, &turn.scope, turn.methods);
         // An overlong answer is no code: checked (and counted) as a malformed one.
         let response = if response.len() <= limits::ANSWER_MAX {
             response
@@ -81,15 +96,11 @@ impl Logins {
         };
         let next = match stage {
             Stage::Code | Stage::BackupCode | Stage::SentCode { .. } => {
-                self.answer_code(id, &ctx, &scope, &stage, methods, &contacts, response, now)
+                self.answer_code(&turn, &stage, response, now)
             }
-            Stage::Menu { back } => {
-                Ok(self.answer_menu(*back, methods, &contacts, last_sent, response, now))
-            }
-            Stage::Send { factor_id } => {
-                self.answer_send(id, &ctx, &factor_id, methods, &contacts, last_sent, now)
-            }
-            Stage::Enrol { pending_id } => self.answer_enrolment(&ctx, &pending_id, response, now),
+            Stage::Menu { back } => Ok(self.answer_menu(&turn, *back, response, now)),
+            Stage::Send { factor_id } => self.answer_send(&turn, &factor_id, now),
+            Stage::Enrol { pending_id } => self.answer_enrolment(ctx, &pending_id, response, now),
             Stage::KeyPin => Ok(Next::Continue(
                 Stage::KeyTouch {
                     pin: Some(Zeroizing::new(response.to_owned())),
@@ -98,15 +109,15 @@ impl Logins {
             )),
             Stage::KeyTouch { pin } => self.answer_touch(
                 id,
-                &ctx,
-                &scope,
+                ctx,
+                scope,
                 methods,
                 pin.as_deref().map(String::as_str),
                 now,
             ),
             Stage::ShowCodes => Ok(Next::Done(self.after_success(
                 id,
-                &ctx,
+                ctx,
                 Step::terminal(Action::Success, ""),
                 now,
             ))),
@@ -138,18 +149,15 @@ impl Logins {
 
     /// A code (from the app, a backup code, or a code sent by email or text) at a code
     /// prompt.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn answer_code(
         &self,
-        id: &str,
-        ctx: &AuditCtx,
-        scope: &Scope,
+        turn: &Turn,
         stage: &Stage,
-        methods: Methods,
-        contacts: &[ContactChoice],
         response: &str,
         now: u64,
     ) -> Result<Next, HerarxError> {
+        let (id, ctx, scope) = (turn.id.as_str(), &turn.ctx, &turn.scope);
+        let (methods, contacts) = (turn.methods, turn.contacts.as_slice());
         // An empty answer (or `?`) asks for the other ways in, when there are any; it is no
         // attempt at a code, so it is not counted. After a code was sent, the menu is where a
         // new one is asked for, even when it is the only way.
@@ -290,15 +298,9 @@ impl Logins {
     /// A choice in the method menu; Enter goes back to where it was opened. Choosing an
     /// email or SMS factor leads to its `Wait` step (the send is the next answer), unless a
     /// code went out too recently in this login.
-    pub(super) fn answer_menu(
-        &self,
-        back: Stage,
-        methods: Methods,
-        contacts: &[ContactChoice],
-        last_sent: Option<u64>,
-        response: &str,
-        now: u64,
-    ) -> Next {
+    pub(super) fn answer_menu(&self, turn: &Turn, back: Stage, response: &str, now: u64) -> Next {
+        let (methods, contacts, last_sent) =
+            (turn.methods, turn.contacts.as_slice(), turn.last_sent);
         let items = methods.menu(contacts);
         let choice = response.trim();
         if choice.is_empty() {

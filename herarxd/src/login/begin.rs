@@ -31,17 +31,19 @@ pub(super) struct Run {
 impl Logins {
     /// Starts a login for `user`. Returns the transaction id (empty for a terminal first
     /// step: nothing to answer) and the first step.
-    #[allow(clippy::too_many_arguments)]
     pub fn begin(
         &self,
         caller: &Caller,
-        user: &str,
-        service: &str,
-        rhost: &str,
-        tty: &str,
-        ssh_auth_info: &str,
+        request: &Request<'_>,
         now: u64,
     ) -> Result<(String, Step), HerarxError> {
+        let Request {
+            user,
+            service,
+            rhost,
+            tty,
+            ssh_auth_info,
+        } = *request;
         // Remote from PAM_RHOST, or from the service's policy; never from the caller.
         let remote = is_remote(rhost) || self.state.config().always_remote(service);
         let ctx = AuditCtx {

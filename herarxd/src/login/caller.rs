@@ -54,3 +54,15 @@ pub fn scope_of(rhost: &str) -> Scope {
         None => Scope::Remote(rhost.trim().to_ascii_lowercase()),
     }
 }
+
+/// What the PAM module asks: whose login, through which service, from which host and terminal,
+/// and what sshd said of the keys it accepted. Claims, not facts: they choose the account, fill
+/// the audit record and (rhost, service) the scope; the caller's identity comes from [`Caller`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request<'a> {
+    pub user: &'a str,
+    pub service: &'a str,
+    pub rhost: &'a str,
+    pub tty: &'a str,
+    pub ssh_auth_info: &'a str,
+}

@@ -31,6 +31,7 @@ mod methods;
 mod plan;
 mod words;
 
+use answer::Turn;
 use begin::*;
 pub use caller::*;
 use methods::*;

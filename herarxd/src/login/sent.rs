@@ -108,17 +108,15 @@ impl Logins {
 
     /// The answer after "Sending a code to …": sends it, then asks for it; or, when nothing
     /// could be sent, the other ways in with why (the end when there is none).
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn answer_send(
         &self,
-        id: &str,
-        ctx: &AuditCtx,
+        turn: &Turn,
         factor_id: &str,
-        methods: Methods,
-        contacts: &[ContactChoice],
-        last_sent: Option<u64>,
         now: u64,
     ) -> Result<Next, HerarxError> {
+        let (id, ctx) = (turn.id.as_str(), &turn.ctx);
+        let (methods, contacts, last_sent) =
+            (turn.methods, turn.contacts.as_slice(), turn.last_sent);
         let Some(contact) = contacts.iter().find(|c| c.factor_id == factor_id) else {
             return Ok(Next::Done(Step::terminal(
                 Action::Denied,

@@ -89,7 +89,17 @@ fn root() -> Caller {
 /// the console.
 fn begin(h: &Harness, user: &str, rhost: &str) -> (String, Step) {
     h.logins
-        .begin(&root(), user, "login", rhost, "", "", NOW)
+        .begin(
+            (&root()),
+            &Request {
+                user,
+                service: "login",
+                rhost,
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap()
 }
 
@@ -201,7 +211,17 @@ fn locking_ends_the_login_and_later_begins_say_so() {
     );
     let (id, step) = h
         .logins
-        .begin(&root(), "alice", "sshd", "192.0.2.1", "", "", NOW + 60)
+        .begin(
+            (&root()),
+            &Request {
+                user: "alice",
+                service: "sshd",
+                rhost: "192.0.2.1",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW + 60,
+        )
         .unwrap();
     assert_eq!(id, "");
     assert_eq!(step.action, Action::Locked);
@@ -209,7 +229,17 @@ fn locking_ends_the_login_and_later_begins_say_so() {
     // The console is another scope.
     let (_, step) = h
         .logins
-        .begin(&root(), "alice", "login", "", "tty1", "", NOW + 60)
+        .begin(
+            (&root()),
+            &Request {
+                user: "alice",
+                service: "login",
+                rhost: "",
+                tty: "tty1",
+                ssh_auth_info: "",
+            },
+            NOW + 60,
+        )
         .unwrap();
     assert_eq!(step.action, Action::Prompt);
     assert_eq!(h.audit()[0].result, AuditResult::Locked);
@@ -446,13 +476,33 @@ fn enrolment_is_offered_only_where_and_while_policy_allows() {
     // Locally within the window (it began at the first sight, above): offered.
     let (_, step) = h
         .logins
-        .begin(&root(), "bob", "login", "", "tty1", "", NOW + 86_399)
+        .begin(
+            (&root()),
+            &Request {
+                user: "bob",
+                service: "login",
+                rhost: "",
+                tty: "tty1",
+                ssh_auth_info: "",
+            },
+            NOW + 86_399,
+        )
         .unwrap();
     assert_eq!(step.prompt, ENROL_PROMPT);
     // After the window: refused.
     let (_, step) = h
         .logins
-        .begin(&root(), "bob", "login", "", "tty1", "", NOW + 86_400)
+        .begin(
+            (&root()),
+            &Request {
+                user: "bob",
+                service: "login",
+                rhost: "",
+                tty: "tty1",
+                ssh_auth_info: "",
+            },
+            NOW + 86_400,
+        )
         .unwrap();
     assert_eq!(step.action, Action::Denied);
     assert!(h.audit()[0].reason.contains("window"), "{:?}", h.audit()[0]);
@@ -496,12 +546,32 @@ fn allow_until_a_deadline_then_deny() {
     let deadline = 1_700_006_400; // 2023-11-15T00:00:00Z
     let (_, step) = h
         .logins
-        .begin(&root(), "bob", "sshd", "", "", "", deadline - 1)
+        .begin(
+            (&root()),
+            &Request {
+                user: "bob",
+                service: "sshd",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            deadline - 1,
+        )
         .unwrap();
     assert_eq!(step.action, Action::Skip);
     let (_, step) = h
         .logins
-        .begin(&root(), "bob", "sshd", "", "", "", deadline)
+        .begin(
+            (&root()),
+            &Request {
+                user: "bob",
+                service: "sshd",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            deadline,
+        )
         .unwrap();
     assert_eq!(step, Step::terminal(Action::Denied, NO_FACTOR_DENIED));
 }
@@ -541,7 +611,17 @@ fn a_service_accepts_only_its_methods() {
     h.enrol("bob");
     let (_, step) = h
         .logins
-        .begin(&root(), "bob", "sudo", "", "", "", NOW)
+        .begin(
+            (&root()),
+            &Request {
+                user: "bob",
+                service: "sudo",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap();
     assert_eq!(step, Step::terminal(Action::Denied, NO_ACCEPTED_METHOD));
 }
@@ -642,7 +722,17 @@ fn a_caller_outside_a_local_session_of_its_own_is_not_offered_a_key() {
     };
     let (_, step) = h
         .logins
-        .begin(&locker, "alice", "login", "", "", "", NOW)
+        .begin(
+            (&locker),
+            &Request {
+                user: "alice",
+                service: "login",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap();
     assert_eq!(step.action, Action::Prompt, "{step:?}");
     assert_ne!(step, Step::wait(TOUCH_MESSAGE));
@@ -651,7 +741,17 @@ fn a_caller_outside_a_local_session_of_its_own_is_not_offered_a_key() {
     locker.keys_allowed = true;
     let (_, step) = h
         .logins
-        .begin(&locker, "alice", "login", "", "", "", NOW)
+        .begin(
+            (&locker),
+            &Request {
+                user: "alice",
+                service: "login",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap();
     assert_eq!(step, Step::wait(TOUCH_MESSAGE));
 }
@@ -835,7 +935,17 @@ fn no_key_plugged_in_says_so_and_offers_the_rest() {
     let state = Arc::new(state);
     let logins = Logins::new(state.clone());
     let (id, step) = logins
-        .begin(&root(), "alice", "login", "", "", "", NOW)
+        .begin(
+            (&root()),
+            &Request {
+                user: "alice",
+                service: "login",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap();
     assert_eq!(step.action, Action::Wait);
     let step = logins.answer(":1.7", &id, "", NOW).unwrap();
@@ -973,13 +1083,33 @@ fn only_root_or_the_user_may_begin() {
     };
     assert!(
         h.logins
-            .begin(&alice, "alice", "xscreensaver", "", ":0", "", NOW)
+            .begin(
+                (&alice),
+                &Request {
+                    user: "alice",
+                    service: "xscreensaver",
+                    rhost: "",
+                    tty: ":0",
+                    ssh_auth_info: ""
+                },
+                NOW,
+            )
             .is_ok()
     );
     for user in ["bob", "root", "nosuchuser"] {
         let e = h
             .logins
-            .begin(&alice, user, "xscreensaver", "", ":0", "", NOW)
+            .begin(
+                (&alice),
+                &Request {
+                    user,
+                    service: "xscreensaver",
+                    rhost: "",
+                    tty: ":0",
+                    ssh_auth_info: "",
+                },
+                NOW,
+            )
             .unwrap_err();
         assert!(
             matches!(e, HerarxError::PermissionDenied(_)),
@@ -1003,7 +1133,17 @@ fn arguments_are_bounded_and_printable() {
     ] {
         let e = h
             .logins
-            .begin(&root(), user, service, rhost, tty, "", NOW)
+            .begin(
+                (&root()),
+                &Request {
+                    user,
+                    service,
+                    rhost,
+                    tty,
+                    ssh_auth_info: "",
+                },
+                NOW,
+            )
             .unwrap_err();
         assert!(matches!(e, HerarxError::InvalidArgument(_)), "{user:?}");
     }
@@ -1054,7 +1194,17 @@ fn expired_transactions_are_pruned_and_connections_leaving_drop_theirs() {
         keys_allowed: true,
     };
     h.logins
-        .begin(&other, "alice", "sshd", "", "", "", NOW + 100)
+        .begin(
+            (&other),
+            &Request {
+                user: "alice",
+                service: "sshd",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW + 100,
+        )
         .unwrap();
     assert_eq!(h.logins.live(), 3);
     assert_eq!(h.logins.drop_owner(":1.99"), 1);
@@ -1072,7 +1222,17 @@ fn one_connection_may_hold_only_so_many_transactions() {
     }
     let e = h
         .logins
-        .begin(&root(), "alice", "sshd", "", "", "", NOW)
+        .begin(
+            (&root()),
+            &Request {
+                user: "alice",
+                service: "sshd",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap_err();
     assert!(matches!(e, HerarxError::Busy(_)));
     let other = Caller {
@@ -1084,7 +1244,17 @@ fn one_connection_may_hold_only_so_many_transactions() {
     };
     assert!(
         h.logins
-            .begin(&other, "alice", "sshd", "", "", "", NOW)
+            .begin(
+                (&other),
+                &Request {
+                    user: "alice",
+                    service: "sshd",
+                    rhost: "",
+                    tty: "",
+                    ssh_auth_info: ""
+                },
+                NOW,
+            )
             .is_ok()
     );
 }
@@ -1115,7 +1285,17 @@ fn a_service_can_count_as_remote_whatever_its_rhost() {
     h.enrol("alice");
     let (id, _) = h
         .logins
-        .begin(&root(), "alice", "sshd", "127.0.0.1", "", "", NOW)
+        .begin(
+            (&root()),
+            &Request {
+                user: "alice",
+                service: "sshd",
+                rhost: "127.0.0.1",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap();
     h.logins.answer(":1.7", &id, &wrong(NOW), NOW).unwrap();
     assert!(h.audit()[0].remote, "audited as remote");
@@ -1138,7 +1318,17 @@ fn a_service_can_count_as_remote_whatever_its_rhost() {
     // Other services from loopback stay local.
     let (id, _) = h
         .logins
-        .begin(&root(), "alice", "login", "127.0.0.1", "", "", NOW)
+        .begin(
+            (&root()),
+            &Request {
+                user: "alice",
+                service: "login",
+                rhost: "127.0.0.1",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap();
     h.logins.answer(":1.7", &id, &wrong(NOW), NOW).unwrap();
     assert_eq!(
@@ -1218,7 +1408,17 @@ fn trusted_harness() -> Harness {
 
 fn begin_service(h: &Harness, service: &str, rhost: &str) -> (String, Step) {
     h.logins
-        .begin(&root(), "alice", service, rhost, "", "", NOW)
+        .begin(
+            (&root()),
+            &Request {
+                user: "alice",
+                service,
+                rhost,
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap()
 }
 
@@ -1294,14 +1494,34 @@ fn a_trusted_network_neither_lets_others_in_nor_is_locked() {
     };
     let e = h
         .logins
-        .begin(&bob, "alice", "xscreensaver", "10.20.3.4", ":0", "", NOW)
+        .begin(
+            (&bob),
+            &Request {
+                user: "alice",
+                service: "xscreensaver",
+                rhost: "10.20.3.4",
+                tty: ":0",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap_err();
     assert!(matches!(e, HerarxError::PermissionDenied(_)), "{e:?}");
     assert_eq!(h.audit()[0].result, AuditResult::Refused);
     // The user's own screen locker from a trusted address is let through.
     let (_, step) = h
         .logins
-        .begin(&bob, "bob", "xscreensaver", "10.20.3.4", ":0", "", NOW)
+        .begin(
+            (&bob),
+            &Request {
+                user: "bob",
+                service: "xscreensaver",
+                rhost: "10.20.3.4",
+                tty: ":0",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap();
     assert_eq!(step.action, Action::Skip);
     // Trusted logins skip before the lockout is looked at: a lockout from elsewhere does
@@ -1332,8 +1552,17 @@ fn as_user(uid: u32, connection: u32) -> Caller {
 }
 
 fn begin_as(h: &Harness, caller: &Caller, user: &str) -> Result<(String, Step), HerarxError> {
-    h.logins
-        .begin(caller, user, "xscreensaver", "", "", "", NOW)
+    h.logins.begin(
+        caller,
+        &Request {
+            user,
+            service: "xscreensaver",
+            rhost: "",
+            tty: "",
+            ssh_auth_info: "",
+        },
+        NOW,
+    )
 }
 
 #[test]
@@ -1416,7 +1645,17 @@ fn the_last_places_are_roots_alone() {
     begin(&h, "carol", "");
     let e = h
         .logins
-        .begin(&root(), "carol", "login", "", "", "", NOW)
+        .begin(
+            (&root()),
+            &Request {
+                user: "carol",
+                service: "login",
+                rhost: "",
+                tty: "",
+                ssh_auth_info: "",
+            },
+            NOW,
+        )
         .unwrap_err();
     assert!(matches!(e, HerarxError::Busy(_)), "{e:?}");
 }
