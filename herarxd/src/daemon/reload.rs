@@ -264,7 +264,7 @@ mod tests {
         let (id, _) = h
             .logins
             .begin(
-                (&caller),
+                &caller,
                 &crate::login::Request {
                     user: "alice",
                     service: "sshd",

@@ -118,13 +118,13 @@ impl Sms {
         self.h
             .logins
             .begin(
-                (&Caller {
+                &Caller {
                     bus_name: ":1.7".into(),
                     uid: 0,
                     session: NO_SESSION,
                     login_uid: None,
                     keys_allowed: true,
-                }),
+                },
                 &Request {
                     user,
                     service: "sshd",

@@ -90,7 +90,7 @@ fn root() -> Caller {
 fn begin(h: &Harness, user: &str, rhost: &str) -> (String, Step) {
     h.logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user,
                 service: "login",
@@ -212,7 +212,7 @@ fn locking_ends_the_login_and_later_begins_say_so() {
     let (id, step) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "alice",
                 service: "sshd",
@@ -230,7 +230,7 @@ fn locking_ends_the_login_and_later_begins_say_so() {
     let (_, step) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "alice",
                 service: "login",
@@ -477,7 +477,7 @@ fn enrolment_is_offered_only_where_and_while_policy_allows() {
     let (_, step) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "bob",
                 service: "login",
@@ -493,7 +493,7 @@ fn enrolment_is_offered_only_where_and_while_policy_allows() {
     let (_, step) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "bob",
                 service: "login",
@@ -547,7 +547,7 @@ fn allow_until_a_deadline_then_deny() {
     let (_, step) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "bob",
                 service: "sshd",
@@ -562,7 +562,7 @@ fn allow_until_a_deadline_then_deny() {
     let (_, step) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "bob",
                 service: "sshd",
@@ -612,7 +612,7 @@ fn a_service_accepts_only_its_methods() {
     let (_, step) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "bob",
                 service: "sudo",
@@ -723,7 +723,7 @@ fn a_caller_outside_a_local_session_of_its_own_is_not_offered_a_key() {
     let (_, step) = h
         .logins
         .begin(
-            (&locker),
+            &locker,
             &Request {
                 user: "alice",
                 service: "login",
@@ -742,7 +742,7 @@ fn a_caller_outside_a_local_session_of_its_own_is_not_offered_a_key() {
     let (_, step) = h
         .logins
         .begin(
-            (&locker),
+            &locker,
             &Request {
                 user: "alice",
                 service: "login",
@@ -936,7 +936,7 @@ fn no_key_plugged_in_says_so_and_offers_the_rest() {
     let logins = Logins::new(state.clone());
     let (id, step) = logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "alice",
                 service: "login",
@@ -1084,7 +1084,7 @@ fn only_root_or_the_user_may_begin() {
     assert!(
         h.logins
             .begin(
-                (&alice),
+                &alice,
                 &Request {
                     user: "alice",
                     service: "xscreensaver",
@@ -1100,7 +1100,7 @@ fn only_root_or_the_user_may_begin() {
         let e = h
             .logins
             .begin(
-                (&alice),
+                &alice,
                 &Request {
                     user,
                     service: "xscreensaver",
@@ -1134,7 +1134,7 @@ fn arguments_are_bounded_and_printable() {
         let e = h
             .logins
             .begin(
-                (&root()),
+                &root(),
                 &Request {
                     user,
                     service,
@@ -1195,7 +1195,7 @@ fn expired_transactions_are_pruned_and_connections_leaving_drop_theirs() {
     };
     h.logins
         .begin(
-            (&other),
+            &other,
             &Request {
                 user: "alice",
                 service: "sshd",
@@ -1223,7 +1223,7 @@ fn one_connection_may_hold_only_so_many_transactions() {
     let e = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "alice",
                 service: "sshd",
@@ -1245,7 +1245,7 @@ fn one_connection_may_hold_only_so_many_transactions() {
     assert!(
         h.logins
             .begin(
-                (&other),
+                &other,
                 &Request {
                     user: "alice",
                     service: "sshd",
@@ -1286,7 +1286,7 @@ fn a_service_can_count_as_remote_whatever_its_rhost() {
     let (id, _) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "alice",
                 service: "sshd",
@@ -1319,7 +1319,7 @@ fn a_service_can_count_as_remote_whatever_its_rhost() {
     let (id, _) = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "alice",
                 service: "login",
@@ -1409,7 +1409,7 @@ fn trusted_harness() -> Harness {
 fn begin_service(h: &Harness, service: &str, rhost: &str) -> (String, Step) {
     h.logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "alice",
                 service,
@@ -1495,7 +1495,7 @@ fn a_trusted_network_neither_lets_others_in_nor_is_locked() {
     let e = h
         .logins
         .begin(
-            (&bob),
+            &bob,
             &Request {
                 user: "alice",
                 service: "xscreensaver",
@@ -1512,7 +1512,7 @@ fn a_trusted_network_neither_lets_others_in_nor_is_locked() {
     let (_, step) = h
         .logins
         .begin(
-            (&bob),
+            &bob,
             &Request {
                 user: "bob",
                 service: "xscreensaver",
@@ -1646,7 +1646,7 @@ fn the_last_places_are_roots_alone() {
     let e = h
         .logins
         .begin(
-            (&root()),
+            &root(),
             &Request {
                 user: "carol",
                 service: "login",
