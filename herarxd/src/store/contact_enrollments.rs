@@ -9,13 +9,13 @@ use super::audit::{AuditCtx, AuditEntry, AuditResult};
 use super::commit_audited;
 use super::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
 use super::factors::{self, FactorRow};
-use super::factors::{info_of, primary_id};
+use super::install::install;
 use super::sent_codes::{
-    Issued, PendingContact, Purpose, code_hash, contacts, delete_codes_of, issue_in, normalize,
+    Issued, PendingContact, Purpose, code_hash, contacts, issue_in, normalize,
 };
 use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal};
 use super::verify::VerifyOutcome;
-use super::{Store, StoreError, accounts, to_sql};
+use super::{Store, StoreError, to_sql};
 use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::Params;
 
@@ -237,20 +237,10 @@ impl Store {
                 format!("wrong confirmation code ({tries_left} tries left)"),
             );
         }
-        let replaced = match replaces.as_deref() {
-            Some(old) => factors::get(&tx, user, old)?,
-            None => None,
-        };
-        let was_primary = match &replaced {
-            Some(old) => primary_id(&tx, user)?.as_deref() == Some(old.id.as_str()),
-            None => false,
-        };
-        if let Some(old) = &replaced {
-            factors::delete(&tx, user, &old.id)?;
-            delete_codes_of(&tx, user, &old.id)?;
-        }
+        // The factor id was drawn (and the destination sealed under it) when the enrolment
+        // began. The code's row goes after the new factor is in, as it always did.
         let row = FactorRow {
-            id: factor_id.clone(),
+            id: factor_id,
             user: user.to_owned(),
             kind,
             name,
@@ -259,22 +249,25 @@ impl Store {
             sealed,
             last_step: None,
             created: now,
+            // Proven to receive codes just now.
             last_used: now,
         };
-        factors::insert(&tx, &row)?;
-        tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
-            .execute([id])?;
-        if was_primary {
-            accounts::set_primary(&tx, user, Some(&factor_id), now)?;
-        }
-        let info = info_of(&tx, &self.key, user, &row)?;
-        let reason = match &replaced {
-            Some(old) => format!("factor {factor_id} enrolled, replacing factor {}", old.id),
-            None => format!("factor {factor_id} enrolled"),
-        };
+        let installed = install(
+            &tx,
+            &self.key,
+            &row,
+            replaces.as_deref(),
+            |tx| {
+                tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+                    .execute([id])?;
+                Ok(())
+            },
+            now,
+        )?;
+        let reason = installed.reason();
         finish(
             tx,
-            ConfirmOutcome::Enrolled(info),
+            ConfirmOutcome::Enrolled(installed.info),
             AuditResult::Success,
             reason,
         )

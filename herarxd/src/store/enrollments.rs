@@ -12,8 +12,9 @@ use zeroize::Zeroizing;
 
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
 use super::commit_audited;
+use super::factors::info_of;
 use super::factors::{self, FactorRow};
-use super::factors::{info_of, primary_id};
+use super::install::install;
 use super::lockout::{self};
 use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal, refuse_step_up};
 use super::verify::VerifyOutcome;
@@ -374,48 +375,37 @@ impl Store {
         )?;
         match totp::verify(&secret, &pending.params, code, now, self.policy.skew, None) {
             Ok(step) => {
-                let replaced = match pending.replaces.as_deref() {
-                    Some(old) => factors::get(&tx, user, old)?,
-                    None => None,
-                };
-                let was_primary = match &replaced {
-                    Some(old) => primary_id(&tx, user)?.as_deref() == Some(old.id.as_str()),
-                    None => false,
-                };
+                // The new id is drawn before the replaced factor is deleted (as it always
+                // was), so it can never be that factor's id. Drawing it before install()'s
+                // reads (the replaced row, the primary) moves only reads past reads.
                 let factor_id = factors::new_id(&tx)?;
                 let sealed =
                     seal::seal(&self.key, &seal::aad(Kind::Totp, user, &factor_id), &secret)?;
                 let row = FactorRow {
-                    id: factor_id.clone(),
+                    id: factor_id,
                     user: user.to_owned(),
                     kind: FactorKind::Totp,
                     name: pending.name,
                     params: pending.params,
                     sealed,
+                    // The confirmation code's step: it cannot log in again.
                     last_step: Some(step),
                     created: now,
+                    // Not used to log in yet.
                     last_used: 0,
                 };
-                if let Some(old) = &replaced {
-                    factors::delete(&tx, user, &old.id)?;
-                    super::sent_codes::delete_codes_of(&tx, user, &old.id)?;
-                }
-                factors::insert(&tx, &row)?;
-                delete_pending(&tx, id)?;
-                if was_primary {
-                    accounts::set_primary(&tx, user, Some(&factor_id), now)?;
-                }
-                // The first factor is the primary one (until the user picks another).
-                let info = info_of(&tx, &self.key, user, &row)?;
-                let reason = match &replaced {
-                    Some(old) => {
-                        format!("factor {factor_id} enrolled, replacing factor {}", old.id)
-                    }
-                    None => format!("factor {factor_id} enrolled"),
-                };
+                let installed = install(
+                    &tx,
+                    &self.key,
+                    &row,
+                    pending.replaces.as_deref(),
+                    |tx| delete_pending(tx, id),
+                    now,
+                )?;
+                let reason = installed.reason();
                 finish(
                     tx,
-                    ConfirmOutcome::Enrolled(info),
+                    ConfirmOutcome::Enrolled(installed.info),
                     AuditResult::Success,
                     reason,
                 )

@@ -14,6 +14,7 @@ pub mod contact_enrollments;
 pub mod enrollments;
 pub mod factors;
 pub mod fido2;
+mod install;
 pub mod kind;
 pub mod lockout;
 pub mod remembered;
