@@ -12,6 +12,7 @@ pub mod audit;
 pub mod backup_codes;
 pub mod contact_enrollments;
 pub mod enrollments;
+pub mod factor_changes;
 pub mod factors;
 pub mod fido2;
 mod install;
