@@ -1,7 +1,7 @@
 //! Adding an email address or a phone number: a step-up, a code sent there, its confirmation
 //! and the new factor, each in one transaction with its audit row.
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use subtle::ConstantTimeEq;
 
 use super::FactorKind;
@@ -51,6 +51,50 @@ impl From<AdditionRefusal> for ContactBeginOutcome {
             AdditionRefusal::StepUp(r) => ContactBeginOutcome::from(r),
         }
     }
+}
+
+/// The `sent_codes` row of an email or SMS enrolment waiting for its code. No `Debug`: it
+/// holds the code's hash.
+struct PendingCode {
+    kind: FactorKind,
+    /// The id the new factor gets (the destination is sealed under it).
+    factor_id: Option<String>,
+    name: String,
+    /// The destination, sealed.
+    sealed: Option<Vec<u8>>,
+    /// The factor the confirmation replaces, if any.
+    replaces: Option<String>,
+    hash: Vec<u8>,
+    attempts: u32,
+    /// The enrolment began after a step-up.
+    stepped_up: bool,
+}
+
+/// `user`'s unexpired enrolment code `id`, if any.
+fn pending_code(
+    conn: &Connection,
+    id: &str,
+    user: &str,
+    now: u64,
+) -> rusqlite::Result<Option<PendingCode>> {
+    conn.prepare_cached(
+        "SELECT kind, factor_id, name, sealed, replaces, hash, attempts, stepped_up
+         FROM sent_codes
+         WHERE id = ?1 AND user = ?2 AND purpose = 'enrol' AND expires > ?3",
+    )?
+    .query_row((id, user, to_sql(now)), |r| {
+        Ok(PendingCode {
+            kind: r.get(0)?,
+            factor_id: r.get(1)?,
+            name: r.get(2)?,
+            sealed: r.get(3)?,
+            replaces: r.get(4)?,
+            hash: r.get(5)?,
+            attempts: r.get(6)?,
+            stepped_up: r.get(7)?,
+        })
+    })
+    .optional()
 }
 
 impl Store {
@@ -157,37 +201,17 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        type Pending = (
-            FactorKind,
-            Option<String>,
-            String,
-            Option<Vec<u8>>,
-            Option<String>,
-            Vec<u8>,
-            u32,
-            bool,
-        );
-        let pending: Option<Pending> = tx
-            .prepare_cached(
-                "SELECT kind, factor_id, name, sealed, replaces, hash, attempts, stepped_up
-                 FROM sent_codes
-                 WHERE id = ?1 AND user = ?2 AND purpose = 'enrol' AND expires > ?3",
-            )?
-            .query_row((id, user, to_sql(now)), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            })
-            .optional()?;
-        let Some((kind, Some(factor_id), name, Some(sealed), replaces, hash, attempts, stepped_up)) =
-            pending
+        let pending = pending_code(&tx, id, user, now)?;
+        let Some(PendingCode {
+            kind,
+            factor_id: Some(factor_id),
+            name,
+            sealed: Some(sealed),
+            replaces,
+            hash,
+            attempts,
+            stepped_up,
+        }) = pending
         else {
             let entry = ctx.entry(
                 now,

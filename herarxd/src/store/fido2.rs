@@ -39,12 +39,24 @@ fn encode(credential_id: &[u8], aaguid: &[u8; 16], cose_key: &[u8]) -> Option<Ve
     Some(out)
 }
 
-fn decode(blob: &[u8]) -> Option<(Vec<u8>, [u8; 16], Vec<u8>)> {
+/// What a key's sealed blob holds (public, but bound to its user and factor id by the seal).
+#[derive(Debug, PartialEq, Eq)]
+struct Plain {
+    credential_id: Vec<u8>,
+    aaguid: [u8; 16],
+    cose_key: Vec<u8>,
+}
+
+fn decode(blob: &[u8]) -> Option<Plain> {
     let len = usize::from(u16::from_be_bytes(blob.get(..2)?.try_into().ok()?));
     let id = blob.get(2..2 + len)?.to_vec();
     let aaguid: [u8; 16] = blob.get(2 + len..2 + len + 16)?.try_into().ok()?;
     let key = blob.get(2 + len + 16..)?.to_vec();
-    (!id.is_empty() && !key.is_empty()).then_some((id, aaguid, key))
+    (!id.is_empty() && !key.is_empty()).then_some(Plain {
+        credential_id: id,
+        aaguid,
+        cose_key: key,
+    })
 }
 
 /// The user's keys, oldest first. A row that does not open (moved, edited) is left out: it
@@ -70,7 +82,11 @@ pub fn keys(
     for row in rows {
         let (id, name, sealed, counter) = row?;
         let aad = seal::aad(Kind::Fido2, user, &id);
-        let Some((credential_id, aaguid, cose_key)) = seal::open(key, &aad, &sealed)
+        let Some(Plain {
+            credential_id,
+            aaguid,
+            cose_key,
+        }) = seal::open(key, &aad, &sealed)
             .ok()
             .and_then(|plain| decode(&plain))
         else {

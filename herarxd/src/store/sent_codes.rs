@@ -297,6 +297,15 @@ pub fn contacts(conn: &Connection, key: &MasterKey, user: &str) -> rusqlite::Res
     Ok(out)
 }
 
+/// A login or step-up code that may be consumed. No `Debug`: it holds the code's hash.
+struct LiveCode {
+    id: String,
+    kind: FactorKind,
+    /// The factor it was sent to.
+    factor_id: Option<String>,
+    hash: Vec<u8>,
+}
+
 /// Consumes a login or step-up code of `user` matching `code`, of an accepted kind. Returns
 /// the factor it was sent to and its kind.
 pub(crate) fn consume(
@@ -323,14 +332,25 @@ pub(crate) fn consume(
          JOIN factors f ON f.id = s.factor_id AND f.user = s.user AND f.kind = s.kind
          WHERE s.user = ?1 AND s.purpose IN ('login', 'step-up') AND s.expires > ?2",
     )?;
-    let rows: Vec<(String, FactorKind, Option<String>, Vec<u8>)> = stmt
+    let rows: Vec<LiveCode> = stmt
         .query_map((user, to_sql(now)), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(LiveCode {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                factor_id: r.get(2)?,
+                hash: r.get(3)?,
+            })
         })?
         .collect::<Result<_, _>>()?;
     // Every row is compared, in constant time, whatever matched before.
     let mut found = None;
-    for (id, kind, factor_id, hash) in rows {
+    for LiveCode {
+        id,
+        kind,
+        factor_id,
+        hash,
+    } in rows
+    {
         let accepted = (kind == FactorKind::Email && email) || (kind == FactorKind::Sms && sms);
         let same: bool = code_hash(key, &id, user, &digits_only).ct_eq(&hash).into();
         if same && accepted && found.is_none() {

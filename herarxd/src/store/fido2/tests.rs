@@ -212,7 +212,11 @@ fn encoding_round_trips_and_refuses_garbage() {
     let blob = encode(b"id", &[1; 16], b"key").unwrap();
     assert_eq!(
         decode(&blob),
-        Some((b"id".to_vec(), [1; 16], b"key".to_vec()))
+        Some(Plain {
+            credential_id: b"id".to_vec(),
+            aaguid: [1; 16],
+            cose_key: b"key".to_vec(),
+        })
     );
     for bad in [&b""[..], &[0, 5, 1], &[0, 0][..], &blob[..blob.len() - 3]] {
         assert_eq!(decode(bad), None, "{bad:?}");
