@@ -11,11 +11,11 @@ use super::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
 use super::factors::{self, FactorRow};
 use super::install::install;
 use super::sent_codes::{
-    Issued, PendingContact, Purpose, code_hash, contacts, issue_in, normalize,
+    Issued, PendingContact, Purpose, ToSend, code_hash, contacts, issue_in, normalize,
 };
 use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal};
 use super::verify::VerifyOutcome;
-use super::{Store, StoreError, to_sql};
+use super::{Ctx, Store, StoreError, to_sql};
 use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::Params;
 
@@ -122,12 +122,10 @@ impl Store {
         };
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             replace,
             StepUp::Code(step_up),
-            now,
         )?;
         let allowed = match checked {
             Ok(allowed) => allowed,
@@ -158,20 +156,20 @@ impl Store {
         )?;
         let issued = issue_in(
             &tx,
-            &self.key,
-            &self.policy.sent_codes,
+            Ctx::new(&self.key, &self.policy, now),
             user,
-            kind,
-            destination,
-            Purpose::Enrol,
-            Some(&factor_id),
-            Some(PendingContact {
-                name,
-                sealed: &sealed,
-                replaces: replace,
-                stepped_up: allowed.stepped_up,
-            }),
-            now,
+            ToSend {
+                kind,
+                destination,
+                purpose: Purpose::Enrol,
+                factor_id: Some(&factor_id),
+                enrolment: Some(PendingContact {
+                    name,
+                    sealed: &sealed,
+                    replaces: replace,
+                    stepped_up: allowed.stepped_up,
+                }),
+            },
         )?;
         match issued {
             Ok(issued) => finish(
@@ -228,12 +226,10 @@ impl Store {
         // What held when the enrolment began is checked again: the same rules as for TOTP.
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             replaces.as_deref(),
             StepUp::from_begin(stepped_up),
-            now,
         )?;
         if let Err(refusal) = checked {
             tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?

@@ -17,7 +17,7 @@ use super::factors::{self, FactorRow};
 use super::install::install;
 use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal};
 use super::verify::VerifyOutcome;
-use super::{Store, StoreError, from_sql, random_hex, to_sql};
+use super::{Ctx, Store, StoreError, from_sql, random_hex, to_sql};
 use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::{self, Algorithm, Params};
 
@@ -203,12 +203,10 @@ impl Store {
         };
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             replace,
             StepUp::Code(step_up),
-            now,
         )?;
         let allowed = match checked {
             Ok(allowed) => allowed,
@@ -298,12 +296,10 @@ impl Store {
         // replace removed): the rules are those of now, with the step-up shown back then.
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             pending.replaces.as_deref(),
             StepUp::from_begin(pending.stepped_up),
-            now,
         )?;
         if let Err(refusal) = checked {
             delete_pending(&tx, id)?;

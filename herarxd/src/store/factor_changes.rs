@@ -16,7 +16,7 @@ use super::factors::{self, info_of};
 use super::lockout::{self};
 use super::step_up::{StepUpRefusal, refuse_step_up};
 use super::verify::VerifyOutcome;
-use super::{Store, StoreError};
+use super::{Ctx, Store, StoreError};
 use super::{accounts, backup_codes};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,8 @@ impl Store {
             );
         }
         if let Some(step_up) = step_up
-            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
+            && let Some(refusal) =
+                refuse_step_up(&tx, Ctx::new(&self.key, &self.policy, now), user, step_up)?
         {
             let (result, reason) = refusal.audit();
             return finish(tx, RemoveOutcome::from(refusal), result, reason);
@@ -178,7 +179,8 @@ impl Store {
         };
         let guarded = factors::count(&tx, user)? > 0 || backup_codes::left(&tx, user)? > 0;
         if guarded
-            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
+            && let Some(refusal) =
+                refuse_step_up(&tx, Ctx::new(&self.key, &self.policy, now), user, step_up)?
         {
             let (result, reason) = refusal.audit();
             return finish(tx, BackupCodesOutcome::from(refusal), result, reason);

@@ -15,7 +15,7 @@ use super::factors;
 use super::lockout::{self, Scope};
 use super::step_up::{AdditionRefusal, StepUp, addition_refusal};
 use super::verify::{VerifyOutcome, verify_in};
-use super::{Store, StoreError, from_sql, to_sql};
+use super::{Ctx, Store, StoreError, from_sql, to_sql};
 use crate::crypto::seal::{self, Kind};
 use crate::fido2::{Credential, NewCredential};
 
@@ -163,12 +163,10 @@ impl Store {
         // the account may have gained a factor (or reached the cap) meanwhile.
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             None,
             StepUp::from_begin(stepped_up),
-            now,
         )?;
         if let Err(refusal) = checked {
             let (result, reason) = refusal.audit();
@@ -393,11 +391,9 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let outcome = verify_in(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             &ctx.user,
             code.trim(),
-            now,
             &Scope::Local,
         )?;
         let (result, reason) = outcome.audit();

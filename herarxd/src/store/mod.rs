@@ -343,6 +343,22 @@ impl Store {
     }
 }
 
+/// What the checks inside a transaction need of the store besides the transaction: the key
+/// that opens its rows, the policy, and the time of the request. Borrowed from the
+/// [`Store`]'s fields next to the transaction (`Ctx::new(&self.key, &self.policy, now)`).
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) key: &'a MasterKey,
+    pub(crate) policy: &'a StorePolicy,
+    pub(crate) now: u64,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(key: &'a MasterKey, policy: &'a StorePolicy, now: u64) -> Self {
+        Ctx { key, policy, now }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
