@@ -1,7 +1,7 @@
 //! Adding an email address or a phone number: a step-up, a code sent there, its confirmation
 //! and the new factor, each in one transaction with its audit row.
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use subtle::ConstantTimeEq;
 
 use super::FactorKind;
@@ -9,13 +9,13 @@ use super::audit::{AuditCtx, AuditEntry, AuditResult};
 use super::commit_audited;
 use super::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
 use super::factors::{self, FactorRow};
-use super::factors::{info_of, primary_id};
+use super::install::install;
 use super::sent_codes::{
-    Issued, PendingContact, Purpose, code_hash, contacts, delete_codes_of, issue_in, normalize,
+    Issued, PendingContact, Purpose, ToSend, code_hash, contacts, issue_in, normalize,
 };
 use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal};
 use super::verify::VerifyOutcome;
-use super::{Store, StoreError, accounts, to_sql};
+use super::{Ctx, Store, StoreError, to_sql};
 use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::Params;
 
@@ -53,6 +53,50 @@ impl From<AdditionRefusal> for ContactBeginOutcome {
     }
 }
 
+/// The `sent_codes` row of an email or SMS enrolment waiting for its code. No `Debug`: it
+/// holds the code's hash.
+struct PendingCode {
+    kind: FactorKind,
+    /// The id the new factor gets (the destination is sealed under it).
+    factor_id: Option<String>,
+    name: String,
+    /// The destination, sealed.
+    sealed: Option<Vec<u8>>,
+    /// The factor the confirmation replaces, if any.
+    replaces: Option<String>,
+    hash: Vec<u8>,
+    attempts: u32,
+    /// The enrolment began after a step-up.
+    stepped_up: bool,
+}
+
+/// `user`'s unexpired enrolment code `id`, if any.
+fn pending_code(
+    conn: &Connection,
+    id: &str,
+    user: &str,
+    now: u64,
+) -> rusqlite::Result<Option<PendingCode>> {
+    conn.prepare_cached(
+        "SELECT kind, factor_id, name, sealed, replaces, hash, attempts, stepped_up
+         FROM sent_codes
+         WHERE id = ?1 AND user = ?2 AND purpose = 'enrol' AND expires > ?3",
+    )?
+    .query_row((id, user, to_sql(now)), |r| {
+        Ok(PendingCode {
+            kind: r.get(0)?,
+            factor_id: r.get(1)?,
+            name: r.get(2)?,
+            sealed: r.get(3)?,
+            replaces: r.get(4)?,
+            hash: r.get(5)?,
+            attempts: r.get(6)?,
+            stepped_up: r.get(7)?,
+        })
+    })
+    .optional()
+}
+
 impl Store {
     /// Starts adding `destination` (a normalized address or E.164 number) as a factor of
     /// `kind`: a step-up once the user has anything that logs in, then a confirmation code to
@@ -78,12 +122,10 @@ impl Store {
         };
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             replace,
             StepUp::Code(step_up),
-            now,
         )?;
         let allowed = match checked {
             Ok(allowed) => allowed,
@@ -114,20 +156,20 @@ impl Store {
         )?;
         let issued = issue_in(
             &tx,
-            &self.key,
-            &self.policy.sent_codes,
+            Ctx::new(&self.key, &self.policy, now),
             user,
-            kind,
-            destination,
-            Purpose::Enrol,
-            Some(&factor_id),
-            Some(PendingContact {
-                name,
-                sealed: &sealed,
-                replaces: replace,
-                stepped_up: allowed.stepped_up,
-            }),
-            now,
+            ToSend {
+                kind,
+                destination,
+                purpose: Purpose::Enrol,
+                factor_id: Some(&factor_id),
+                enrolment: Some(PendingContact {
+                    name,
+                    sealed: &sealed,
+                    replaces: replace,
+                    stepped_up: allowed.stepped_up,
+                }),
+            },
         )?;
         match issued {
             Ok(issued) => finish(
@@ -157,37 +199,17 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        type Pending = (
-            FactorKind,
-            Option<String>,
-            String,
-            Option<Vec<u8>>,
-            Option<String>,
-            Vec<u8>,
-            u32,
-            bool,
-        );
-        let pending: Option<Pending> = tx
-            .prepare_cached(
-                "SELECT kind, factor_id, name, sealed, replaces, hash, attempts, stepped_up
-                 FROM sent_codes
-                 WHERE id = ?1 AND user = ?2 AND purpose = 'enrol' AND expires > ?3",
-            )?
-            .query_row((id, user, to_sql(now)), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            })
-            .optional()?;
-        let Some((kind, Some(factor_id), name, Some(sealed), replaces, hash, attempts, stepped_up)) =
-            pending
+        let pending = pending_code(&tx, id, user, now)?;
+        let Some(PendingCode {
+            kind,
+            factor_id: Some(factor_id),
+            name,
+            sealed: Some(sealed),
+            replaces,
+            hash,
+            attempts,
+            stepped_up,
+        }) = pending
         else {
             let entry = ctx.entry(
                 now,
@@ -204,12 +226,10 @@ impl Store {
         // What held when the enrolment began is checked again: the same rules as for TOTP.
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             replaces.as_deref(),
             StepUp::from_begin(stepped_up),
-            now,
         )?;
         if let Err(refusal) = checked {
             tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
@@ -237,20 +257,10 @@ impl Store {
                 format!("wrong confirmation code ({tries_left} tries left)"),
             );
         }
-        let replaced = match replaces.as_deref() {
-            Some(old) => factors::get(&tx, user, old)?,
-            None => None,
-        };
-        let was_primary = match &replaced {
-            Some(old) => primary_id(&tx, user)?.as_deref() == Some(old.id.as_str()),
-            None => false,
-        };
-        if let Some(old) = &replaced {
-            factors::delete(&tx, user, &old.id)?;
-            delete_codes_of(&tx, user, &old.id)?;
-        }
+        // The factor id was drawn (and the destination sealed under it) when the enrolment
+        // began. The code's row goes after the new factor is in, as it always did.
         let row = FactorRow {
-            id: factor_id.clone(),
+            id: factor_id,
             user: user.to_owned(),
             kind,
             name,
@@ -259,22 +269,25 @@ impl Store {
             sealed,
             last_step: None,
             created: now,
+            // Proven to receive codes just now.
             last_used: now,
         };
-        factors::insert(&tx, &row)?;
-        tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
-            .execute([id])?;
-        if was_primary {
-            accounts::set_primary(&tx, user, Some(&factor_id), now)?;
-        }
-        let info = info_of(&tx, &self.key, user, &row)?;
-        let reason = match &replaced {
-            Some(old) => format!("factor {factor_id} enrolled, replacing factor {}", old.id),
-            None => format!("factor {factor_id} enrolled"),
-        };
+        let installed = install(
+            &tx,
+            &self.key,
+            &row,
+            replaces.as_deref(),
+            |tx| {
+                tx.prepare_cached("DELETE FROM sent_codes WHERE id = ?1")?
+                    .execute([id])?;
+                Ok(())
+            },
+            now,
+        )?;
+        let reason = installed.reason();
         finish(
             tx,
-            ConfirmOutcome::Enrolled(info),
+            ConfirmOutcome::Enrolled(installed.info),
             AuditResult::Success,
             reason,
         )

@@ -1,5 +1,6 @@
-//! Self-service changes to a user's factors: TOTP enrolment (begin, confirm, replacing a
-//! factor), removal, backup codes, the primary factor and names.
+//! TOTP enrolment (begin, confirm, replacing a factor). Removal, backup codes, the primary
+//! factor and names are in `factor_changes.rs` (their types re-exported here, where callers
+//! have always found them).
 //!
 //! Each operation is one IMMEDIATE transaction with its audit row. When the user already has a
 //! factor, the change needs a fresh code from one of them (step-up), checked by the same
@@ -13,14 +14,14 @@ use zeroize::Zeroizing;
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
 use super::commit_audited;
 use super::factors::{self, FactorRow};
-use super::factors::{info_of, primary_id};
-use super::lockout::{self};
-use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal, refuse_step_up};
+use super::install::install;
+use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal};
 use super::verify::VerifyOutcome;
-use super::{Store, StoreError, from_sql, random_hex, to_sql};
-use super::{accounts, backup_codes};
+use super::{Ctx, Store, StoreError, from_sql, random_hex, to_sql};
 use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::{self, Algorithm, Params};
+
+pub use super::factor_changes::{BackupCodesOutcome, FactorChange, RemoveOutcome};
 
 /// A pending enrolment is discarded this long after it began.
 pub const PENDING_TTL_SECONDS: u64 = 600;
@@ -77,55 +78,6 @@ pub enum ConfirmOutcome {
     /// step-up: it needs one now. The pending enrolment is gone; start again.
     StepUpRequired,
     /// The factor this enrolment was to replace is gone. The pending enrolment is gone too.
-    NoSuchFactor,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoveOutcome {
-    /// Removed; when it was the last factor, the user's unused backup codes went with it
-    /// (how many).
-    Removed {
-        backup_codes_deleted: usize,
-    },
-    /// Unknown id or another user's: the same answer.
-    NoSuchFactor,
-    StepUpRequired,
-    StepUpFailed(VerifyOutcome),
-}
-
-/// A new set of backup codes, to show once. Never in `Debug` output.
-pub enum BackupCodesOutcome {
-    Generated(Vec<Zeroizing<String>>),
-    StepUpRequired,
-    StepUpFailed(VerifyOutcome),
-}
-
-impl std::fmt::Debug for BackupCodesOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BackupCodesOutcome::Generated(codes) => {
-                write!(f, "Generated({} codes, redacted)", codes.len())
-            }
-            BackupCodesOutcome::StepUpRequired => f.write_str("StepUpRequired"),
-            BackupCodesOutcome::StepUpFailed(o) => write!(f, "StepUpFailed({o:?})"),
-        }
-    }
-}
-
-impl From<StepUpRefusal> for BackupCodesOutcome {
-    fn from(r: StepUpRefusal) -> Self {
-        match r {
-            StepUpRefusal::Missing => BackupCodesOutcome::StepUpRequired,
-            StepUpRefusal::Failed(o) => BackupCodesOutcome::StepUpFailed(o),
-        }
-    }
-}
-
-/// The outcome of a change that needs nothing but ownership (primary, rename).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FactorChange {
-    Changed(FactorInfo),
-    /// Unknown id or another user's: the same answer.
     NoSuchFactor,
 }
 
@@ -196,15 +148,6 @@ impl From<StepUpRefusal> for BeginOutcome {
     }
 }
 
-impl From<StepUpRefusal> for RemoveOutcome {
-    fn from(r: StepUpRefusal) -> Self {
-        match r {
-            StepUpRefusal::Missing => RemoveOutcome::StepUpRequired,
-            StepUpRefusal::Failed(o) => RemoveOutcome::StepUpFailed(o),
-        }
-    }
-}
-
 impl From<AdditionRefusal> for BeginOutcome {
     fn from(r: AdditionRefusal) -> Self {
         match r {
@@ -260,12 +203,10 @@ impl Store {
         };
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             replace,
             StepUp::Code(step_up),
-            now,
         )?;
         let allowed = match checked {
             Ok(allowed) => allowed,
@@ -355,12 +296,10 @@ impl Store {
         // replace removed): the rules are those of now, with the step-up shown back then.
         let checked = addition_refusal(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             user,
             pending.replaces.as_deref(),
             StepUp::from_begin(pending.stepped_up),
-            now,
         )?;
         if let Err(refusal) = checked {
             delete_pending(&tx, id)?;
@@ -374,48 +313,37 @@ impl Store {
         )?;
         match totp::verify(&secret, &pending.params, code, now, self.policy.skew, None) {
             Ok(step) => {
-                let replaced = match pending.replaces.as_deref() {
-                    Some(old) => factors::get(&tx, user, old)?,
-                    None => None,
-                };
-                let was_primary = match &replaced {
-                    Some(old) => primary_id(&tx, user)?.as_deref() == Some(old.id.as_str()),
-                    None => false,
-                };
+                // The new id is drawn before the replaced factor is deleted (as it always
+                // was), so it can never be that factor's id. Drawing it before install()'s
+                // reads (the replaced row, the primary) moves only reads past reads.
                 let factor_id = factors::new_id(&tx)?;
                 let sealed =
                     seal::seal(&self.key, &seal::aad(Kind::Totp, user, &factor_id), &secret)?;
                 let row = FactorRow {
-                    id: factor_id.clone(),
+                    id: factor_id,
                     user: user.to_owned(),
                     kind: FactorKind::Totp,
                     name: pending.name,
                     params: pending.params,
                     sealed,
+                    // The confirmation code's step: it cannot log in again.
                     last_step: Some(step),
                     created: now,
+                    // Not used to log in yet.
                     last_used: 0,
                 };
-                if let Some(old) = &replaced {
-                    factors::delete(&tx, user, &old.id)?;
-                    super::sent_codes::delete_codes_of(&tx, user, &old.id)?;
-                }
-                factors::insert(&tx, &row)?;
-                delete_pending(&tx, id)?;
-                if was_primary {
-                    accounts::set_primary(&tx, user, Some(&factor_id), now)?;
-                }
-                // The first factor is the primary one (until the user picks another).
-                let info = info_of(&tx, &self.key, user, &row)?;
-                let reason = match &replaced {
-                    Some(old) => {
-                        format!("factor {factor_id} enrolled, replacing factor {}", old.id)
-                    }
-                    None => format!("factor {factor_id} enrolled"),
-                };
+                let installed = install(
+                    &tx,
+                    &self.key,
+                    &row,
+                    pending.replaces.as_deref(),
+                    |tx| delete_pending(tx, id),
+                    now,
+                )?;
+                let reason = installed.reason();
                 finish(
                     tx,
-                    ConfirmOutcome::Enrolled(info),
+                    ConfirmOutcome::Enrolled(installed.info),
                     AuditResult::Success,
                     reason,
                 )
@@ -440,593 +368,7 @@ impl Store {
             }
         }
     }
-
-    /// Removes one of `ctx.user`'s factors after a step-up with any of them.
-    pub fn remove_factor(
-        &mut self,
-        ctx: &AuditCtx,
-        id: &str,
-        step_up: &str,
-        now: u64,
-    ) -> Result<(RemoveOutcome, AuditEntry), StoreError> {
-        self.remove_factor_with(ctx, id, Some(step_up), now)
-    }
-
-    /// Removes a factor after the caller proved it is the user by a touch of one of their
-    /// security keys (verified, counter advanced and audited before this call).
-    pub fn remove_factor_after_touch(
-        &mut self,
-        ctx: &AuditCtx,
-        id: &str,
-        now: u64,
-    ) -> Result<(RemoveOutcome, AuditEntry), StoreError> {
-        self.remove_factor_with(ctx, id, None, now)
-    }
-
-    /// `step_up`: a code to check in the transaction, or `None` when a touch was verified.
-    fn remove_factor_with(
-        &mut self,
-        ctx: &AuditCtx,
-        id: &str,
-        step_up: Option<&str>,
-        now: u64,
-    ) -> Result<(RemoveOutcome, AuditEntry), StoreError> {
-        const METHOD: &str = "remove";
-        let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
-        if factors::get(&tx, user, id)?.is_none() {
-            return finish(
-                tx,
-                RemoveOutcome::NoSuchFactor,
-                AuditResult::Refused,
-                "no such factor".into(),
-            );
-        }
-        if let Some(step_up) = step_up
-            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
-        {
-            let (result, reason) = refusal.audit();
-            return finish(tx, RemoveOutcome::from(refusal), result, reason);
-        }
-        factors::delete(&tx, user, id)?;
-        // Codes already sent to it stop working with it.
-        super::sent_codes::delete_codes_of(&tx, user, id)?;
-        // Backup codes alone are a weak second factor, and they would keep the account
-        // counted as enrolled: the last factor takes them along.
-        let backup_codes_deleted = if factors::count(&tx, user)? == 0 {
-            let unused = backup_codes::left(&tx, user)?;
-            backup_codes::delete_all(&tx, user)?;
-            usize::try_from(unused).unwrap_or(usize::MAX)
-        } else {
-            0
-        };
-        let reason = if backup_codes_deleted > 0 {
-            format!(
-                "factor {id} removed; it was the last, so its {backup_codes_deleted} unused \
-                 backup codes were deleted too"
-            )
-        } else {
-            format!("factor {id} removed")
-        };
-        finish(
-            tx,
-            RemoveOutcome::Removed {
-                backup_codes_deleted,
-            },
-            AuditResult::Success,
-            reason,
-        )
-    }
-
-    /// Replaces `ctx.user`'s backup codes with a new set. Once the user has a factor or an
-    /// unused code, it needs a step-up (a backup code counts, and is spent by it).
-    pub fn generate_backup_codes(
-        &mut self,
-        ctx: &AuditCtx,
-        step_up: &str,
-        now: u64,
-    ) -> Result<(BackupCodesOutcome, AuditEntry), StoreError> {
-        const METHOD: &str = "backup-codes";
-        let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
-        let guarded = factors::count(&tx, user)? > 0 || backup_codes::left(&tx, user)? > 0;
-        if guarded
-            && let Some(refusal) = refuse_step_up(&tx, &self.key, &self.policy, user, step_up, now)?
-        {
-            let (result, reason) = refusal.audit();
-            return finish(tx, BackupCodesOutcome::from(refusal), result, reason);
-        }
-        let codes = backup_codes::replace_set(&tx, &self.key, user, now)?;
-        let reason = format!(
-            "{} new backup codes{}; the previous set is void",
-            codes.len(),
-            if guarded { " after step-up" } else { "" }
-        );
-        finish(
-            tx,
-            BackupCodesOutcome::Generated(codes),
-            AuditResult::Success,
-            reason,
-        )
-    }
-
-    /// Makes factor `id` of `ctx.user`'s the one logins offer first.
-    pub fn set_primary(
-        &mut self,
-        ctx: &AuditCtx,
-        id: &str,
-        now: u64,
-    ) -> Result<(FactorChange, AuditEntry), StoreError> {
-        const METHOD: &str = "primary";
-        let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
-        let Some(row) = factors::get(&tx, user, id)? else {
-            return finish(
-                tx,
-                FactorChange::NoSuchFactor,
-                AuditResult::Refused,
-                "no such factor".into(),
-            );
-        };
-        accounts::set_primary(&tx, user, Some(id), now)?;
-        let info = info_of(&tx, &self.key, user, &row)?;
-        finish(
-            tx,
-            FactorChange::Changed(info),
-            AuditResult::Success,
-            format!("factor {id} is now the primary one"),
-        )
-    }
-
-    /// Renames factor `id` of `ctx.user`'s. `name` is checked by the caller.
-    pub fn rename_factor(
-        &mut self,
-        ctx: &AuditCtx,
-        id: &str,
-        name: &str,
-        now: u64,
-    ) -> Result<(FactorChange, AuditEntry), StoreError> {
-        const METHOD: &str = "rename";
-        let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
-        let Some(mut row) = factors::get(&tx, user, id)? else {
-            return finish(
-                tx,
-                FactorChange::NoSuchFactor,
-                AuditResult::Refused,
-                "no such factor".into(),
-            );
-        };
-        tx.prepare_cached("UPDATE factors SET name = ?3 WHERE id = ?1 AND user = ?2")?
-            .execute((id, user, name))?;
-        name.clone_into(&mut row.name);
-        let info = info_of(&tx, &self.key, user, &row)?;
-        finish(
-            tx,
-            FactorChange::Changed(info),
-            AuditResult::Success,
-            format!("factor {id} renamed"),
-        )
-    }
-
-    /// What `herarxctl status` shows beside the factors: unused backup codes, and until when
-    /// remote logins are locked (0: not locked).
-    pub fn self_status_extras(&mut self, user: &str, now: u64) -> Result<(u32, u64), StoreError> {
-        let left = backup_codes::left(&self.conn, user)?;
-        let remote = lockout::load_key(&self.conn, user, lockout::REMOTE_PATH)?;
-        Ok((left, remote.locked_at(now).unwrap_or(0)))
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crypto::totp::{Rejection, code_at};
-    use crate::store::Scope;
-    use crate::store::factors::FACTORS_PER_USER_MAX;
-    use crate::store::factors::tests::contains;
-    use crate::store::testing::open_store;
-
-    const NOW: u64 = 1_700_000_000;
-
-    fn ctx(user: &str) -> AuditCtx {
-        AuditCtx {
-            user: user.into(),
-            caller_uid: 1000,
-            ..AuditCtx::default()
-        }
-    }
-
-    fn code(secret: &[u8], t: u64) -> String {
-        code_at(secret, &Params::default(), t).unwrap().to_string()
-    }
-
-    fn start(s: &mut Store, user: &str, step_up: &str, now: u64) -> NewEnrollment {
-        match s
-            .begin_totp_enrollment(&ctx(user), "phone", step_up, Params::default(), now)
-            .unwrap()
-            .0
-        {
-            BeginOutcome::Started(n) => n,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// Enrols a first factor for `user`; returns its secret and id.
-    #[test]
-    fn debug_output_never_shows_the_secret() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let e = start(&mut s, "alice", "", NOW);
-        let shown = format!("{e:?}");
-        assert!(shown.contains(&e.id), "{shown}");
-        let bytes = format!("{:?}", e.secret.as_slice());
-        assert!(!shown.contains(&bytes), "{shown}");
-        assert!(
-            !shown.contains(&data_encoding::BASE32_NOPAD.encode(&e.secret)),
-            "{shown}"
-        );
-    }
-
-    fn enrol_first(s: &mut Store, user: &str) -> (Zeroizing<Vec<u8>>, String) {
-        let n = start(s, user, "", NOW);
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx(user), &n.id, &code(&n.secret, NOW), NOW)
-            .unwrap();
-        let ConfirmOutcome::Enrolled(info) = o else {
-            panic!("{o:?}")
-        };
-        (n.secret, info.id)
-    }
-
-    #[test]
-    fn a_first_enrolment_needs_no_step_up_and_its_code_cannot_log_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let n = start(&mut s, "alice", "", NOW);
-        assert_eq!(n.secret.len(), SECRET_LEN);
-        assert_eq!(n.expires, NOW + PENDING_TTL_SECONDS);
-        let c = code(&n.secret, NOW);
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("alice"), &n.id, &c, NOW)
-            .unwrap();
-        let ConfirmOutcome::Enrolled(info) = o else {
-            panic!("{o:?}")
-        };
-        assert_eq!((info.kind.as_str(), info.name.as_str()), ("totp", "phone"));
-        assert_eq!(pending_count(s.conn(), "alice").unwrap(), 0);
-
-        let (o, _) = s
-            .verify_and_consume(&ctx("alice"), &c, NOW + 5, &Scope::Local, "totp")
-            .unwrap();
-        assert!(
-            matches!(
-                o,
-                VerifyOutcome::Rejected {
-                    reason: Rejection::Replayed,
-                    ..
-                }
-            ),
-            "{o:?}"
-        );
-        let next = code(&n.secret, NOW + 30);
-        let (o, _) = s
-            .verify_and_consume(&ctx("alice"), &next, NOW + 30, &Scope::Local, "totp")
-            .unwrap();
-        assert!(matches!(o, VerifyOutcome::Accepted { .. }), "{o:?}");
-    }
-
-    #[test]
-    fn a_second_enrolment_needs_a_fresh_code_from_the_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let (secret, _) = enrol_first(&mut s, "alice");
-        let (o, e) = s
-            .begin_totp_enrollment(&ctx("alice"), "laptop", "", Params::default(), NOW + 30)
-            .unwrap();
-        assert!(matches!(o, BeginOutcome::StepUpRequired));
-        assert_eq!(e.result, AuditResult::Refused);
-        let (o, _) = s
-            .begin_totp_enrollment(
-                &ctx("alice"),
-                "laptop",
-                "000000",
-                Params::default(),
-                NOW + 30,
-            )
-            .unwrap();
-        assert!(matches!(
-            o,
-            BeginOutcome::StepUpFailed(VerifyOutcome::Rejected { .. })
-        ));
-        assert_eq!(
-            s.failures("alice", &Scope::Local, NOW + 30).unwrap().count,
-            1
-        );
-        // The enrolment code itself was consumed: not good for a step-up.
-        let (o, _) = s
-            .begin_totp_enrollment(
-                &ctx("alice"),
-                "laptop",
-                &code(&secret, NOW),
-                Params::default(),
-                NOW + 30,
-            )
-            .unwrap();
-        assert!(matches!(o, BeginOutcome::StepUpFailed(_)));
-        start(&mut s, "alice", &code(&secret, NOW + 30), NOW + 30);
-    }
-
-    #[test]
-    fn step_up_obeys_the_lockout() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let (secret, _) = enrol_first(&mut s, "alice");
-        for i in 0..5 {
-            s.begin_totp_enrollment(&ctx("alice"), "x", "000000", Params::default(), NOW + i)
-                .unwrap();
-        }
-        let (o, e) = s
-            .begin_totp_enrollment(
-                &ctx("alice"),
-                "x",
-                &code(&secret, NOW + 30),
-                Params::default(),
-                NOW + 30,
-            )
-            .unwrap();
-        assert!(
-            matches!(o, BeginOutcome::StepUpFailed(VerifyOutcome::Locked { .. })),
-            "{o:?}"
-        );
-        assert_eq!(e.result, AuditResult::Locked);
-    }
-
-    #[test]
-    fn at_most_five_enrolments_wait_and_the_oldest_goes() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let first = start(&mut s, "alice", "", NOW);
-        for i in 1..6 {
-            start(&mut s, "alice", "", NOW + i);
-        }
-        assert_eq!(pending_count(s.conn(), "alice").unwrap(), 5);
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("alice"), &first.id, &code(&first.secret, NOW), NOW + 6)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
-    }
-
-    #[test]
-    fn a_pending_enrolment_belongs_to_its_user_and_expires() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let n = start(&mut s, "alice", "", NOW);
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("mallory"), &n.id, &code(&n.secret, NOW), NOW)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
-        let late = NOW + PENDING_TTL_SECONDS;
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("alice"), &n.id, &code(&n.secret, late), late)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
-    }
-
-    #[test]
-    fn five_wrong_confirmation_codes_drop_the_enrolment() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let n = start(&mut s, "alice", "", NOW);
-        for left in (0..5).rev() {
-            let (o, e) = s
-                .confirm_totp_enrollment(&ctx("alice"), &n.id, "12345x", NOW)
-                .unwrap();
-            assert_eq!(o, ConfirmOutcome::Wrong { tries_left: left });
-            assert_eq!(e.result, AuditResult::Denied);
-        }
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("alice"), &n.id, &code(&n.secret, NOW), NOW)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
-        assert_eq!(
-            s.failures("alice", &Scope::Local, NOW).unwrap().count,
-            0,
-            "not login failures"
-        );
-    }
-
-    #[test]
-    fn removal_needs_the_owner_and_a_step_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let (secret, id) = enrol_first(&mut s, "alice");
-        let t = NOW + 30;
-        let (o, _) = s
-            .remove_factor(&ctx("mallory"), &id, &code(&secret, t), t)
-            .unwrap();
-        assert_eq!(o, RemoveOutcome::NoSuchFactor);
-        let (o, _) = s
-            .remove_factor(&ctx("alice"), "ffffffff", &code(&secret, t), t)
-            .unwrap();
-        assert_eq!(o, RemoveOutcome::NoSuchFactor);
-        let (o, _) = s.remove_factor(&ctx("alice"), &id, "", t).unwrap();
-        assert_eq!(o, RemoveOutcome::StepUpRequired);
-        let (o, _) = s.remove_factor(&ctx("alice"), &id, "000000", t).unwrap();
-        assert!(matches!(o, RemoveOutcome::StepUpFailed(_)));
-        let (o, e) = s
-            .remove_factor(&ctx("alice"), &id, &code(&secret, t), t)
-            .unwrap();
-        assert_eq!(
-            o,
-            RemoveOutcome::Removed {
-                backup_codes_deleted: 0
-            }
-        );
-        assert_eq!(e.result, AuditResult::Success);
-        assert!(s.factor_infos("alice").unwrap().is_empty());
-    }
-
-    fn factor_ids(s: &mut Store, user: &str) -> Vec<String> {
-        s.factor_infos(user)
-            .unwrap()
-            .into_iter()
-            .map(|f| f.id)
-            .collect()
-    }
-
-    /// An attacker with the password begins an enrolment while the account has nothing; the
-    /// owner enrols meanwhile. The attacker's enrolment needed no step-up only because the
-    /// account had nothing: confirmed now, it would add their app beside the owner's.
-    #[test]
-    fn an_enrolment_begun_without_a_step_up_is_refused_once_the_account_has_a_factor() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let attacker = start(&mut s, "alice", "", NOW);
-        let (_, owner) = enrol_first(&mut s, "alice");
-        let t = NOW + 30;
-        let (o, e) = s
-            .confirm_totp_enrollment(&ctx("alice"), &attacker.id, &code(&attacker.secret, t), t)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::StepUpRequired);
-        assert_eq!(e.result, AuditResult::Refused);
-        assert!(e.reason.contains("step-up is needed now"), "{}", e.reason);
-        assert_eq!(
-            factor_ids(&mut s, "alice"),
-            vec![owner],
-            "only the owner's factor"
-        );
-        // The pending enrolment is gone: it cannot be tried again.
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("alice"), &attacker.id, &code(&attacker.secret, t), t)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::NoSuchEnrollment);
-    }
-
-    #[test]
-    fn backup_codes_made_meanwhile_need_the_step_up_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let pending = start(&mut s, "alice", "", NOW);
-        let (o, _) = s.generate_backup_codes(&ctx("alice"), "", NOW).unwrap();
-        assert!(matches!(o, BackupCodesOutcome::Generated(_)), "{o:?}");
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("alice"), &pending.id, &code(&pending.secret, NOW), NOW)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::StepUpRequired);
-        assert!(factor_ids(&mut s, "alice").is_empty());
-    }
-
-    /// The failing twin: an enrolment begun after a step-up stays good when the account
-    /// gains another factor meanwhile (the owner proved it is them when it began).
-    #[test]
-    fn an_enrolment_begun_after_a_step_up_still_confirms_after_another_addition() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let (secret, first) = enrol_first(&mut s, "alice");
-        let t = NOW + 30;
-        let second = start(&mut s, "alice", &code(&secret, t), t);
-        let t2 = NOW + 60;
-        let third = start(&mut s, "alice", &code(&secret, t2), t2);
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("alice"), &third.id, &code(&third.secret, t2), t2)
-            .unwrap();
-        assert!(matches!(o, ConfirmOutcome::Enrolled(_)), "{o:?}");
-        let (o, e) = s
-            .confirm_totp_enrollment(&ctx("alice"), &second.id, &code(&second.secret, t2), t2)
-            .unwrap();
-        assert!(matches!(o, ConfirmOutcome::Enrolled(_)), "{o:?}");
-        assert_eq!(e.result, AuditResult::Success);
-        assert_eq!(factor_ids(&mut s, "alice").len(), 3);
-        assert!(factor_ids(&mut s, "alice").contains(&first));
-    }
-
-    #[test]
-    fn a_replacement_whose_factor_went_meanwhile_adds_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let (secret, old) = enrol_first(&mut s, "alice");
-        let t = NOW + 30;
-        let n = match s
-            .begin_totp_enrollment_replacing(
-                &ctx("alice"),
-                "new phone",
-                &code(&secret, t),
-                Some(&old),
-                Params::default(),
-                t,
-            )
-            .unwrap()
-            .0
-        {
-            BeginOutcome::Started(n) => n,
-            other => panic!("{other:?}"),
-        };
-        let t2 = NOW + 60;
-        let (o, _) = s
-            .remove_factor(&ctx("alice"), &old, &code(&secret, t2), t2)
-            .unwrap();
-        assert!(matches!(o, RemoveOutcome::Removed { .. }), "{o:?}");
-        let (o, e) = s
-            .confirm_totp_enrollment(&ctx("alice"), &n.id, &code(&n.secret, t2), t2)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::NoSuchFactor);
-        assert!(
-            e.reason.contains("no such factor to replace"),
-            "{}",
-            e.reason
-        );
-        assert!(factor_ids(&mut s, "alice").is_empty());
-    }
-
-    #[test]
-    fn the_cap_is_checked_again_at_confirmation() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let (secret, _) = enrol_first(&mut s, "alice");
-        let t = NOW + 30;
-        let waiting = start(&mut s, "alice", &code(&secret, t), t);
-        // Fill up to the cap meanwhile.
-        while s.factor_infos("alice").unwrap().len() < FACTORS_PER_USER_MAX {
-            crate::store::factors::tests::enrol(&mut s, "alice", b"another seed 20 byte");
-        }
-        let (o, _) = s
-            .confirm_totp_enrollment(&ctx("alice"), &waiting.id, &code(&waiting.secret, t), t)
-            .unwrap();
-        assert_eq!(o, ConfirmOutcome::TooManyFactors);
-        assert_eq!(s.factor_infos("alice").unwrap().len(), FACTORS_PER_USER_MAX);
-    }
-
-    #[test]
-    fn pending_secrets_are_sealed_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = open_store(dir.path());
-        let n = start(&mut s, "alice", "", NOW);
-        let b32 = data_encoding::BASE32_NOPAD.encode(&n.secret);
-        for name in ["herarx.db", "herarx.db-wal"] {
-            let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
-            assert!(!contains(&bytes, &n.secret), "{name}");
-            assert!(!contains(&bytes, b32.as_bytes()), "{name}");
-        }
-    }
-}
+mod tests;

@@ -12,8 +12,10 @@ pub mod audit;
 pub mod backup_codes;
 pub mod contact_enrollments;
 pub mod enrollments;
+pub mod factor_changes;
 pub mod factors;
 pub mod fido2;
+mod install;
 pub mod kind;
 pub mod lockout;
 pub mod remembered;
@@ -338,6 +340,22 @@ impl Store {
     #[cfg(test)]
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// What the checks inside a transaction need of the store besides the transaction: the key
+/// that opens its rows, the policy, and the time of the request. Borrowed from the
+/// [`Store`]'s fields next to the transaction (`Ctx::new(&self.key, &self.policy, now)`).
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) key: &'a MasterKey,
+    pub(crate) policy: &'a StorePolicy,
+    pub(crate) now: u64,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(key: &'a MasterKey, policy: &'a StorePolicy, now: u64) -> Self {
+        Ctx { key, policy, now }
     }
 }
 

@@ -23,7 +23,7 @@ use super::audit::{AuditCtx, AuditEntry, AuditResult};
 use super::commit_audited;
 use super::factors::{self};
 use super::factors::{open_destination, primary_id};
-use super::{Store, StoreError, random_hex, to_sql};
+use super::{Ctx, Store, StoreError, random_hex, to_sql};
 use crate::crypto::master_key::MasterKey;
 
 /// Unconsumed codes kept per user; issuing one more drops the oldest.
@@ -211,20 +211,34 @@ fn rate_limited(
     Ok(by_user.max(by_destination))
 }
 
+/// What [`issue_in`] is asked to send. No `Debug`: an enrolment's holds the sealed
+/// destination, and the destination is the user's.
+pub(super) struct ToSend<'a> {
+    pub(super) kind: FactorKind,
+    pub(super) destination: &'a str,
+    pub(super) purpose: Purpose,
+    /// The factor the code is for (for an enrolment: the id the new factor will get).
+    pub(super) factor_id: Option<&'a str>,
+    /// What an enrolment code's row keeps of the factor it will add.
+    pub(super) enrolment: Option<PendingContact<'a>>,
+}
+
 /// Counts a delivery and stores a new code's hash: the code goes out after the commit.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn issue_in(
     tx: &Connection,
-    key: &MasterKey,
-    policy: &SentCodePolicy,
+    cx: Ctx<'_>,
     user: &str,
-    kind: FactorKind,
-    destination: &str,
-    purpose: Purpose,
-    factor_id: Option<&str>,
-    enrolment: Option<PendingContact<'_>>,
-    now: u64,
+    send: ToSend<'_>,
 ) -> Result<Result<Issued, u64>, StoreError> {
+    let Ctx { key, policy, now } = cx;
+    let policy = &policy.sent_codes;
+    let ToSend {
+        kind,
+        destination,
+        purpose,
+        factor_id,
+        enrolment,
+    } = send;
     let tag = destination_tag(key, kind, destination);
     let enrol = purpose == Purpose::Enrol;
     if let Some(retry_after) = rate_limited(tx, policy, user, &tag, enrol, now)? {
@@ -297,6 +311,15 @@ pub fn contacts(conn: &Connection, key: &MasterKey, user: &str) -> rusqlite::Res
     Ok(out)
 }
 
+/// A login or step-up code that may be consumed. No `Debug`: it holds the code's hash.
+struct LiveCode {
+    id: String,
+    kind: FactorKind,
+    /// The factor it was sent to.
+    factor_id: Option<String>,
+    hash: Vec<u8>,
+}
+
 /// Consumes a login or step-up code of `user` matching `code`, of an accepted kind. Returns
 /// the factor it was sent to and its kind.
 pub(crate) fn consume(
@@ -323,14 +346,25 @@ pub(crate) fn consume(
          JOIN factors f ON f.id = s.factor_id AND f.user = s.user AND f.kind = s.kind
          WHERE s.user = ?1 AND s.purpose IN ('login', 'step-up') AND s.expires > ?2",
     )?;
-    let rows: Vec<(String, FactorKind, Option<String>, Vec<u8>)> = stmt
+    let rows: Vec<LiveCode> = stmt
         .query_map((user, to_sql(now)), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok(LiveCode {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                factor_id: r.get(2)?,
+                hash: r.get(3)?,
+            })
         })?
         .collect::<Result<_, _>>()?;
     // Every row is compared, in constant time, whatever matched before.
     let mut found = None;
-    for (id, kind, factor_id, hash) in rows {
+    for LiveCode {
+        id,
+        kind,
+        factor_id,
+        hash,
+    } in rows
+    {
         let accepted = (kind == FactorKind::Email && email) || (kind == FactorKind::Sms && sms);
         let same: bool = code_hash(key, &id, user, &digits_only).ct_eq(&hash).into();
         if same && accepted && found.is_none() {
@@ -410,15 +444,15 @@ impl Store {
         };
         let issued = issue_in(
             &tx,
-            &self.key,
-            &self.policy.sent_codes,
+            Ctx::new(&self.key, &self.policy, now),
             user,
-            row.kind,
-            &destination,
-            purpose,
-            Some(factor_id),
-            None,
-            now,
+            ToSend {
+                kind: row.kind,
+                destination: &destination,
+                purpose,
+                factor_id: Some(factor_id),
+                enrolment: None,
+            },
         )?;
         let (outcome, result, reason) = match issued {
             Ok(issued) => (

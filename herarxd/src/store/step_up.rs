@@ -5,7 +5,7 @@ use super::audit::AuditResult;
 use super::factors::{self, FACTORS_PER_USER_MAX};
 use super::lockout::Scope;
 use super::verify::{VerifyOutcome, verify_in};
-use super::{StoreError, backup_codes};
+use super::{Ctx, StoreError, backup_codes};
 
 /// Step-ups are checked against the local counter: they come from a logged-in user.
 const STEP_UP_SCOPE: Scope = Scope::Local;
@@ -36,21 +36,17 @@ impl StepUpRefusal {
 /// consumed, counted and locked out exactly like a login's. `None`: passed.
 pub(crate) fn refuse_step_up(
     tx: &rusqlite::Transaction<'_>,
-    key: &crate::crypto::master_key::MasterKey,
-    policy: &super::StorePolicy,
+    cx: Ctx<'_>,
     user: &str,
     step_up: &str,
-    now: u64,
 ) -> Result<Option<StepUpRefusal>, StoreError> {
     let Some(code) = step_up_code(step_up) else {
         return Ok(Some(StepUpRefusal::Missing));
     };
-    Ok(
-        match verify_in(tx, key, policy, user, code, now, &STEP_UP_SCOPE)? {
-            VerifyOutcome::Accepted { .. } => None,
-            failed => Some(StepUpRefusal::Failed(failed)),
-        },
-    )
+    Ok(match verify_in(tx, cx, user, code, &STEP_UP_SCOPE)? {
+        VerifyOutcome::Accepted { .. } => None,
+        failed => Some(StepUpRefusal::Failed(failed)),
+    })
 }
 
 /// What proves, for an addition, that the caller is the account's owner once the account has
@@ -128,12 +124,10 @@ impl AdditionRefusal {
 /// its confirmation, goes through here.
 pub(crate) fn addition_refusal(
     tx: &rusqlite::Transaction<'_>,
-    key: &crate::crypto::master_key::MasterKey,
-    policy: &super::StorePolicy,
+    cx: Ctx<'_>,
     user: &str,
     replace: Option<&str>,
     step_up: StepUp<'_>,
-    now: u64,
 ) -> Result<Result<Allowed, AdditionRefusal>, StoreError> {
     let existing = factors::count(tx, user)?;
     if let Some(old) = replace
@@ -147,7 +141,7 @@ pub(crate) fn addition_refusal(
     let guarded = existing > 0 || backup_codes::left(tx, user)? > 0;
     if guarded {
         let refusal = match step_up {
-            StepUp::Code(code) => refuse_step_up(tx, key, policy, user, code, now)?,
+            StepUp::Code(code) => refuse_step_up(tx, cx, user, code)?,
             StepUp::Verified => None,
             StepUp::Absent => Some(StepUpRefusal::Missing),
         };

@@ -8,7 +8,7 @@ use rusqlite::{Transaction, TransactionBehavior};
 use super::audit::{self, AuditCtx, AuditEntry, AuditResult};
 use super::factors::{list, list_all, record_use};
 use super::lockout::{self, Failures, Scope};
-use super::{Store, StoreError};
+use super::{Ctx, Store, StoreError};
 use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::{self, Rejection};
 
@@ -197,11 +197,9 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let outcome = verify_in_accepting(
             &tx,
-            &self.key,
-            &self.policy,
+            Ctx::new(&self.key, &self.policy, now),
             &ctx.user,
             code,
-            now,
             scope,
             accept,
         )?;
@@ -217,14 +215,12 @@ impl Store {
 /// before an enrolment or a removal). The caller commits, whatever the outcome.
 pub(crate) fn verify_in(
     tx: &Transaction<'_>,
-    key: &crate::crypto::master_key::MasterKey,
-    policy: &super::StorePolicy,
+    cx: Ctx<'_>,
     user: &str,
     code: &str,
-    now: u64,
     scope: &Scope,
 ) -> Result<VerifyOutcome, StoreError> {
-    verify_in_accepting(tx, key, policy, user, code, now, scope, Accept::ALL)
+    verify_in_accepting(tx, cx, user, code, scope, Accept::ALL)
 }
 
 /// The kinds of answer a check accepts.
@@ -246,17 +242,15 @@ impl Accept {
     };
 }
 
-#[allow(clippy::too_many_arguments)]
 fn verify_in_accepting(
     tx: &Transaction<'_>,
-    key: &crate::crypto::master_key::MasterKey,
-    policy: &super::StorePolicy,
+    cx: Ctx<'_>,
     user: &str,
     code: &str,
-    now: u64,
     scope: &Scope,
     accept: Accept,
 ) -> Result<VerifyOutcome, StoreError> {
+    let Ctx { key, policy, now } = cx;
     if let Some(until) = lockout::locked_until(tx, user, scope, now)? {
         return Ok(VerifyOutcome::Locked { until });
     }
