@@ -382,7 +382,8 @@ mod tests {
         let store = h.state.store();
         let policy = store.policy().lockout;
         for i in 0..5 {
-            lockout::record_failure(store.conn(), user, &Scope::Local, NOW + i, &policy).unwrap();
+            lockout::record_failure(store.sqlite().conn(), user, &Scope::Local, NOW + i, &policy)
+                .unwrap();
         }
     }
 

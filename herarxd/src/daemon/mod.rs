@@ -13,7 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_core::Stream;
@@ -192,7 +192,7 @@ fn prepare(
     );
     let state = Arc::new(
         State::new(
-            Arc::new(Mutex::new(store)),
+            crate::state::shared(store),
             Arc::new(config),
             Arc::new(SystemUsers),
             log,

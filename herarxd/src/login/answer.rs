@@ -12,17 +12,6 @@ use crate::state::printable;
 use crate::store::verify::VerifyOutcome;
 use crate::store::{AuditCtx, AuditResult, FactorKind, Scope};
 
-/// A transaction as it stood when an answer came: what the stage's handler reads (the stage
-/// itself is matched apart).
-pub(super) struct Turn {
-    pub(super) id: String,
-    pub(super) ctx: AuditCtx,
-    pub(super) scope: Scope,
-    pub(super) methods: Methods,
-    pub(super) contacts: Vec<ContactChoice>,
-    pub(super) last_sent: Option<u64>,
-}
-
 impl Logins {
     /// Answers the current prompt of transaction `id`, begun by `bus_name`.
     pub fn answer(

@@ -180,3 +180,14 @@ pub(super) enum Next {
     /// It goes on in this stage, with this prompt.
     Continue(Stage, Step),
 }
+
+/// A transaction as it stood when an answer came: what the stage's handler reads (the stage
+/// itself is matched apart).
+pub(super) struct Turn {
+    pub(super) id: String,
+    pub(super) ctx: AuditCtx,
+    pub(super) scope: Scope,
+    pub(super) methods: Methods,
+    pub(super) contacts: Vec<ContactChoice>,
+    pub(super) last_sent: Option<u64>,
+}

@@ -31,7 +31,6 @@ mod methods;
 mod plan;
 mod words;
 
-use answer::Turn;
 use begin::*;
 pub use caller::*;
 use methods::*;

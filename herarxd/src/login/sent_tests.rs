@@ -106,7 +106,7 @@ impl Sms {
     /// A TOTP factor (SEED) made the primary method.
     fn app_primary(&self, user: &str) {
         let mut store = self.h.state.store();
-        let id = crate::store::factors::tests::enrol(&mut store, user, super::tests::SEED);
+        let id = crate::store::factors::tests::enrol(store.sqlite_mut(), user, super::tests::SEED);
         let ctx = AuditCtx {
             user: user.into(),
             ..AuditCtx::default()

@@ -37,7 +37,7 @@ pub(crate) fn harness_with_users(config: Config, users: FixedUsers) -> Harness {
     let store = open_store_with(dir.path(), StorePolicy::from_config(&config));
     let log = Arc::new(MemoryLog::default());
     let state = Arc::new(State::new(
-        Arc::new(Mutex::new(store)),
+        crate::state::shared(store),
         Arc::new(config),
         Arc::new(users),
         log.clone(),
@@ -58,11 +58,11 @@ pub(crate) fn harness() -> Harness {
 impl Harness {
     pub(crate) fn enrol(&self, user: &str) {
         let mut store = self.state.store();
-        crate::store::factors::tests::enrol(&mut store, user, SEED);
+        crate::store::factors::tests::enrol(store.sqlite_mut(), user, SEED);
     }
 
     pub(crate) fn audit(&self) -> Vec<audit::AuditEntry> {
-        audit::recent(self.state.store().conn(), 100).unwrap()
+        audit::recent(self.state.store().sqlite().conn(), 100).unwrap()
     }
 }
 

@@ -910,7 +910,7 @@ mod issue4_tests {
         let h = harness();
         let svc = SelfService::new(h.state.clone());
         save_key(
-            h.state.store().conn(),
+            h.state.store().sqlite().conn(),
             "alice",
             REMOTE_PATH,
             &Failures {

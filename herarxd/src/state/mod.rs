@@ -12,11 +12,20 @@ use herarx_proto::HerarxError;
 use crate::alerts::{Alert, AlertKind};
 use crate::config::Config;
 use crate::logger::{LogSink, Severity};
-use crate::store::{Store, StoreError};
+use crate::store::{FactorStore, StoreError};
 use crate::users::UserDb;
 
+/// The store, shared by every request and taken one call at a time.
+pub type SharedStore = Arc<Mutex<Box<dyn FactorStore>>>;
+
+/// `store`, ready to share.
+pub fn shared(store: impl FactorStore + 'static) -> SharedStore {
+    Arc::new(Mutex::new(Box::new(store)))
+}
+
 pub struct State {
-    pub store: Arc<Mutex<Store>>,
+    /// The store behind its boundary (`crate::store::FactorStore`): SQLite on one host.
+    pub store: SharedStore,
     /// Swapped whole on SIGHUP; each request takes the `Arc` once and uses that version.
     config: RwLock<Arc<Config>>,
     pub users: Arc<dyn UserDb>,
@@ -39,7 +48,7 @@ pub struct State {
 
 impl State {
     pub fn new(
-        store: Arc<Mutex<Store>>,
+        store: SharedStore,
         config: Arc<Config>,
         users: Arc<dyn UserDb>,
         log: Arc<dyn LogSink>,
@@ -88,7 +97,7 @@ impl State {
 
     /// Locks the store. A poisoned lock only means another thread panicked while holding it;
     /// SQLite's own transaction rolled back, so the store is consistent and can be used.
-    pub fn store(&self) -> MutexGuard<'_, Store> {
+    pub fn store(&self) -> MutexGuard<'_, Box<dyn FactorStore>> {
         match self.store.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),

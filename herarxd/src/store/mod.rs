@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod backend;
 pub mod backup_codes;
 pub mod contact_enrollments;
 pub mod enrollments;
@@ -36,6 +37,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use crate::crypto::master_key::MasterKey;
 use crate::crypto::seal::{self, Kind, SealError};
 pub use audit::{AuditCtx, AuditEntry, AuditResult};
+pub use backend::FactorStore;
 pub use kind::{BACKUP_CODE, FactorKind};
 pub use lockout::{Failures, LockoutPolicy, Scope};
 
