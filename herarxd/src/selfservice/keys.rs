@@ -45,7 +45,10 @@ use crate::fido2::{
     verify_registration,
 };
 use crate::login::locked_message;
-use crate::selfservice::{SelfService, step_up_refusal};
+use crate::selfservice::SelfService;
+use crate::selfservice::refusals::{
+    REMOVE_KEY_OR_ANY, step_up_refusal, step_up_too_long, too_many_factors,
+};
 use crate::store::factors::FACTORS_PER_USER_MAX;
 use crate::store::fido2::{AddKeyOutcome, KeyAcceptance, StoredKey};
 use crate::store::verify::VerifyOutcome;
@@ -199,11 +202,7 @@ impl SelfService {
         self.check_name(&ctx, METHOD, name, now)?;
         if step_up.len() > limits::ANSWER_MAX {
             self.refuse(&ctx, METHOD, now, "step-up code too long");
-            return Err(HerarxError::InvalidArgument(
-                "The step-up code is too long: give the code your authenticator shows, or a \
-                 backup code."
-                    .into(),
-            ));
+            return Err(step_up_too_long());
         }
         if !pin.is_empty()
             && (pin.len() < PIN_MIN || pin.len() > PIN_MAX || pin.chars().any(char::is_control))
@@ -236,7 +235,7 @@ impl SelfService {
         }
         if before.factors >= FACTORS_PER_USER_MAX {
             self.refuse(&ctx, METHOD, now, "too many factors");
-            return Err(too_many_factors());
+            return Err(too_many_factors(REMOVE_KEY_OR_ANY));
         }
         let needs_step_up = before.factors > 0 || before.backup_codes_left > 0;
         if needs_step_up && step_up.is_empty() {
@@ -281,7 +280,7 @@ impl SelfService {
                 &DeviceError::CredentialExcluded,
                 policy.timeout,
             )),
-            AddKeyOutcome::TooManyFactors => Err(too_many_factors()),
+            AddKeyOutcome::TooManyFactors => Err(too_many_factors(REMOVE_KEY_OR_ANY)),
             AddKeyOutcome::StepUpRequired => Err(HerarxError::StepUpRequired(
                 "A factor was added to your account while the key was being registered: run \
                  `herarxctl key add` again, with a step-up."
@@ -636,13 +635,6 @@ impl SelfService {
                 device_refusal(&DeviceError::Timeout, policy.timeout)
             })
     }
-}
-
-fn too_many_factors() -> HerarxError {
-    HerarxError::Busy(format!(
-        "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
-         (`herarxctl key remove ID` or `herarxctl remove ID`)."
-    ))
 }
 
 #[cfg(test)]

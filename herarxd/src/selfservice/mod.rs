@@ -4,6 +4,7 @@
 
 mod contacts;
 mod keys;
+mod refusals;
 
 use std::sync::Arc;
 
@@ -11,15 +12,15 @@ use herarx_proto::{FactorInfo, HerarxError, PendingEnrollment, UserStatus, limit
 
 use crate::crypto::otpauth;
 use crate::crypto::totp::Params;
-use crate::login::locked_message;
 use crate::state::{State, printable, valid_text};
 use crate::store::enrollments::{
-    BackupCodesOutcome, BeginOutcome, CONFIRM_ATTEMPTS_MAX, ConfirmOutcome, FactorChange,
-    RemoveOutcome,
+    BackupCodesOutcome, BeginOutcome, ConfirmOutcome, FactorChange, RemoveOutcome,
 };
-use crate::store::factors::FACTORS_PER_USER_MAX;
-use crate::store::verify::VerifyOutcome;
 use crate::store::{AuditCtx, AuditEntry, AuditResult, FactorKind, Scope};
+use refusals::{
+    REMOVE_ANY, TOTP_WORDS, changed_since_begin, no_such_enrollment, no_such_factor,
+    step_up_refusal, step_up_too_long, too_many_factors, wrong_confirmation_code,
+};
 
 pub const DEFAULT_FACTOR_NAME: &str = "authenticator";
 
@@ -27,68 +28,6 @@ pub struct SelfService {
     pub(crate) state: Arc<State>,
     /// Security-key PINs sent per caller (see `fido2::pin_attempts`).
     pub(crate) pin_attempts: crate::fido2::pin_attempts::PinAttempts,
-}
-
-pub(crate) fn step_up_refusal(outcome: &VerifyOutcome, now: u64) -> HerarxError {
-    match outcome {
-        VerifyOutcome::Locked { until }
-        | VerifyOutcome::Rejected {
-            locked_until: Some(until),
-            ..
-        } => HerarxError::Locked(locked_message(*until, now)),
-        _ => HerarxError::WrongCode(
-            "That code is wrong or was already used: give the current code of one of your \
-             factors (or wait for the next one)."
-                .into(),
-        ),
-    }
-}
-
-/// A user at [`FACTORS_PER_USER_MAX`] adding one more.
-pub(crate) fn too_many_factors() -> HerarxError {
-    HerarxError::Busy(format!(
-        "You have {FACTORS_PER_USER_MAX} factors, the most allowed: remove one first \
-         (`herarxctl remove ID`)."
-    ))
-}
-
-pub(crate) fn no_such_factor() -> HerarxError {
-    HerarxError::NoSuchFactor(
-        "You have no factor with that id: run `herarxctl status` to list yours.".into(),
-    )
-}
-
-pub(crate) fn step_up_too_long() -> HerarxError {
-    HerarxError::InvalidArgument(
-        "The step-up code is too long: give the code your authenticator shows, or a backup \
-         code."
-            .into(),
-    )
-}
-
-/// A confirmation the store refused because the account changed after the enrolment began
-/// (`again`: the command that starts one). The pending enrolment is gone.
-pub(crate) fn changed_since_begin(step_up: bool, again: &str) -> HerarxError {
-    if step_up {
-        HerarxError::StepUpRequired(format!(
-            "A factor was added to your account after this enrolment began, and it began \
-             without a step-up, so it needs one now: nothing was added. Start again with \
-             `{again}` and give a current code from one of your factors."
-        ))
-    } else {
-        HerarxError::NoSuchFactor(format!(
-            "The factor this enrolment was to replace was removed after it began: nothing was \
-             added. Start again with `{again}`."
-        ))
-    }
-}
-
-fn no_such_enrollment() -> HerarxError {
-    HerarxError::NoSuchEnrollment(
-        "No such enrolment (it expired, was replaced or was finished): start again with \
-         `herarxctl totp add`."
-            .into(),
-    )
 }
 
 impl SelfService {
@@ -337,7 +276,7 @@ impl SelfService {
             )),
             BeginOutcome::NoSuchFactor => Err(no_such_factor()),
             BeginOutcome::StepUpFailed(o) => Err(step_up_refusal(&o, now)),
-            BeginOutcome::TooManyFactors => Err(too_many_factors()),
+            BeginOutcome::TooManyFactors => Err(too_many_factors(REMOVE_ANY)),
         }
     }
 
@@ -352,7 +291,7 @@ impl SelfService {
         let ctx = self.account(uid, METHOD, now)?;
         if !valid_text(id, limits::ID_MAX) {
             self.refuse(&ctx, METHOD, now, "malformed enrolment id");
-            return Err(no_such_enrollment());
+            return Err(no_such_enrollment(&TOTP_WORDS));
         }
         let code = if code.len() <= limits::ANSWER_MAX {
             code
@@ -371,19 +310,13 @@ impl SelfService {
                 self.alert_method_change(&ctx, &info, true, now);
                 Ok(info)
             }
-            ConfirmOutcome::NoSuchEnrollment => Err(no_such_enrollment()),
-            ConfirmOutcome::Wrong { tries_left: 0 } => Err(HerarxError::WrongCode(format!(
-                "Wrong code, {CONFIRM_ATTEMPTS_MAX} times: this enrolment is cancelled. Start \
-                 again with `herarxctl totp add`, and check that the device's clock is right."
-            ))),
-            ConfirmOutcome::Wrong { tries_left } => Err(HerarxError::WrongCode(format!(
-                "Wrong code: give the code the authenticator shows now (and check that the \
-                 device's clock is right); {tries_left} {} left.",
-                if tries_left == 1 { "try" } else { "tries" }
-            ))),
-            ConfirmOutcome::TooManyFactors => Err(too_many_factors()),
-            ConfirmOutcome::StepUpRequired => Err(changed_since_begin(true, "herarxctl totp add")),
-            ConfirmOutcome::NoSuchFactor => Err(changed_since_begin(false, "herarxctl totp add")),
+            ConfirmOutcome::NoSuchEnrollment => Err(no_such_enrollment(&TOTP_WORDS)),
+            ConfirmOutcome::Wrong { tries_left } => {
+                Err(wrong_confirmation_code(&TOTP_WORDS, tries_left))
+            }
+            ConfirmOutcome::TooManyFactors => Err(too_many_factors(REMOVE_ANY)),
+            ConfirmOutcome::StepUpRequired => Err(changed_since_begin(true, &TOTP_WORDS)),
+            ConfirmOutcome::NoSuchFactor => Err(changed_since_begin(false, &TOTP_WORDS)),
         }
     }
 
