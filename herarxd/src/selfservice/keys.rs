@@ -40,9 +40,8 @@ use herarx_proto::{FactorInfo, HerarxError, limits};
 use sha2::{Digest, Sha256};
 
 use crate::fido2::{
-    Algorithm, CredId, Credential, DeviceError, DeviceInfo, Purpose, RawRegistration, Uv,
-    enrol_pin_target, get_assertion_any, pin_target, verify_assertion_for_user,
-    verify_registration,
+    Algorithm, ChallengeError, CredId, DeviceError, DeviceInfo, Purpose, RawRegistration, Uv,
+    enrol_pin_target, pin_target, verify_registration,
 };
 use crate::login::locked_message;
 use crate::selfservice::SelfService;
@@ -368,7 +367,8 @@ impl SelfService {
         device_refusal(e, policy.timeout)
     }
 
-    /// Step-up by a touch of one of the user's registered keys, verified like a login.
+    /// Step-up by a touch of one of the user's registered keys, verified like a login
+    /// (`factors::touch`), the failures counted in the local scope.
     fn touch_step_up(
         &self,
         ctx: &AuditCtx,
@@ -377,6 +377,7 @@ impl SelfService {
         pin: Option<&str>,
         now: u64,
     ) -> Result<(), HerarxError> {
+        use crate::factors::touch::{self, NoAnswer, SettleError, Settled, TouchRequest};
         const WHAT: &str = "step-up touch";
         let devices = self.state.keys.list();
         if devices.is_empty() {
@@ -392,7 +393,6 @@ impl SelfService {
                     .into(),
             ));
         }
-        let allow = cred_ids(&before.keys);
         let devices = match pin {
             None => devices,
             Some(_) => {
@@ -401,7 +401,7 @@ impl SelfService {
                     self.state.keys.as_ref(),
                     &devices,
                     &before.rp_id,
-                    &allow,
+                    &cred_ids(&before.keys),
                     deadline,
                 )
                 .map_err(|e| self.device_failed(ctx, WHAT, &e, policy, now))?;
@@ -409,76 +409,66 @@ impl SelfService {
                 vec![dev]
             }
         };
-        let challenge = self.challenge(ctx, Purpose::Login, policy, now)?;
-        let deadline = Instant::now() + policy.timeout;
-        let (_, assertion) = get_assertion_any(
-            self.state.keys.as_ref(),
-            &devices,
-            &before.rp_id,
-            &challenge,
-            &allow,
-            policy.uv,
+        let request = TouchRequest {
+            keys: self.state.keys.as_ref(),
+            challenges: &self.state.challenges,
+            devices: &devices,
+            stored: &before.keys,
+            rp_id: &before.rp_id,
+            uv_required: policy.uv_required,
             pin,
-            deadline,
-        )
-        .map_err(|e| self.device_failed(ctx, WHAT, &e, policy, now))?;
-        self.take(ctx, &challenge, Purpose::Login, policy, now)?;
-        let creds: Vec<Credential> = before.keys.iter().map(|k| k.credential.clone()).collect();
-        let verified = verify_assertion_for_user(
-            &creds,
-            &assertion.credential_id,
-            &before.rp_id,
-            &challenge,
-            &assertion.auth_data,
-            &assertion.signature,
-            policy.uv_required,
-        );
-        let (index, counter) = match verified {
-            Ok(v) => v,
-            Err(e) => {
-                let result = self.state.store().fido2_reject(
-                    ctx,
-                    &Scope::Local,
-                    &format!("step-up touch refused: {}", e.audit_reason()),
-                    now,
-                );
-                let (locked, entry) =
-                    result.map_err(|e| self.state.internal("recording a failure", &e))?;
-                self.state.log.audit(&entry);
-                return Err(match locked {
-                    Some(until) => HerarxError::Locked(locked_message(until, now)),
-                    None => HerarxError::WrongCode(
-                        "The key you touched did not prove it is one of yours: touch one of \
-                         your registered keys, or give a code from another factor."
-                            .into(),
-                    ),
-                });
-            }
+            timeout: policy.timeout,
+            scope: &Scope::Local,
+            log: self.state.log.as_ref(),
         };
-        let factor_id = before
-            .keys
-            .get(index)
-            .map(|k| k.factor_id.clone())
-            .unwrap_or_default();
-        let result =
-            self.state
-                .store()
-                .fido2_accept(ctx, &Scope::Local, &factor_id, counter.counter, now);
-        let (acceptance, entry) =
-            result.map_err(|e| self.state.internal("recording a key's use", &e))?;
-        self.state.log.audit(&entry);
-        if let KeyAcceptance::Locked { until } = acceptance {
-            return Err(HerarxError::Locked(locked_message(until, now)));
+        let answer = touch::ask(&request, &ctx.user).map_err(|e| match e {
+            NoAnswer::NoChallenge(e) => self.no_challenge(ctx, &e, policy, now),
+            NoAnswer::Device(e) => self.device_failed(ctx, WHAT, &e, policy, now),
+        })?;
+        // A late answer is refused here, as at a registration, not counted as a wrong key.
+        if let Err(e) = &answer.fresh {
+            return Err(self.stale_challenge(ctx, e, policy, now));
         }
-        if acceptance != KeyAcceptance::Accepted {
-            return Err(HerarxError::WrongCode(
+        let settled = touch::settle(
+            &request,
+            &answer,
+            &|| self.state.store(),
+            ctx,
+            "step-up touch refused: ",
+            now,
+        )
+        .map_err(|e| match e {
+            SettleError::Accepting(e) => self.state.internal("recording a key's use", &e),
+            SettleError::Rejecting(e) => self.state.internal("recording a failure", &e),
+        })?;
+        match settled {
+            Settled::Refused {
+                locked: Some(until),
+                ..
+            }
+            | Settled::Verified {
+                acceptance: KeyAcceptance::Locked { until },
+                ..
+            } => Err(HerarxError::Locked(locked_message(until, now))),
+            Settled::Refused { locked: None, .. } => Err(HerarxError::WrongCode(
+                "The key you touched did not prove it is one of yours: touch one of your \
+                 registered keys, or give a code from another factor."
+                    .into(),
+            )),
+            Settled::Verified {
+                acceptance: KeyAcceptance::CounterNotAbove,
+                ..
+            } => Err(HerarxError::WrongCode(
                 "That key's signature counter went backwards, which a cloned key would do; it \
                  was refused and the attempt logged. Use another factor, and tell your \
                  administrator."
                     .into(),
-            ));
+            )),
+            Settled::Verified {
+                acceptance: KeyAcceptance::Accepted,
+                ..
+            } => Ok(()),
         }
-        Ok(())
     }
 
     /// Registers the first plugged-in key that is not one of the user's, and verifies it.
@@ -609,14 +599,21 @@ impl SelfService {
         self.state
             .challenges
             .issue(&ctx.user, purpose, Instant::now(), ttl)
-            .map_err(|e| {
-                self.refuse(ctx, policy.method, now, &format!("no challenge: {e}"));
-                HerarxError::Busy(
-                    "herarxd has too many security-key requests under way: try again in a \
-                     minute."
-                        .into(),
-                )
-            })
+            .map_err(|e| self.no_challenge(ctx, &e, policy, now))
+    }
+
+    /// No challenge could be issued: audited, and the sentence for the caller.
+    fn no_challenge(
+        &self,
+        ctx: &AuditCtx,
+        e: &ChallengeError,
+        policy: Policy,
+        now: u64,
+    ) -> HerarxError {
+        self.refuse(ctx, policy.method, now, &format!("no challenge: {e}"));
+        HerarxError::Busy(
+            "herarxd has too many security-key requests under way: try again in a minute.".into(),
+        )
     }
 
     fn take(
@@ -630,10 +627,20 @@ impl SelfService {
         self.state
             .challenges
             .take(challenge, &ctx.user, purpose, Instant::now())
-            .map_err(|e| {
-                self.refuse(ctx, policy.method, now, &format!("challenge refused: {e}"));
-                device_refusal(&DeviceError::Timeout, policy.timeout)
-            })
+            .map_err(|e| self.stale_challenge(ctx, &e, policy, now))
+    }
+
+    /// An answer whose challenge was no longer valid (expired, used, another user's):
+    /// audited, and the sentence for the caller.
+    fn stale_challenge(
+        &self,
+        ctx: &AuditCtx,
+        e: &ChallengeError,
+        policy: Policy,
+        now: u64,
+    ) -> HerarxError {
+        self.refuse(ctx, policy.method, now, &format!("challenge refused: {e}"));
+        device_refusal(&DeviceError::Timeout, policy.timeout)
     }
 }
 
