@@ -11,7 +11,6 @@ impl SelfService {
     /// `local` is the verdict of `crate::bus::local_session` on the caller (found by the D-Bus
     /// layer from the bus's pid of the caller): a refusal there ends the call before any key
     /// is asked anything.
-    #[allow(clippy::too_many_arguments)]
     pub fn add_security_key(
         &self,
         uid: u32,
@@ -146,11 +145,8 @@ impl SelfService {
             devices = vec![dev];
         }
         let challenge = self.challenge(ctx, Purpose::Register, policy, now)?;
-        let deadline = Instant::now() + policy.timeout;
         let raw = self
-            .make_credential_any(
-                &devices, before, &challenge, &ctx.user, policy, pin, deadline,
-            )
+            .make_credential_any(&devices, before, &challenge, &ctx.user, policy, pin)
             .map_err(|e| {
                 // With UV required and no PIN, a key without built-in UV asks for its PIN.
                 let e = match e {
@@ -177,8 +173,8 @@ impl SelfService {
     }
 
     /// `make_credential` on each device in turn: a device that holds one of the user's
-    /// credentials (excluded) or went away is skipped; any other error ends the attempt.
-    #[allow(clippy::too_many_arguments)]
+    /// credentials (excluded) or went away is skipped; any other error ends the attempt. All
+    /// of them within one touch timeout from now.
     fn make_credential_any(
         &self,
         devices: &[DeviceInfo],
@@ -187,8 +183,8 @@ impl SelfService {
         user: &str,
         policy: Policy,
         pin: Option<&str>,
-        deadline: Instant,
     ) -> Result<RawRegistration, DeviceError> {
+        let deadline = Instant::now() + policy.timeout;
         let exclude = cred_ids(&before.keys);
         let handle = user_handle(user);
         let mut last = DeviceError::NotPresent;
