@@ -61,9 +61,10 @@ impl Logins {
         }
     }
 
-    /// The touch: asks the plugged-in keys for an assertion over a fresh challenge, and
-    /// verifies it here (rpIdHash, flags, allow list, signature, counter) before anything is
-    /// believed; the counter moves forward in the store before success is reported.
+    /// The touch (`factors::touch`): asks the plugged-in keys for an assertion over a fresh
+    /// challenge, and verifies it there (rpIdHash, flags, allow list, signature, counter)
+    /// before anything is believed; the counter moves forward in the store before success is
+    /// reported.
     pub(super) fn answer_touch(
         &self,
         id: &str,
@@ -73,10 +74,10 @@ impl Logins {
         pin: Option<&str>,
         now: u64,
     ) -> Result<Next, HerarxError> {
-        use crate::fido2::{AssertionError, CredId, DeviceError, Purpose, Uv};
-        use std::time::{Duration, Instant};
+        use crate::factors::touch::{self, NoAnswer, SettleError, Settled, TouchRequest};
+        use crate::fido2::{AssertionError, DeviceError};
+        use std::time::Duration;
         let config = self.state.config();
-        let uv_required = methods.key_pin;
         let user = ctx.user.as_str();
         let (stored, rp_id) = {
             let mut store = self.state.store();
@@ -96,50 +97,29 @@ impl Logins {
             note("no security key plugged in".into());
             return Ok(self.after_key(methods, KEY_NOT_PLUGGED));
         }
-        let timeout = Duration::from_secs(config.fido2.touch_timeout_seconds);
-        let started = Instant::now();
-        let challenge = self
-            .state
-            .challenges
-            .issue(
-                user,
-                Purpose::Login,
-                started,
-                timeout + Duration::from_secs(5),
-            )
-            .map_err(|e| {
+        let request = TouchRequest {
+            keys: self.state.keys.as_ref(),
+            challenges: &self.state.challenges,
+            devices: &devices,
+            stored: &stored,
+            rp_id: &rp_id,
+            uv_required: methods.key_pin,
+            pin,
+            timeout: Duration::from_secs(config.fido2.touch_timeout_seconds),
+            scope,
+            log: self.state.log.as_ref(),
+        };
+        let answer = match touch::ask(&request, user) {
+            Ok(answer) => answer,
+            Err(NoAnswer::NoChallenge(e)) => {
                 self.state
                     .log
                     .log(Severity::Error, &format!("cannot make a challenge: {e}"));
-                HerarxError::Internal("herarxd could not make a challenge; try again.".into())
-            })?;
-        let allow: Vec<CredId> = stored
-            .iter()
-            .map(|k| CredId(k.credential.credential_id.clone()))
-            .collect();
-        let uv = if uv_required {
-            Uv::Required
-        } else {
-            Uv::Discouraged
-        };
-        let asked = crate::fido2::get_assertion_any(
-            self.state.keys.as_ref(),
-            &devices,
-            &rp_id,
-            &challenge,
-            &allow,
-            uv,
-            pin,
-            started + timeout,
-        );
-        // Single use, whatever the key said.
-        let fresh = self
-            .state
-            .challenges
-            .take(&challenge, user, Purpose::Login, Instant::now());
-        let raw = match asked {
-            Ok((_, raw)) => raw,
-            Err(DeviceError::PinInvalid) => {
+                return Err(HerarxError::Internal(
+                    "herarxd could not make a challenge; try again.".into(),
+                ));
+            }
+            Err(NoAnswer::Device(DeviceError::PinInvalid)) => {
                 note("wrong security key PIN".into());
                 return Ok(if self.use_try(id) {
                     Next::Continue(Stage::KeyPin, Step::prompt(KEY_PIN_AGAIN))
@@ -147,22 +127,22 @@ impl Logins {
                     Next::Done(Step::terminal(Action::Denied, "Wrong PIN."))
                 });
             }
-            Err(DeviceError::PinRequired) if pin.is_none() => {
+            Err(NoAnswer::Device(DeviceError::PinRequired)) if pin.is_none() => {
                 return Ok(Next::Continue(Stage::KeyPin, Step::prompt(KEY_NEEDS_PIN)));
             }
-            Err(DeviceError::Timeout | DeviceError::Denied) => {
+            Err(NoAnswer::Device(DeviceError::Timeout | DeviceError::Denied)) => {
                 note("security key not touched in time".into());
                 return Ok(self.after_key(methods, KEY_NOT_TOUCHED));
             }
-            Err(DeviceError::NoCredentials) => {
+            Err(NoAnswer::Device(DeviceError::NoCredentials)) => {
                 note("the plugged-in keys hold none of the user's credentials".into());
                 return Ok(self.after_key(methods, KEY_NOT_REGISTERED));
             }
-            Err(DeviceError::NotPresent) => {
+            Err(NoAnswer::Device(DeviceError::NotPresent)) => {
                 note("no security key plugged in".into());
                 return Ok(self.after_key(methods, KEY_NOT_PLUGGED));
             }
-            Err(e) => {
+            Err(NoAnswer::Device(e)) => {
                 note(format!("security key error: {e}"));
                 let mut why = e.to_string();
                 if let Some(first) = why.get(..1) {
@@ -171,33 +151,14 @@ impl Logins {
                 return Ok(self.after_key(methods, &why));
             }
         };
-        let creds: Vec<crate::fido2::Credential> =
-            stored.iter().map(|k| k.credential.clone()).collect();
-        let verified = fresh
-            .map_err(|_| AssertionError::UnknownCredential)
-            .and_then(|()| {
-                crate::fido2::verify_assertion_for_user(
-                    &creds,
-                    &raw.credential_id,
-                    &rp_id,
-                    &challenge,
-                    &raw.auth_data,
-                    &raw.signature,
-                    uv_required,
-                )
-            });
-        match verified {
-            Ok((index, counter)) => {
-                let factor_id = stored
-                    .get(index)
-                    .map(|k| k.factor_id.clone())
-                    .unwrap_or_default();
-                let (acceptance, entry) = self
-                    .state
-                    .store()
-                    .fido2_accept(ctx, scope, &factor_id, counter.counter, now)
-                    .map_err(|e| self.state.internal("recording a key's counter", &e))?;
-                self.state.log.audit(&entry);
+        // A challenge no longer valid counts as a refused key (`touch::settle`).
+        let settled = touch::settle(&request, &answer, &|| self.state.store(), ctx, "", now)
+            .map_err(|e| match e {
+                SettleError::Accepting(e) => self.state.internal("recording a key's counter", &e),
+                SettleError::Rejecting(e) => self.state.internal("counting a refused key", &e),
+            })?;
+        match settled {
+            Settled::Verified { acceptance, entry } => {
                 if let KeyAcceptance::Locked { until } = acceptance {
                     return Ok(Next::Done(Step::terminal(
                         Action::Locked,
@@ -237,20 +198,18 @@ impl Logins {
                     Ok(Next::Done(Step::terminal(Action::Denied, KEY_CLONED)))
                 }
             }
-            Err(e) => {
-                let (locked, entry) = self
-                    .state
-                    .store()
-                    .fido2_reject(ctx, scope, e.audit_reason(), now)
-                    .map_err(|e| self.state.internal("counting a refused key", &e))?;
-                self.state.log.audit(&entry);
+            Settled::Refused {
+                error,
+                locked,
+                entry,
+            } => {
                 if let Some(until) = locked {
                     return Ok(Next::Done(Step::terminal(
                         Action::Locked,
                         locked_message(until, now),
                     )));
                 }
-                if matches!(e, AssertionError::CounterRegression { .. }) {
+                if matches!(error, AssertionError::CounterRegression { .. }) {
                     self.state.log.log(Severity::Warning, &entry.reason);
                     return Ok(Next::Done(Step::terminal(Action::Denied, KEY_CLONED)));
                 }

@@ -7,13 +7,15 @@ use herarx_proto::{FactorInfo, HerarxError, limits};
 
 use crate::delivery::text::{self, CodeUse};
 use crate::delivery::{Delivery, contact};
-use crate::selfservice::{
-    SelfService, changed_since_begin, no_such_factor, step_up_refusal, step_up_too_long,
-    too_many_factors,
+use crate::selfservice::SelfService;
+use crate::selfservice::refusals::{
+    CONTACT_WORDS, REMOVE_ANY, changed_since_begin, no_such_enrollment, no_such_factor,
+    not_a_contact_kind, step_up_refusal, step_up_too_long, too_many_factors,
+    wrong_confirmation_code,
 };
 use crate::state::valid_text;
 use crate::store::contact_enrollments::ContactBeginOutcome;
-use crate::store::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
+use crate::store::enrollments::ConfirmOutcome;
 use crate::store::sent_codes::{IssueOutcome, Issued, Purpose};
 use crate::store::{AuditCtx, AuditResult};
 
@@ -39,9 +41,7 @@ impl SelfService {
             FactorKind::Email => (config.email_enabled(), "email.transport"),
             FactorKind::Sms => (config.sms_enabled(), "sms.gateway"),
             _ => {
-                return Err(HerarxError::InvalidArgument(
-                    "The kind must be \"email\" or \"sms\".".into(),
-                ));
+                return Err(not_a_contact_kind());
             }
         };
         if on {
@@ -121,9 +121,7 @@ impl SelfService {
         let ctx = self.account(uid, "contact-enroll", now)?;
         let Some(kind) = FactorKind::parse(kind).filter(|k| k.is_contact()) else {
             self.refuse(&ctx, "contact-enroll", now, "unknown kind");
-            return Err(HerarxError::InvalidArgument(
-                "The kind must be \"email\" or \"sms\".".into(),
-            ));
+            return Err(not_a_contact_kind());
         };
         self.kind_enabled(kind)?;
         let normalized = if kind == FactorKind::Email {
@@ -187,7 +185,7 @@ impl SelfService {
             )),
             ContactBeginOutcome::StepUpFailed(o) => Err(step_up_refusal(&o, now)),
             ContactBeginOutcome::NoSuchFactor => Err(no_such_factor()),
-            ContactBeginOutcome::TooManyFactors => Err(too_many_factors()),
+            ContactBeginOutcome::TooManyFactors => Err(too_many_factors(REMOVE_ANY)),
             ContactBeginOutcome::AlreadyEnrolled => Err(HerarxError::InvalidArgument(
                 "That address or number is already one of your sign-in methods (`herarxctl \
                  status`)."
@@ -207,16 +205,9 @@ impl SelfService {
     ) -> Result<FactorInfo, HerarxError> {
         const METHOD: &str = "contact-confirm";
         let ctx = self.account(uid, METHOD, now)?;
-        let gone = || {
-            HerarxError::NoSuchEnrollment(
-                "No such enrolment (it expired, was finished, or had too many wrong codes): \
-                 start again with `herarxctl email add` or `herarxctl sms add`."
-                    .into(),
-            )
-        };
         if !valid_text(id, limits::ID_MAX) {
             self.refuse(&ctx, METHOD, now, "malformed enrolment id");
-            return Err(gone());
+            return Err(no_such_enrollment(&CONTACT_WORDS));
         }
         let code = if code.len() <= limits::ANSWER_MAX {
             code
@@ -235,24 +226,13 @@ impl SelfService {
                 self.alert_method_change(&ctx, &info, true, now);
                 Ok(info)
             }
-            ConfirmOutcome::NoSuchEnrollment => Err(gone()),
-            ConfirmOutcome::Wrong { tries_left: 0 } => Err(HerarxError::WrongCode(format!(
-                "Wrong code, {CONFIRM_ATTEMPTS_MAX} times: this enrolment is cancelled. Start \
-                 again."
-            ))),
-            ConfirmOutcome::Wrong { tries_left } => Err(HerarxError::WrongCode(format!(
-                "Wrong code: give the code from the message just sent; {tries_left} {} left.",
-                if tries_left == 1 { "try" } else { "tries" }
-            ))),
-            ConfirmOutcome::TooManyFactors => Err(too_many_factors()),
-            ConfirmOutcome::StepUpRequired => Err(changed_since_begin(
-                true,
-                "herarxctl email add` or `herarxctl sms add",
-            )),
-            ConfirmOutcome::NoSuchFactor => Err(changed_since_begin(
-                false,
-                "herarxctl email add` or `herarxctl sms add",
-            )),
+            ConfirmOutcome::NoSuchEnrollment => Err(no_such_enrollment(&CONTACT_WORDS)),
+            ConfirmOutcome::Wrong { tries_left } => {
+                Err(wrong_confirmation_code(&CONTACT_WORDS, tries_left))
+            }
+            ConfirmOutcome::TooManyFactors => Err(too_many_factors(REMOVE_ANY)),
+            ConfirmOutcome::StepUpRequired => Err(changed_since_begin(true, &CONTACT_WORDS)),
+            ConfirmOutcome::NoSuchFactor => Err(changed_since_begin(false, &CONTACT_WORDS)),
         }
     }
 
