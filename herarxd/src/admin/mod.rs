@@ -235,8 +235,7 @@ impl Admin {
             .state
             .alert_emails(&ctx.user, crate::alerts::AlertKind::AdminReset);
         let result = self.state.store().admin_reset(&ctx, now);
-        let (counts, entry) = result.map_err(|e| self.state.internal("resetting a user", &e))?;
-        self.state.log.audit(&entry);
+        let counts = self.state.settle("resetting a user", result)?;
         self.state.alert_to(
             crate::alerts::Alert {
                 kind: crate::alerts::AlertKind::AdminReset,
@@ -276,8 +275,7 @@ impl Admin {
     pub fn unlock(&self, uid: u32, user: &str, now: u64) -> Result<u32, HerarxError> {
         let ctx = self.authorize_weakening(uid, "admin-unlock", user, now)?;
         let result = self.state.store().admin_unlock(&ctx, now);
-        let (cleared, entry) = result.map_err(|e| self.state.internal("unlocking a user", &e))?;
-        self.state.log.audit(&entry);
+        let cleared = self.state.settle("unlocking a user", result)?;
         Ok(cleared)
     }
 

@@ -188,8 +188,7 @@ impl Logins {
                 accept,
             )
         };
-        let (outcome, entry) = verified.map_err(|e| self.state.internal("checking a code", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("checking a code", verified)?;
         if let VerifyOutcome::Rejected {
             failures,
             locked_until,

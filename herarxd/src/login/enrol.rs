@@ -29,9 +29,9 @@ impl Logins {
             let mut store = self.state.store();
             store.begin_totp_enrollment(ctx, "authenticator", "", params, now)
         };
-        let (outcome, entry) =
-            started.map_err(|e| self.state.internal("starting an enrolment in a login", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self
+            .state
+            .settle("starting an enrolment in a login", started)?;
         let BeginOutcome::Started(n) = outcome else {
             // A user without factors needs no step-up and has room: never reached.
             return Ok(Start::Done(Step::terminal(
@@ -73,11 +73,9 @@ impl Logins {
             let mut store = self.state.store();
             store.confirm_totp_enrollment(ctx, pending_id, response, now)
         };
-        let (outcome, entry) = confirmed.map_err(|e| {
-            self.state
-                .internal("confirming an enrolment in a login", &e)
-        })?;
-        self.state.log.audit(&entry);
+        let outcome = self
+            .state
+            .settle("confirming an enrolment in a login", confirmed)?;
         match outcome {
             ConfirmOutcome::Enrolled(info) => {
                 // Prominent: a stolen password plus this window is how an attacker would
@@ -97,9 +95,9 @@ impl Logins {
                     let mut store = self.state.store();
                     store.issue_backup_codes(ctx, now)
                 };
-                let (codes, entry) = issued
-                    .map_err(|e| self.state.internal("issuing backup codes in a login", &e))?;
-                self.state.log.audit(&entry);
+                let codes = self
+                    .state
+                    .settle("issuing backup codes in a login", issued)?;
                 let text = enrol_text::backup_codes(&codes);
                 Ok(Next::Continue(
                     Stage::ShowCodes,

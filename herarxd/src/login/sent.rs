@@ -207,12 +207,11 @@ impl Logins {
             return Ok(Err(BUSY_SENDING.into()));
         };
         let config = self.state.config();
-        let (outcome, entry) = self
+        let result = self
             .state
             .store()
-            .issue_code(ctx, &contact.factor_id, Purpose::Login, now)
-            .map_err(|e| self.state.internal("issuing a code", &e))?;
-        self.state.log.audit(&entry);
+            .issue_code(ctx, &contact.factor_id, Purpose::Login, now);
+        let outcome = self.state.settle("issuing a code", result)?;
         let issued = match outcome {
             IssueOutcome::Issued(issued) => issued,
             IssueOutcome::RateLimited { retry_after } => {

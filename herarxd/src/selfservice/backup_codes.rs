@@ -25,10 +25,8 @@ impl SelfService {
             let mut store = self.state.store();
             store.generate_backup_codes(&ctx, step_up_code, now)
         };
-        let (outcome, entry) =
-            result.map_err(|e| self.state.internal("generating backup codes", &e))?;
         // The entry names how many codes, never one of them.
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("generating backup codes", result)?;
         match outcome {
             BackupCodesOutcome::Generated(codes) => {
                 Ok(codes.iter().map(|c| c.as_str().to_owned()).collect())

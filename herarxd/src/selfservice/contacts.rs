@@ -167,9 +167,7 @@ impl SelfService {
                 now,
             )
         };
-        let (outcome, entry) =
-            result.map_err(|e| self.state.internal("starting an enrolment", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("starting an enrolment", result)?;
         match outcome {
             ContactBeginOutcome::Started(issued) => {
                 self.deliver(&ctx, CodeUse::Enrol, &issued, now)?;
@@ -218,9 +216,7 @@ impl SelfService {
             .state
             .store()
             .confirm_contact_enrollment(&ctx, id, code, now);
-        let (outcome, entry) =
-            result.map_err(|e| self.state.internal("confirming an enrolment", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("confirming an enrolment", result)?;
         match outcome {
             ConfirmOutcome::Enrolled(info) => {
                 self.alert_method_change(&ctx, &info, true, now);
@@ -273,12 +269,11 @@ impl SelfService {
                     .into(),
             ));
         };
-        let (outcome, entry) = self
+        let result = self
             .state
             .store()
-            .issue_code(&ctx, &target.factor_id, Purpose::StepUp, now)
-            .map_err(|e| self.state.internal("issuing a code", &e))?;
-        self.state.log.audit(&entry);
+            .issue_code(&ctx, &target.factor_id, Purpose::StepUp, now);
+        let outcome = self.state.settle("issuing a code", result)?;
         match outcome {
             IssueOutcome::Issued(issued) => {
                 self.deliver(&ctx, CodeUse::StepUp, &issued, now)?;

@@ -51,8 +51,7 @@ impl SelfService {
                 store.remove_factor(&ctx, id, step_up_code, now)
             }
         };
-        let (outcome, entry) = result.map_err(|e| self.state.internal("removing a factor", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("removing a factor", result)?;
         match outcome {
             RemoveOutcome::Removed { .. } => {
                 if let Some(info) = &before {
@@ -82,9 +81,7 @@ impl SelfService {
             let mut store = self.state.store();
             store.set_primary(&ctx, id, now)
         };
-        let (outcome, entry) =
-            result.map_err(|e| self.state.internal("choosing the primary factor", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("choosing the primary factor", result)?;
         match outcome {
             FactorChange::Changed(_) => Ok(()),
             FactorChange::NoSuchFactor => Err(no_such_factor()),
@@ -110,8 +107,7 @@ impl SelfService {
             let mut store = self.state.store();
             store.rename_factor(&ctx, id, name, now)
         };
-        let (outcome, entry) = result.map_err(|e| self.state.internal("renaming a factor", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("renaming a factor", result)?;
         match outcome {
             FactorChange::Changed(info) => Ok(info),
             FactorChange::NoSuchFactor => Err(no_such_factor()),

@@ -63,24 +63,17 @@ impl SelfService {
                     .into(),
             ));
         }
-        let entry = self
-            .state
-            .store()
-            .set_remember_addresses(&ctx, on, now)
-            .map_err(|e| self.state.internal("changing the address memory", &e))?;
-        self.state.log.audit(&entry);
-        Ok(())
+        let result = self.state.store().set_remember_addresses(&ctx, on, now);
+        self.state.settle("changing the address memory", result)
     }
 
     /// Forgets every address and SSH key remembered for the caller.
     pub fn forget(&self, uid: u32, now: u64) -> Result<u32, HerarxError> {
         let ctx = self.account(uid, "forget", now)?;
-        let (n, entry) = self
+        let result = self.state.store().forget(&ctx, now);
+        let n = self
             .state
-            .store()
-            .forget(&ctx, now)
-            .map_err(|e| self.state.internal("forgetting remembered addresses", &e))?;
-        self.state.log.audit(&entry);
+            .settle("forgetting remembered addresses", result)?;
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 }

@@ -50,9 +50,7 @@ impl SelfService {
             let replace = (!replace.is_empty()).then_some(replace);
             store.begin_totp_enrollment_replacing(&ctx, name, step_up_code, replace, params, now)
         };
-        let (outcome, entry) =
-            result.map_err(|e| self.state.internal("starting an enrolment", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("starting an enrolment", result)?;
         match outcome {
             BeginOutcome::Started(n) => {
                 let uri = otpauth::totp_uri(
@@ -106,9 +104,7 @@ impl SelfService {
             let mut store = self.state.store();
             store.confirm_totp_enrollment(&ctx, id, code, now)
         };
-        let (outcome, entry) =
-            result.map_err(|e| self.state.internal("confirming an enrolment", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("confirming an enrolment", result)?;
         match outcome {
             ConfirmOutcome::Enrolled(info) => {
                 self.alert_method_change(&ctx, &info, true, now);

@@ -12,7 +12,7 @@ use herarx_proto::HerarxError;
 use crate::alerts::{Alert, AlertKind};
 use crate::config::Config;
 use crate::logger::{LogSink, Severity};
-use crate::store::{FactorStore, StoreError};
+use crate::store::{AuditEntry, FactorStore, StoreError};
 use crate::users::UserDb;
 
 /// The store, shared by every request and taken one call at a time.
@@ -139,6 +139,19 @@ impl State {
         self.log.audit(entry);
     }
 
+    /// A store decision settled at the edge: its audit row went into the store with the change
+    /// it describes; here it is logged too, and a store failure becomes the caller's error (see
+    /// [`State::internal`]). `what` names the operation for the log.
+    pub fn settle<A: Audited>(
+        &self,
+        what: &str,
+        result: Result<A, StoreError>,
+    ) -> Result<A::Outcome, HerarxError> {
+        let (outcome, entry) = result.map_err(|e| self.internal(what, &e))?.split();
+        self.log.audit(&entry);
+        Ok(outcome)
+    }
+
     /// Logs a store failure in full and returns the error the caller sees: one that names a
     /// full or read-only store (nothing was changed; the fix is the operator's), else a generic
     /// one pointing at the log.
@@ -203,6 +216,26 @@ impl State {
                 Vec::new()
             }
         }
+    }
+}
+
+/// What a store decision returns: its outcome and the audit row written with it.
+pub trait Audited {
+    type Outcome;
+    fn split(self) -> (Self::Outcome, AuditEntry);
+}
+
+impl<O> Audited for (O, AuditEntry) {
+    type Outcome = O;
+    fn split(self) -> (O, AuditEntry) {
+        self
+    }
+}
+
+impl Audited for AuditEntry {
+    type Outcome = ();
+    fn split(self) -> ((), AuditEntry) {
+        ((), self)
     }
 }
 

@@ -88,9 +88,7 @@ impl SelfService {
                 .state
                 .store()
                 .fido2_step_up_code(&ctx, METHOD, step_up, now);
-            let (outcome, entry) =
-                result.map_err(|e| self.state.internal("checking a step-up code", &e))?;
-            self.state.log.audit(&entry);
+            let outcome = self.state.settle("checking a step-up code", result)?;
             if !matches!(outcome, VerifyOutcome::Accepted { .. }) {
                 return Err(step_up_refusal(&outcome, now));
             }
@@ -100,8 +98,7 @@ impl SelfService {
             .state
             .store()
             .add_fido2_key(&ctx, name, &new, needs_step_up, now);
-        let (outcome, entry) = result.map_err(|e| self.state.internal("storing a key", &e))?;
-        self.state.log.audit(&entry);
+        let outcome = self.state.settle("storing a key", result)?;
         match outcome {
             AddKeyOutcome::Added(info) => {
                 self.alert_method_change(&ctx, &info, true, now);
