@@ -5,6 +5,8 @@
 pub(crate) mod admin;
 pub(crate) mod local_session;
 mod logind;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
