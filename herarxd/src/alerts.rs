@@ -204,10 +204,7 @@ impl Alerts {
                 }
             }
         });
-        match slot.lock() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        crate::lock::lock(slot).clone()
     }
 
     /// Logs `alert` at warning level and queues its delivery, when policy wants this kind.

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod delivery;
 pub(crate) mod factors;
 pub mod fido2;
+pub(crate) mod lock;
 pub(crate) mod logger;
 pub mod login;
 pub(crate) mod selfservice;

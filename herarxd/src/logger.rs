@@ -121,10 +121,7 @@ fn to_stderr(severity: Severity, line: &str) {
 
 impl LogSink for Syslog {
     fn log(&self, severity: Severity, line: &str) {
-        let mut state = match self.state.lock() {
-            Ok(s) => s,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut state = crate::lock::lock(&self.state);
         if state.backend.is_none() && Instant::now() >= state.next_attempt {
             state.backend = connect(self.socket.as_ref());
             state.next_attempt = Instant::now() + RECONNECT_AFTER;

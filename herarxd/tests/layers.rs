@@ -61,6 +61,7 @@ use std::path::Path;
 const LAYERS: &[(&str, u32)] = &[
     // Below the store: cryptography, and what needs nothing of the daemon.
     ("crypto", 0),
+    ("lock", 0),
     ("config", 1),
     ("users", 1),
     ("fido2", 1),

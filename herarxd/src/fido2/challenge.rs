@@ -73,9 +73,8 @@ impl Challenges {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<Challenge, Entry>> {
-        // A panic elsewhere while holding the lock cannot leave the map inconsistent (every
-        // change is a single insert/remove), so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        // Every change is a single insert/remove: see `crate::lock`.
+        crate::lock::lock(&self.inner)
     }
 
     /// Issues a fresh challenge for `user` and `purpose`, valid until `now + ttl`.

@@ -86,10 +86,7 @@ impl Logins {
     }
 
     fn table(&self) -> MutexGuard<'_, Table> {
-        match self.table.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock::lock(&self.table)
     }
 
     /// Live transactions (for tests and status).

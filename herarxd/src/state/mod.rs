@@ -78,10 +78,7 @@ impl State {
     /// The configuration in force now. Taken once per request, so a reload in the middle of
     /// one does not mix two versions.
     pub fn config(&self) -> Arc<Config> {
-        match self.config.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        crate::lock::read(&self.config).clone()
     }
 
     /// Puts a new, already validated configuration in force, store policy included. Live
@@ -89,19 +86,13 @@ impl State {
     pub fn replace_config(&self, config: Arc<Config>) {
         self.store()
             .set_policy(crate::store::StorePolicy::from_config(&config));
-        match self.config.write() {
-            Ok(mut g) => *g = config,
-            Err(poisoned) => *poisoned.into_inner() = config,
-        }
+        *crate::lock::write(&self.config) = config;
     }
 
     /// Locks the store. A poisoned lock only means another thread panicked while holding it;
     /// SQLite's own transaction rolled back, so the store is consistent and can be used.
     pub fn store(&self) -> MutexGuard<'_, Box<dyn FactorStore>> {
-        match self.store.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock::lock(&self.store)
     }
 
     /// Writes an audit row and logs it; a row the store cannot take is logged as an error

@@ -46,10 +46,7 @@ pub struct Refusals {
 
 impl Refusals {
     fn windows(&self) -> MutexGuard<'_, HashMap<u32, Window>> {
-        match self.windows.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock::lock(&self.windows)
     }
 
     /// A refused call at `entry.time`.

@@ -49,10 +49,7 @@ pub struct Sessions(Mutex<Tables>);
 
 impl Sessions {
     fn lock(&self) -> MutexGuard<'_, Tables> {
-        match self.0.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock::lock(&self.0)
     }
 
     fn prune(t: &mut Tables, now: u64) {
