@@ -23,6 +23,7 @@ pub mod remembered;
 pub mod schema;
 pub mod seen;
 pub mod sent_codes;
+mod sqlite;
 pub mod step_up;
 pub mod verify;
 
