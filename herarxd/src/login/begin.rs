@@ -23,7 +23,7 @@ pub(super) struct Run {
     pub(super) stage: Stage,
     pub(super) methods: Methods,
     pub(super) step: Step,
-    pub(super) remember: Vec<(&'static str, String, u64)>,
+    pub(super) remember: Vec<Remember>,
     pub(super) contacts: Vec<ContactChoice>,
     pub(super) last_sent: Option<u64>,
 }

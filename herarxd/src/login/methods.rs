@@ -62,22 +62,18 @@ impl Methods {
 
     /// The first stage and step of a login. `Stage::Send` with no factor id means: the
     /// primary contact's code is sent next (see `first_run`).
-    pub(super) fn first(self) -> (Stage, Step) {
+    pub(super) fn first(self) -> First {
         if self.keys > 0 && (self.keys_first || !self.codes() || self.key_then_code) {
-            self.key_step()
+            let (stage, step) = self.key_step();
+            First::Ask(stage, step)
         } else if self.contacts > 0
             && (self.contact_first || (!self.totp && self.backup_codes == 0))
         {
-            (
-                Stage::Send {
-                    factor_id: String::new(),
-                },
-                Step::prompt(""),
-            )
+            First::SendToPrimaryContact
         } else if self.totp {
-            (Stage::Code, self.first_prompt())
+            First::Ask(Stage::Code, self.first_prompt())
         } else {
-            (Stage::BackupCode, self.first_prompt())
+            First::Ask(Stage::BackupCode, self.first_prompt())
         }
     }
 
@@ -120,6 +116,23 @@ impl Methods {
             Step::prompt(PROMPT)
         }
     }
+}
+
+/// How a login starts.
+pub(super) enum First {
+    /// In this stage, with this step.
+    Ask(Stage, Step),
+    /// By sending a code to the first of the login's contacts (the primary one when it is
+    /// one of them): see `Logins::first_run`.
+    SendToPrimaryContact,
+}
+
+/// Something a login remembers if it passes, for `seconds`: an address or an SSH key.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) struct Remember {
+    pub(super) kind: &'static str,
+    pub(super) value: String,
+    pub(super) seconds: u64,
 }
 
 /// Where a transaction stands. No `Debug`: `KeyTouch` holds the key's PIN.
@@ -170,7 +183,7 @@ pub(super) enum Verified {
     /// Yes: the audit method and reason.
     Yes(&'static str, String),
     /// No: what to remember if its code passes.
-    No(Vec<(&'static str, String, u64)>),
+    No(Vec<Remember>),
 }
 
 /// What an answer leads to.

@@ -60,7 +60,7 @@ struct Txn {
     stage: Stage,
     methods: Methods,
     /// What to remember if this login passes: `(kind, value)`, for `remember_for` seconds.
-    remember: Vec<(&'static str, String, u64)>,
+    remember: Vec<Remember>,
     /// The email and SMS factors this login offers.
     contacts: Vec<ContactChoice>,
     /// When this login last sent a code.

@@ -126,6 +126,35 @@ impl Logins {
         }
     }
 
+    /// The transaction to create once a login knows its methods. When it starts with the
+    /// primary contact, the first step is a `Wait` ("Sending a code to …"): the send happens
+    /// in the `Answer` that follows, which the module allows to take long, not in `Begin`.
+    pub(super) fn first_run(
+        &self,
+        methods: Methods,
+        contacts: Vec<ContactChoice>,
+        remember: Vec<Remember>,
+    ) -> Result<Start, HerarxError> {
+        let (stage, step) = match (methods.first(), contacts.first()) {
+            (First::Ask(stage, step), _) => (stage, step),
+            (First::SendToPrimaryContact, Some(contact)) => sending(contact),
+            (First::SendToPrimaryContact, None) => {
+                return Ok(Start::Done(Step::terminal(
+                    Action::Denied,
+                    NO_ACCEPTED_METHOD,
+                )));
+            }
+        };
+        Ok(Start::Run(Box::new(Run {
+            stage,
+            methods,
+            step,
+            remember,
+            contacts,
+            last_sent: None,
+        })))
+    }
+
     /// A user with no factor at all: what policy says for this user, here, now (enrol, allow
     /// or deny).
     fn without_factor(

@@ -60,7 +60,11 @@ impl Logins {
                 }
             }
             if let Some(k) = keys.first() {
-                remember.push((KIND_SSH_KEY, k.fingerprint.clone(), key_seconds));
+                remember.push(Remember {
+                    kind: KIND_SSH_KEY,
+                    value: k.fingerprint.clone(),
+                    seconds: key_seconds,
+                });
             }
         }
         // Only a remote login's address, as root's login program (sshd) reports it, and never a
@@ -95,7 +99,11 @@ impl Logins {
                 ));
             }
             if opted_in {
-                remember.push((KIND_ADDRESS, source.clone(), seconds));
+                remember.push(Remember {
+                    kind: KIND_ADDRESS,
+                    value: source.clone(),
+                    seconds,
+                });
             }
         }
         Ok(Verified::No(remember))
@@ -137,7 +145,12 @@ impl Logins {
         if let Some(Scope::Remote(address)) = scope {
             self.note_address(ctx, &address, now);
         }
-        for (kind, value, seconds) in remember {
+        for Remember {
+            kind,
+            value,
+            seconds,
+        } in remember
+        {
             let written = self.state.store().remember(ctx, kind, &value, seconds, now);
             match written {
                 Ok(entry) => self.state.log.audit(&entry),

@@ -77,35 +77,6 @@ impl Logins {
         Ok((choices, first.is_some()))
     }
 
-    /// The transaction to create once a login knows its methods. When it starts with the
-    /// primary contact, the first step is a `Wait` ("Sending a code to …"): the send happens
-    /// in the `Answer` that follows, which the module allows to take long, not in `Begin`.
-    pub(super) fn first_run(
-        &self,
-        methods: Methods,
-        contacts: Vec<ContactChoice>,
-        remember: Vec<(&'static str, String, u64)>,
-    ) -> Result<Start, HerarxError> {
-        let (stage, step) = match (methods.first(), contacts.first()) {
-            ((Stage::Send { .. }, _), Some(contact)) => sending(contact),
-            ((Stage::Send { .. }, _), None) => {
-                return Ok(Start::Done(Step::terminal(
-                    Action::Denied,
-                    NO_ACCEPTED_METHOD,
-                )));
-            }
-            (first, _) => first,
-        };
-        Ok(Start::Run(Box::new(Run {
-            stage,
-            methods,
-            step,
-            remember,
-            contacts,
-            last_sent: None,
-        })))
-    }
-
     /// The answer after "Sending a code to …": sends it, then asks for it; or, when nothing
     /// could be sent, the other ways in with why (the end when there is none).
     pub(super) fn answer_send(
