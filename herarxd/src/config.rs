@@ -11,3 +11,12 @@ impl From<TotpAlgorithm> for crate::crypto::totp::Algorithm {
         }
     }
 }
+
+/// The TOTP parameters new factors get (`[totp]`): one place for every enrolment.
+pub fn totp_params(config: &Config) -> crate::crypto::totp::Params {
+    crate::crypto::totp::Params {
+        algorithm: config.totp_algorithm(),
+        digits: u8::try_from(config.totp.digits).unwrap_or(6),
+        period: u64::from(config.totp.period),
+    }
+}

@@ -5,7 +5,6 @@ use zeroize::Zeroizing;
 
 use super::*;
 use crate::crypto::otpauth;
-use crate::crypto::totp::Params;
 use crate::logger::Severity;
 use crate::login::enrol_text;
 use crate::store::enrollments::{BeginOutcome, ConfirmOutcome};
@@ -20,11 +19,7 @@ impl Logins {
     /// by the store, shown once in the first step's message.
     pub(super) fn start_enrolment(&self, ctx: &AuditCtx, now: u64) -> Result<Start, HerarxError> {
         let config = self.state.config();
-        let params = Params {
-            algorithm: config.totp_algorithm(),
-            digits: u8::try_from(config.totp.digits).unwrap_or(6),
-            period: u64::from(config.totp.period),
-        };
+        let params = crate::config::totp_params(&config);
         let started = {
             let mut store = self.state.store();
             store.begin_totp_enrollment(ctx, "authenticator", "", params, now)

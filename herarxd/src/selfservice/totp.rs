@@ -3,7 +3,6 @@
 use herarx_proto::{FactorInfo, HerarxError, PendingEnrollment, limits};
 
 use crate::crypto::otpauth;
-use crate::crypto::totp::Params;
 use crate::selfservice::SelfService;
 use crate::selfservice::refusals::{
     REMOVE_ANY, TOTP_WORDS, changed_since_begin, no_such_enrollment, no_such_factor,
@@ -40,11 +39,7 @@ impl SelfService {
             return Err(step_up_too_long());
         }
         let config = self.state.config();
-        let params = Params {
-            algorithm: config.totp_algorithm(),
-            digits: u8::try_from(config.totp.digits).unwrap_or(6),
-            period: u64::from(config.totp.period),
-        };
+        let params = crate::config::totp_params(&config);
         let result = {
             let mut store = self.state.store();
             let replace = (!replace.is_empty()).then_some(replace);
