@@ -1,6 +1,7 @@
 //! TOTP enrolment, and the step-up and name checks every change shares.
 
 use super::*;
+use crate::crypto::totp::Params;
 use crate::crypto::totp::code_at;
 use crate::login::tests::{NOW, harness};
 use crate::selfservice::SelfService;
