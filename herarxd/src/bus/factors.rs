@@ -9,7 +9,7 @@ use zbus::message::Header;
 use zeroize::Zeroizing;
 
 use super::{BusDriver, blocking, sender_of};
-use crate::selfservice::SelfService;
+use crate::selfservice::{ContactRequest, SelfService};
 use crate::state::unix_now;
 
 pub struct FactorsInterface {
@@ -187,11 +187,13 @@ impl FactorsInterface {
             service
                 .begin_contact_enrollment(
                     uid,
-                    &kind,
-                    &destination,
-                    &name,
+                    &ContactRequest {
+                        kind: &kind,
+                        destination: &destination,
+                        name: &name,
+                        replace: &replace,
+                    },
                     &step_up_code,
-                    &replace,
                     unix_now(),
                 )
                 .map(|sent| (sent.id, sent.masked))

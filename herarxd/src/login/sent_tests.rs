@@ -11,7 +11,7 @@ use super::*;
 use crate::config::Config;
 use crate::state::session_trust::NO_SESSION;
 use crate::store::AuditResult;
-use crate::store::contact_enrollments::ContactBeginOutcome;
+use crate::store::contact_enrollments::{ContactBeginOutcome, NewContact};
 use herarx_proto::{Action, Step};
 
 const NUMBER: &str = "+441234567123";
@@ -89,7 +89,17 @@ impl Sms {
         };
         let mut store = self.h.state.store();
         let (o, _) = store
-            .begin_contact_enrollment(&ctx, FactorKind::Sms, NUMBER, "phone", "", None, NOW - 100)
+            .begin_contact_enrollment(
+                &ctx,
+                &NewContact {
+                    kind: FactorKind::Sms,
+                    destination: NUMBER,
+                    name: "phone",
+                    replace: None,
+                },
+                "",
+                NOW - 100,
+            )
             .unwrap();
         let ContactBeginOutcome::Started(issued) = o else {
             panic!("not started")

@@ -14,7 +14,7 @@ use crate::selfservice::refusals::{
     wrong_confirmation_code,
 };
 use crate::state::valid_text;
-use crate::store::contact_enrollments::ContactBeginOutcome;
+use crate::store::contact_enrollments::{ContactBeginOutcome, NewContact};
 use crate::store::enrollments::ConfirmOutcome;
 use crate::store::sent_codes::{IssueOutcome, Issued, Purpose};
 use crate::store::{AuditCtx, AuditResult};
@@ -32,6 +32,16 @@ fn rate_limited(retry_after: u64, now: u64) -> HerarxError {
          in {}.",
         text::minutes(retry_after.saturating_sub(now))
     ))
+}
+
+/// What `BeginContactEnrollment` asks, as the caller typed it: `kind` "email" or "sms", the
+/// destination before normalizing, and the id of the factor it replaces (empty: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContactRequest<'a> {
+    pub kind: &'a str,
+    pub destination: &'a str,
+    pub name: &'a str,
+    pub replace: &'a str,
 }
 
 impl SelfService {
@@ -106,17 +116,19 @@ impl SelfService {
 
     /// Starts adding an email address or phone number: validates it, asks for a step-up when
     /// the user has anything that logs in, and sends the confirmation code there.
-    #[allow(clippy::too_many_arguments)]
     pub fn begin_contact_enrollment(
         &self,
         uid: u32,
-        kind: &str,
-        destination: &str,
-        name: &str,
+        request: &ContactRequest<'_>,
         step_up_code: &str,
-        replace: &str,
         now: u64,
     ) -> Result<CodeSent, HerarxError> {
+        let ContactRequest {
+            kind,
+            destination,
+            name,
+            replace,
+        } = *request;
         let method = format!("{kind}-enroll");
         let ctx = self.account(uid, "contact-enroll", now)?;
         let Some(kind) = FactorKind::parse(kind).filter(|k| k.is_contact()) else {
@@ -159,11 +171,13 @@ impl SelfService {
             let replace = (!replace.is_empty()).then_some(replace);
             store.begin_contact_enrollment(
                 &ctx,
-                kind,
-                &destination,
-                name,
+                &NewContact {
+                    kind,
+                    destination: &destination,
+                    name,
+                    replace,
+                },
                 step_up_code,
-                replace,
                 now,
             )
         };

@@ -9,6 +9,7 @@
 
 mod backup_codes;
 mod contacts;
+pub use contacts::ContactRequest;
 mod keys;
 mod manage;
 mod refusals;

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use super::Store;
 use super::accounts::Account;
 use super::admin::{ResetCounts, UserState};
-use super::contact_enrollments::ContactBeginOutcome;
+use super::contact_enrollments::{ContactBeginOutcome, NewContact};
 use super::enrollments::{
     BackupCodesOutcome, BeginOutcome, ConfirmOutcome, FactorChange, RemoveOutcome,
 };
@@ -26,7 +26,7 @@ use super::fido2::{AddKeyOutcome, KeyAcceptance, StoredKey};
 use super::remembered::Remembered;
 use super::sent_codes::{Contact, IssueOutcome, Purpose};
 use super::verify::{Accept, LoginState, VerifyOutcome};
-use super::{AuditCtx, AuditEntry, FactorKind, Failures, Scope, StoreError, StorePolicy};
+use super::{AuditCtx, AuditEntry, Failures, Scope, StoreError, StorePolicy};
 use crate::crypto::totp::Params;
 use crate::fido2::NewCredential;
 
@@ -138,15 +138,11 @@ pub trait FactorStore: Send {
     /// Starts adding `destination` (a normalized address or E.164 number) as a factor of
     /// `kind`: a step-up once the user has anything that logs in, then a confirmation code to
     /// send there.
-    #[allow(clippy::too_many_arguments)]
     fn begin_contact_enrollment(
         &mut self,
         ctx: &AuditCtx,
-        kind: FactorKind,
-        destination: &str,
-        name: &str,
+        new: &NewContact<'_>,
         step_up: &str,
-        replace: Option<&str>,
         now: u64,
     ) -> Result<(ContactBeginOutcome, AuditEntry), StoreError>;
 

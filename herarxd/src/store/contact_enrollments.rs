@@ -19,6 +19,16 @@ use super::{Ctx, Store, StoreError, to_sql};
 use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::Params;
 
+/// An email address or phone number to add: `destination` normalized (an address, or an E.164
+/// number), `replace` the factor it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewContact<'a> {
+    pub kind: FactorKind,
+    pub destination: &'a str,
+    pub name: &'a str,
+    pub replace: Option<&'a str>,
+}
+
 /// The start of an email or SMS enrolment.
 pub enum ContactBeginOutcome {
     Started(Issued),
@@ -101,17 +111,19 @@ impl Store {
     /// Starts adding `destination` (a normalized address or E.164 number) as a factor of
     /// `kind`: a step-up once the user has anything that logs in, then a confirmation code to
     /// send there.
-    #[allow(clippy::too_many_arguments)]
     pub fn begin_contact_enrollment(
         &mut self,
         ctx: &AuditCtx,
-        kind: FactorKind,
-        destination: &str,
-        name: &str,
+        new: &NewContact<'_>,
         step_up: &str,
-        replace: Option<&str>,
         now: u64,
     ) -> Result<(ContactBeginOutcome, AuditEntry), StoreError> {
+        let NewContact {
+            kind,
+            destination,
+            name,
+            replace,
+        } = *new;
         let method = format!("{kind}-enroll");
         let user = ctx.user.as_str();
         let tx = self

@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use super::FactorStore;
 use super::accounts::Account;
 use super::admin::{ResetCounts, UserState};
-use super::contact_enrollments::ContactBeginOutcome;
+use super::contact_enrollments::{ContactBeginOutcome, NewContact};
 use super::enrollments::{
     BackupCodesOutcome, BeginOutcome, ConfirmOutcome, FactorChange, RemoveOutcome,
 };
@@ -15,7 +15,7 @@ use super::fido2::{AddKeyOutcome, KeyAcceptance, StoredKey};
 use super::remembered::Remembered;
 use super::sent_codes::{Contact, IssueOutcome, Purpose};
 use super::verify::{Accept, LoginState, VerifyOutcome};
-use super::{AuditCtx, AuditEntry, FactorKind, Failures, Scope, Store, StoreError, StorePolicy};
+use super::{AuditCtx, AuditEntry, Failures, Scope, Store, StoreError, StorePolicy};
 use crate::crypto::totp::Params;
 use crate::fido2::NewCredential;
 
@@ -122,18 +122,14 @@ impl FactorStore for Store {
         Store::confirm_totp_enrollment(self, ctx, id, code, now)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn begin_contact_enrollment(
         &mut self,
         ctx: &AuditCtx,
-        kind: FactorKind,
-        destination: &str,
-        name: &str,
+        new: &NewContact<'_>,
         step_up: &str,
-        replace: Option<&str>,
         now: u64,
     ) -> Result<(ContactBeginOutcome, AuditEntry), StoreError> {
-        Store::begin_contact_enrollment(self, ctx, kind, destination, name, step_up, replace, now)
+        Store::begin_contact_enrollment(self, ctx, new, step_up, now)
     }
 
     fn confirm_contact_enrollment(

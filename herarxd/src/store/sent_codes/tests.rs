@@ -1,6 +1,6 @@
 use super::*;
 use crate::store::FactorKind;
-use crate::store::contact_enrollments::ContactBeginOutcome;
+use crate::store::contact_enrollments::{ContactBeginOutcome, NewContact};
 use crate::store::enrollments::ConfirmOutcome;
 use crate::store::testing::open_store;
 use crate::store::verify::Accept;
@@ -22,7 +22,17 @@ fn ctx(user: &str) -> AuditCtx {
 /// Adds `destination` for `user` through the real enrolment (begin, confirm with the code).
 fn add(s: &mut Store, user: &str, kind: FactorKind, destination: &str, now: u64) -> String {
     let (o, _) = s
-        .begin_contact_enrollment(&ctx(user), kind, destination, "mine", "", None, now)
+        .begin_contact_enrollment(
+            &ctx(user),
+            &NewContact {
+                kind,
+                destination,
+                name: "mine",
+                replace: None,
+            },
+            "",
+            now,
+        )
         .unwrap();
     let ContactBeginOutcome::Started(issued) = o else {
         panic!("not started")
@@ -61,11 +71,13 @@ fn an_address_is_added_only_with_the_code_sent_there_and_stays_sealed() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            FactorKind::Email,
-            "jane@example.com",
-            "w",
+            &NewContact {
+                kind: FactorKind::Email,
+                destination: "jane@example.com",
+                name: "w",
+                replace: None,
+            },
             "",
-            None,
             NOW,
         )
         .unwrap();
@@ -123,11 +135,13 @@ fn five_wrong_confirmations_cancel_the_enrolment() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            FactorKind::Sms,
-            "+441234567123",
+            &NewContact {
+                kind: FactorKind::Sms,
+                destination: "+441234567123",
+                name: "",
+                replace: None,
+            },
             "",
-            "",
-            None,
             NOW,
         )
         .unwrap();
@@ -239,11 +253,13 @@ fn the_flood_limit_holds_per_user_and_per_destination_and_frees_after_an_hour() 
         let (o, _) = s
             .begin_contact_enrollment(
                 &ctx("bob"),
-                FactorKind::Sms,
-                "+441234567123",
+                &NewContact {
+                    kind: FactorKind::Sms,
+                    destination: "+441234567123",
+                    name: "",
+                    replace: None,
+                },
                 "",
-                "",
-                None,
                 NOW,
             )
             .unwrap();
@@ -280,11 +296,13 @@ fn enrolling_someone_else_s_number_cannot_use_up_its_logins() {
         let (o, _) = s
             .begin_contact_enrollment(
                 &ctx("mallory"),
-                FactorKind::Sms,
-                "+441234567123",
+                &NewContact {
+                    kind: FactorKind::Sms,
+                    destination: "+441234567123",
+                    name: "",
+                    replace: None,
+                },
                 "",
-                "",
-                None,
                 NOW + i,
             )
             .unwrap();
@@ -309,11 +327,13 @@ fn a_step_up_may_be_a_sent_code_and_removal_voids_the_codes_sent_to_a_factor() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            FactorKind::Email,
-            "j2@example.com",
+            &NewContact {
+                kind: FactorKind::Email,
+                destination: "j2@example.com",
+                name: "",
+                replace: None,
+            },
             "",
-            "",
-            None,
             NOW,
         )
         .unwrap();
@@ -329,11 +349,13 @@ fn a_step_up_may_be_a_sent_code_and_removal_voids_the_codes_sent_to_a_factor() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            FactorKind::Email,
-            "j2@example.com",
-            "",
+            &NewContact {
+                kind: FactorKind::Email,
+                destination: "j2@example.com",
+                name: "",
+                replace: None,
+            },
             &step_up.code,
-            None,
             NOW,
         )
         .unwrap();
@@ -343,11 +365,13 @@ fn a_step_up_may_be_a_sent_code_and_removal_voids_the_codes_sent_to_a_factor() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            FactorKind::Email,
-            "JANE@example.com",
-            "",
+            &NewContact {
+                kind: FactorKind::Email,
+                destination: "JANE@example.com",
+                name: "",
+                replace: None,
+            },
             &again.code,
-            None,
             NOW + 1,
         )
         .unwrap();
@@ -416,11 +440,13 @@ fn codes_sent_to_a_replaced_address_die_with_it() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            FactorKind::Email,
-            "new@example.com",
-            "",
+            &NewContact {
+                kind: FactorKind::Email,
+                destination: "new@example.com",
+                name: "",
+                replace: Some(&old),
+            },
             &step_up.code,
-            Some(&old),
             NOW + 3,
         )
         .unwrap();
@@ -454,11 +480,13 @@ fn an_address_begun_without_a_step_up_is_refused_once_the_account_has_a_factor()
         let (o, _) = s
             .begin_contact_enrollment(
                 &ctx("alice"),
-                FactorKind::Email,
-                "mallory@example.com",
-                "m",
+                &NewContact {
+                    kind: FactorKind::Email,
+                    destination: "mallory@example.com",
+                    name: "m",
+                    replace: None,
+                },
                 step_up,
-                None,
                 now,
             )
             .unwrap();
@@ -503,11 +531,13 @@ fn an_address_begun_after_a_step_up_confirms_after_another_addition() {
     let (o, _) = s
         .begin_contact_enrollment(
             &ctx("alice"),
-            FactorKind::Email,
-            "jane@example.com",
-            "w",
+            &NewContact {
+                kind: FactorKind::Email,
+                destination: "jane@example.com",
+                name: "w",
+                replace: None,
+            },
             &step_up(NOW),
-            None,
             NOW,
         )
         .unwrap();
