@@ -5,6 +5,10 @@
 //! - the same login through `pam_google_authenticator` (DISALLOW_REUSE and RATE_LIMIT on, so it
 //!   rewrites its state file), when installed.
 //!
+//! With `--baseline PATH` (another herarxd binary, e.g. the build before a refactor), the same
+//! module also logs in against that daemon, on a bus of its own, interleaved with the rest, and
+//! the ratio of the two is printed.
+//!
 //! Logins alternate between the two modules so both see the same machine load. Replay
 //! protection and lockout stay on: every login uses a fresh code (users × 3 adjacent steps).
 //! Every login must succeed, or the run fails.
@@ -40,8 +44,25 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// `--baseline PATH`: another herarxd binary (an older build) to measure side by side.
+fn baseline_daemon() -> Option<std::path::PathBuf> {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args
+        .iter()
+        .position(|a| a == "--baseline")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from)?;
+    assert!(
+        path.is_file(),
+        "--baseline {}: no such herarxd binary",
+        path.display()
+    );
+    Some(path)
+}
+
 fn main() {
     let users_n = arg("--users", 200);
+    let baseline = baseline_daemon();
     let ga = std::path::Path::new(GA_MODULE).exists();
 
     eprintln!("starting a private bus and herarxd ...");
@@ -49,6 +70,19 @@ fn main() {
     let daemon = Daemon::start(&bus, DaemonConfig::default());
     let pam = PamConf::new(&bus.address);
     pam.service("bench-herarx", &module_line(&bus.address, ""));
+    // The same module against the baseline daemon, on a bus of its own.
+    let base = baseline.map(|binary| {
+        let bus = Bus::start();
+        let daemon = Daemon::start(
+            &bus,
+            DaemonConfig {
+                daemon_binary: Some(binary),
+                ..DaemonConfig::default()
+            },
+        );
+        pam.service("bench-baseline", &module_line(&bus.address, ""));
+        (bus, daemon)
+    });
     let ga_dir = tempfile::Builder::new()
         .prefix("hx-bench-ga-")
         .tempdir()
@@ -63,9 +97,13 @@ fn main() {
 
     eprintln!("creating and enrolling {users_n} users (herarxctl as each user) ...");
     let mut users = Vec::new();
+    let mut base_enrolments = Vec::new();
     for _ in 0..users_n {
         let u = TestUser::create("b");
         let e = ctl::enrol_totp(&u, &bus.address, "bench", None);
+        let e_base = base
+            .as_ref()
+            .map(|(b, _)| ctl::enrol_totp(&u, &b.address, "bench", None));
         if ga {
             // google-authenticator's state file: same secret, its anti-replay and rate limit on.
             let body = format!(
@@ -79,11 +117,12 @@ fn main() {
                 .expect("chmod GA secret");
         }
         users.push((u, e));
+        base_enrolments.push(e_base);
     }
 
     // All logins of a run must fit inside one time step (steps s-1, s, s+1 are all in the skew
     // window only while the clock is in step s), so start early in a step.
-    let (step, codes) = loop {
+    let (step, codes, base_codes) = loop {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -99,8 +138,15 @@ fn main() {
             .iter()
             .map(|(_, e)| (0..3).map(|k| code_at_step(&e.secret, s - 1 + k)).collect())
             .collect();
+        let base_codes: Vec<Option<Vec<String>>> = base_enrolments
+            .iter()
+            .map(|e| {
+                e.as_ref()
+                    .map(|e| (0..3).map(|k| code_at_step(&e.secret, s - 1 + k)).collect())
+            })
+            .collect();
         if now_step() == s {
-            break (s, codes);
+            break (s, codes, base_codes);
         }
     };
     // Enrolment consumed step `confirm_step` for each user; only later steps are fresh.
@@ -109,6 +155,7 @@ fn main() {
     let mut herarx = Stats::new("pam_authenticate, pam_herarx (TOTP, bus, daemon)");
     let mut google = Stats::new("pam_authenticate, pam_google_authenticator");
     let mut ping = Stats::new("bus round trip (Peer.Ping to herarxd)");
+    let mut baseline_stats = Stats::new("pam_authenticate, pam_herarx against the --baseline herarxd");
     let pinger = Pinger::connect(&bus.address);
     for _ in 0..200 {
         pinger.ping_us(); // warm-up
@@ -136,6 +183,22 @@ fn main() {
                     );
                 }
             }
+            if let (Some(Some(e)), Some(Some(c))) = (base_enrolments.get(i), base_codes.get(i))
+                && fresh(k, e.confirm_step)
+            {
+                let login = pam.login("bench-baseline", &u.name, &[&c[k as usize]]);
+                match pam_client::run(&login) {
+                    Ok(t) if t.rc == PAM_SUCCESS => baseline_stats.samples.push(t.auth_us),
+                    other => {
+                        failures += 1;
+                        eprintln!(
+                            "baseline login failed for {}: {:?}",
+                            u.name,
+                            other.map(|t| t.rc)
+                        );
+                    }
+                }
+            }
             if ga {
                 let login = pam.login("bench-ga", &u.name, &[code]);
                 match pam_client::run(&login) {
@@ -155,6 +218,9 @@ fn main() {
     println!("{}", Stats::header());
     println!("{}", ping.row());
     println!("{}", herarx.row());
+    if base.is_some() {
+        println!("{}", baseline_stats.row());
+    }
     if ga {
         println!("{}", google.row());
     } else {
@@ -175,6 +241,14 @@ fn main() {
             herarx.pct(0.5) / google.pct(0.5)
         );
     }
+    if base.is_some() {
+        println!(
+            "herarx p50 / baseline herarxd p50: {:.2}x, p99: {:.2}x (1 is no change)",
+            herarx.pct(0.5) / baseline_stats.pct(0.5),
+            herarx.pct(0.99) / baseline_stats.pct(0.99)
+        );
+    }
+    drop(base);
     println!(
         "herarxd RSS after these logins: {} kB",
         daemon.pid().map(bench::rss_kb).unwrap_or(0)
