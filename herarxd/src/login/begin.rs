@@ -3,12 +3,12 @@
 
 use super::*;
 
-use herarx_proto::{HerarxError, Step, limits};
+use herarx_proto::{HerarxError, Step};
 
 use crate::logger::Severity;
-use crate::state::{printable, valid_text};
+use crate::state::printable;
 use crate::store::{AuditCtx, AuditResult, Scope, random_hex};
-use crate::users::Lookup;
+use crate::users::{Account, Lookup};
 
 /// What `begin` decided before a transaction exists.
 pub(super) enum Start {
@@ -29,71 +29,60 @@ pub(super) struct Run {
 }
 
 impl Logins {
-    /// Starts a login for `user`. Returns the transaction id (empty for a terminal first
-    /// step: nothing to answer) and the first step.
+    /// Starts a login. Returns the transaction id (empty for a terminal first step: nothing to
+    /// answer) and the first step.
     pub fn begin(
         &self,
         caller: &Caller,
         request: &Request<'_>,
         now: u64,
     ) -> Result<(String, Step), HerarxError> {
-        let Request {
-            user,
-            service,
-            rhost,
-            tty,
-            ssh_auth_info,
-        } = *request;
-        // Remote from PAM_RHOST, or from the service's policy; never from the caller.
-        let remote = is_remote(rhost) || self.state.config().always_remote(service);
+        let remote = request.remote(&self.state.config());
         let ctx = AuditCtx {
-            user: printable(user),
+            user: printable(request.user),
             caller_uid: caller.uid,
-            service: printable(service),
-            rhost: printable(rhost),
+            service: printable(request.service),
+            rhost: printable(request.rhost),
             remote,
         };
-        let refuse = |reason: &str| {
-            let entry = ctx.entry(now, "begin", AuditResult::Refused, reason);
-            self.record(&entry);
-        };
-        let problem = if user.is_empty() || !valid_text(user, limits::USER_MAX) {
-            Some(format!(
-                "the user name must be 1 to {} bytes without control characters",
-                limits::USER_MAX
-            ))
-        } else if !valid_text(service, limits::SERVICE_MAX) {
-            Some(format!(
-                "the service must be at most {} bytes without control characters",
-                limits::SERVICE_MAX
-            ))
-        } else if !valid_text(rhost, limits::RHOST_MAX) {
-            Some(format!(
-                "the remote host must be at most {} bytes without control characters",
-                limits::RHOST_MAX
-            ))
-        } else if !valid_text(tty, limits::TTY_MAX) {
-            Some(format!(
-                "the tty must be at most {} bytes without control characters",
-                limits::TTY_MAX
-            ))
-        } else if ssh_auth_info.len() > limits::SSH_AUTH_INFO_MAX {
-            Some(format!(
-                "the SSH authentication info must be at most {} bytes",
-                limits::SSH_AUTH_INFO_MAX
-            ))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            refuse(&format!("invalid argument: {problem}"));
+        if let Some(problem) = request.problem() {
+            self.refuse_begin(&ctx, &format!("invalid argument: {problem}"), now);
             return Err(HerarxError::InvalidArgument(format!(
                 "Invalid login request: {problem}."
             )));
         }
-        // Every spelling of one account is that account (see `users`): the login is keyed by
-        // the canonical name from here on. A name NSS does not know goes on as typed, exactly
-        // as a known user without a factor would (no enumeration).
+        // Refusals before the account is known, and a full table, are recorded as typed (the
+        // printable, bounded copy); everything else under the account's own name.
+        let typed = ctx;
+        let (ctx, account) = self.account(caller, request, &typed, now)?;
+        let scope = scope_of(request.rhost, remote);
+        let run = match self.decide(
+            &ctx,
+            &scope,
+            caller,
+            account.as_ref(),
+            request.ssh_auth_info,
+            now,
+        )? {
+            Start::Done(step) => return Ok((String::new(), step)),
+            Start::Run(run) => *run,
+        };
+        self.create(caller, &typed, ctx, scope, run, now)
+    }
+
+    /// The account the login is for. Every spelling of one account is that account (see
+    /// `users`): the login is keyed by the canonical name from here on. A name NSS does not
+    /// know goes on as typed, exactly as a known user without a factor would (no enumeration).
+    /// Root (sshd, login, sudo) may authenticate anyone; anyone else (a screen locker) only
+    /// themselves, and unknown and other users get the same answer.
+    fn account(
+        &self,
+        caller: &Caller,
+        request: &Request<'_>,
+        typed: &AuditCtx,
+        now: u64,
+    ) -> Result<(AuditCtx, Option<Account>), HerarxError> {
+        let user = request.user;
         let account = self.state.users.account(user);
         let (key, uid) = match &account {
             Lookup::Known(a) => (a.name.clone(), Some(a.uid)),
@@ -102,20 +91,16 @@ impl Logins {
         };
         let ctx = AuditCtx {
             user: key,
-            service: service.to_owned(),
-            rhost: rhost.to_owned(),
-            ..ctx
+            service: request.service.to_owned(),
+            rhost: request.rhost.to_owned(),
+            ..typed.clone()
         };
-        // Root (sshd, login, sudo) may authenticate anyone; anyone else (a screen locker)
-        // only themselves. Unknown and other users get the same answer.
         if caller.uid != 0 && uid != Some(caller.uid) {
-            let entry = ctx.entry(
-                now,
-                "begin",
-                AuditResult::Refused,
+            self.refuse_begin(
+                &ctx,
                 "permission denied: caller is neither root nor this user",
+                now,
             );
-            self.record(&entry);
             return Err(HerarxError::PermissionDenied(
                 "You may only verify your own account; logins of other users are run by root."
                     .into(),
@@ -138,9 +123,11 @@ impl Logins {
             }
             Lookup::Unknown => None,
             Lookup::NoCanonicalName(uid) => {
-                refuse(&format!(
-                    "the account's uid {uid} has no name in NSS (getpwuid failed)"
-                ));
+                self.refuse_begin(
+                    typed,
+                    &format!("the account's uid {uid} has no name in NSS (getpwuid failed)"),
+                    now,
+                );
                 return Err(HerarxError::Internal(
                     "herarxd could not resolve this account's canonical name (the directory \
                      answered the name but not its uid); check NSS (getent passwd), then try \
@@ -149,19 +136,20 @@ impl Logins {
                 ));
             }
         };
-        let scope = match scope_of(rhost) {
-            Scope::Local if remote => Scope::Remote(match crate::config::rhost_address(rhost) {
-                Some(a) => a.to_string(),
-                None if rhost.trim().is_empty() => "unknown".to_owned(),
-                None => rhost.trim().to_ascii_lowercase(),
-            }),
-            scope => scope,
-        };
-        let start = self.decide(&ctx, &scope, caller, account.as_ref(), ssh_auth_info, now)?;
-        let run = match start {
-            Start::Done(step) => return Ok((String::new(), step)),
-            Start::Run(run) => *run,
-        };
+        Ok((ctx, account))
+    }
+
+    /// Puts the transaction `run` in the table, within the caller's quota; returns its id and
+    /// first step.
+    fn create(
+        &self,
+        caller: &Caller,
+        typed: &AuditCtx,
+        ctx: AuditCtx,
+        scope: Scope,
+        run: Run,
+        now: u64,
+    ) -> Result<(String, Step), HerarxError> {
         let id = random_hex(16).map_err(|e| self.state.internal("making a transaction id", &e))?;
         // A place held by a non-root caller (a screen locker) is given back sooner.
         let mut timeout = self.state.config().login.timeout_seconds;
@@ -169,36 +157,39 @@ impl Logins {
             timeout = timeout.min(NON_ROOT_TIMEOUT_SECONDS);
         }
         let deadline = now.saturating_add(timeout);
-        {
-            let mut table = self.table();
-            if now > table.last_prune {
-                table.last_prune = now;
-                table.prune(now);
-            }
-            if let Err(full) = table.admit(&caller.bus_name, caller.uid) {
-                let message = full.message(table.limits());
-                drop(table);
-                refuse(full.reason());
-                return Err(HerarxError::Busy(message));
-            }
-            table.insert(
-                id.clone(),
-                Txn {
-                    owner: caller.bus_name.clone(),
-                    ctx,
-                    scope,
-                    deadline,
-                    steps: 1,
-                    tries: 0,
-                    checking: false,
-                    stage: run.stage,
-                    methods: run.methods,
-                    remember: run.remember,
-                    contacts: run.contacts,
-                    last_sent: run.last_sent,
-                },
-            );
+        let mut table = self.table();
+        if now > table.last_prune {
+            table.last_prune = now;
+            table.prune(now);
         }
+        if let Err(full) = table.admit(&caller.bus_name, caller.uid) {
+            let message = full.message(table.limits());
+            drop(table);
+            self.refuse_begin(typed, full.reason(), now);
+            return Err(HerarxError::Busy(message));
+        }
+        table.insert(
+            id.clone(),
+            Txn {
+                owner: caller.bus_name.clone(),
+                ctx,
+                scope,
+                deadline,
+                steps: 1,
+                tries: 0,
+                checking: false,
+                stage: run.stage,
+                methods: run.methods,
+                remember: run.remember,
+                contacts: run.contacts,
+                last_sent: run.last_sent,
+            },
+        );
         Ok((id, run.step))
+    }
+
+    /// The audit row of a refused `Begin`.
+    fn refuse_begin(&self, ctx: &AuditCtx, reason: &str, now: u64) {
+        self.record(&ctx.entry(now, "begin", AuditResult::Refused, reason));
     }
 }

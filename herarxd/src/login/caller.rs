@@ -3,6 +3,10 @@
 
 use std::net::IpAddr;
 
+use herarx_proto::limits;
+
+use crate::config::Config;
+use crate::state::valid_text;
 use crate::store::Scope;
 
 /// Who calls, as the bus says.
@@ -43,14 +47,16 @@ pub fn is_remote(rhost: &str) -> bool {
     }
 }
 
-/// The scope of a login from `rhost`: local, or remote from its address (an IPv4-mapped IPv6
-/// address counts as its IPv4 address, so one client is one source), or its host name.
-pub fn scope_of(rhost: &str) -> Scope {
-    if !is_remote(rhost) {
+/// The scope of a login from `rhost`, `remote` as [`Request::remote`] decided: local, or remote
+/// from its address (an IPv4-mapped IPv6 address counts as its IPv4 address, so one client is
+/// one source), its host name, or "unknown" (a service that is always remote, without rhost).
+pub fn scope_of(rhost: &str, remote: bool) -> Scope {
+    if !remote {
         return Scope::Local;
     }
     match crate::config::rhost_address(rhost) {
         Some(addr) => Scope::Remote(addr.to_string()),
+        None if rhost.trim().is_empty() => Scope::Remote("unknown".to_owned()),
         None => Scope::Remote(rhost.trim().to_ascii_lowercase()),
     }
 }
@@ -65,4 +71,45 @@ pub struct Request<'a> {
     pub rhost: &'a str,
     pub tty: &'a str,
     pub ssh_auth_info: &'a str,
+}
+
+impl Request<'_> {
+    /// What is wrong with the request's arguments (their lengths, control characters), said
+    /// for the caller; `None` when nothing is.
+    pub fn problem(&self) -> Option<String> {
+        if self.user.is_empty() || !valid_text(self.user, limits::USER_MAX) {
+            Some(format!(
+                "the user name must be 1 to {} bytes without control characters",
+                limits::USER_MAX
+            ))
+        } else if !valid_text(self.service, limits::SERVICE_MAX) {
+            Some(format!(
+                "the service must be at most {} bytes without control characters",
+                limits::SERVICE_MAX
+            ))
+        } else if !valid_text(self.rhost, limits::RHOST_MAX) {
+            Some(format!(
+                "the remote host must be at most {} bytes without control characters",
+                limits::RHOST_MAX
+            ))
+        } else if !valid_text(self.tty, limits::TTY_MAX) {
+            Some(format!(
+                "the tty must be at most {} bytes without control characters",
+                limits::TTY_MAX
+            ))
+        } else if self.ssh_auth_info.len() > limits::SSH_AUTH_INFO_MAX {
+            Some(format!(
+                "the SSH authentication info must be at most {} bytes",
+                limits::SSH_AUTH_INFO_MAX
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the login is remote: from PAM_RHOST, or by the service's policy
+    /// (`services.NAME.always_remote`); never from anything the caller says.
+    pub fn remote(&self, config: &Config) -> bool {
+        is_remote(self.rhost) || config.always_remote(self.service)
+    }
 }

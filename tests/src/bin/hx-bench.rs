@@ -155,7 +155,8 @@ fn main() {
     let mut herarx = Stats::new("pam_authenticate, pam_herarx (TOTP, bus, daemon)");
     let mut google = Stats::new("pam_authenticate, pam_google_authenticator");
     let mut ping = Stats::new("bus round trip (Peer.Ping to herarxd)");
-    let mut baseline_stats = Stats::new("pam_authenticate, pam_herarx against the --baseline herarxd");
+    let mut baseline_stats =
+        Stats::new("pam_authenticate, pam_herarx against the --baseline herarxd");
     let pinger = Pinger::connect(&bus.address);
     for _ in 0..200 {
         pinger.ping_us(); // warm-up
