@@ -1,7 +1,7 @@
 //! The answers a login reads at its prompts: app codes (`totp::normalize_code`, then
 //! `totp::verify`), backup codes (`store::backup_codes::normalize`) and codes sent by email or
 //! text (`store::sent_codes::normalize`). The method menu's choice is parsed inside
-//! `auth.rs` (`Logins::answer_menu`, `str::parse::<usize>` then a checked index) and is not
+//! `login/answer.rs` (`Logins::answer_menu`, `str::parse::<usize>` then a checked index) and is not
 //! reachable without a store; see fuzz/README.md.
 //!
 //! Input fields (see `herarx_fuzz::Fields`): the answer; then a secret, parameters and a time

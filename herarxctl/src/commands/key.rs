@@ -24,7 +24,7 @@ use crate::printer::Printer;
 pub const KIND: &str = "fido2";
 
 /// How the daemon's "this key needs its PIN" refusal begins (herarxd's
-/// `fido2_service::PIN_REQUIRED`).
+/// `selfservice::keys::PIN_REQUIRED`).
 pub const PIN_REQUIRED_PREFIX: &str = "This key needs its PIN";
 
 const PIN_PROMPT: &str = "PIN of the security key: ";
