@@ -298,7 +298,8 @@ fn the_unit_keeps_the_hardening_issue_6_asks_for() {
         "{text}"
     );
     assert!(text.contains(&format!("systemd-creds encrypt --name={name}")));
-    let keys = std::fs::read_to_string(workspace_root().join("herarxd/src/crypto/master_key.rs")).unwrap();
+    let keys =
+        std::fs::read_to_string(workspace_root().join("herarxd/src/crypto/master_key.rs")).unwrap();
     assert!(
         keys.contains(&format!("CREDENTIAL_NAME: &str = \"{name}\"")),
         "herarxd reads another credential name"

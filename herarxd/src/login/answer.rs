@@ -12,6 +12,14 @@ use crate::state::printable;
 use crate::store::verify::VerifyOutcome;
 use crate::store::{AuditCtx, AuditResult, FactorKind, Scope};
 
+/// What taking a transaction for an answer came to.
+enum Taken {
+    /// The transaction as it stands, and its stage.
+    Turn(Turn, Stage),
+    /// It ended (timed out, too many steps) with this step.
+    Over(Step),
+}
+
 impl Logins {
     /// Answers the current prompt of transaction `id`, begun by `bus_name`.
     pub fn answer(
@@ -21,74 +29,93 @@ impl Logins {
         response: &str,
         now: u64,
     ) -> Result<Step, HerarxError> {
-        let (turn, stage) = {
-            let mut table = self.table();
-            let Some(txn) = table.by_id.get_mut(id).filter(|t| t.owner == bus_name) else {
-                drop(table);
-                self.state.log.log(
-                    Severity::Notice,
-                    &format!("refused Answer from {bus_name}: no such transaction"),
-                );
-                return Err(no_such_transaction());
-            };
-            if txn.checking {
-                return Err(HerarxError::Busy(
-                    "An answer of this login is being checked; wait for its reply.".into(),
-                ));
-            }
-            if now >= txn.deadline {
-                let txn = table.remove(id);
-                drop(table);
-                if let Some(t) = txn {
-                    self.record(&t.ctx.entry(
-                        now,
-                        FactorKind::Totp,
-                        AuditResult::Denied,
-                        "login timed out",
-                    ));
-                }
-                return Ok(Step::terminal(Action::Denied, TIMED_OUT));
-            }
-            if txn.steps >= limits::STEPS_MAX {
-                let txn = table.remove(id);
-                drop(table);
-                if let Some(t) = txn {
-                    self.record(&t.ctx.entry(
-                        now,
-                        FactorKind::Totp,
-                        AuditResult::Denied,
-                        "step cap reached",
-                    ));
-                }
-                return Ok(Step::terminal(Action::Denied, TOO_MANY_STEPS));
-            }
-            txn.checking = true;
-            txn.steps += 1;
-            (
-                Turn {
-                    id: id.to_owned(),
-                    ctx: txn.ctx.clone(),
-                    scope: txn.scope.clone(),
-                    methods: txn.methods,
-                    contacts: txn.contacts.clone(),
-                    last_sent: txn.last_sent,
-                },
-                txn.stage.clone(),
-            )
+        let (turn, stage) = match self.take_turn(bus_name, id, now)? {
+            Taken::Turn(turn, stage) => (turn, stage),
+            Taken::Over(step) => return Ok(step),
         };
-        let (ctx, scope, methods) = (&turn.ctx, &turn.scope, turn.methods);
         // An overlong answer is no code: checked (and counted) as a malformed one.
         let response = if response.len() <= limits::ANSWER_MAX {
             response
         } else {
             "-"
         };
-        let next = match stage {
-            Stage::Code | Stage::BackupCode | Stage::SentCode { .. } => {
-                self.answer_code(&turn, &stage, response, now)
+        let next = self.dispatch(&turn, stage, response, now);
+        self.end_turn(id, next)
+    }
+
+    /// Takes transaction `id` of `bus_name` for one answer: refused while another answer of
+    /// it is being checked; over when past its deadline or its step cap.
+    fn take_turn(&self, bus_name: &str, id: &str, now: u64) -> Result<Taken, HerarxError> {
+        let mut table = self.table();
+        let Some(txn) = table.by_id.get_mut(id).filter(|t| t.owner == bus_name) else {
+            drop(table);
+            self.state.log.log(
+                Severity::Notice,
+                &format!("refused Answer from {bus_name}: no such transaction"),
+            );
+            return Err(no_such_transaction());
+        };
+        if txn.checking {
+            return Err(HerarxError::Busy(
+                "An answer of this login is being checked; wait for its reply.".into(),
+            ));
+        }
+        if now >= txn.deadline {
+            let txn = table.remove(id);
+            drop(table);
+            if let Some(t) = txn {
+                self.record(&t.ctx.entry(
+                    now,
+                    FactorKind::Totp,
+                    AuditResult::Denied,
+                    "login timed out",
+                ));
             }
-            Stage::Menu { back } => Ok(self.answer_menu(&turn, *back, response, now)),
-            Stage::Send { factor_id } => self.answer_send(&turn, &factor_id, now),
+            return Ok(Taken::Over(Step::terminal(Action::Denied, TIMED_OUT)));
+        }
+        if txn.steps >= limits::STEPS_MAX {
+            let txn = table.remove(id);
+            drop(table);
+            if let Some(t) = txn {
+                self.record(&t.ctx.entry(
+                    now,
+                    FactorKind::Totp,
+                    AuditResult::Denied,
+                    "step cap reached",
+                ));
+            }
+            return Ok(Taken::Over(Step::terminal(Action::Denied, TOO_MANY_STEPS)));
+        }
+        txn.checking = true;
+        txn.steps += 1;
+        Ok(Taken::Turn(
+            Turn {
+                id: id.to_owned(),
+                ctx: txn.ctx.clone(),
+                scope: txn.scope.clone(),
+                methods: txn.methods,
+                contacts: txn.contacts.clone(),
+                last_sent: txn.last_sent,
+            },
+            txn.stage.clone(),
+        ))
+    }
+
+    /// The answer, by the stage it came in.
+    fn dispatch(
+        &self,
+        turn: &Turn,
+        stage: Stage,
+        response: &str,
+        now: u64,
+    ) -> Result<Next, HerarxError> {
+        let (id, ctx, scope, methods) = (turn.id.as_str(), &turn.ctx, &turn.scope, turn.methods);
+        match stage {
+            Stage::Code | Stage::BackupCode | Stage::SentCode { .. } => {
+                self.answer_code(turn, &stage, response, now)
+            }
+            Stage::Menu { back } => Ok(self.answer_menu(turn, *back, response, now)),
+            Stage::Send { factor_id } => self.answer_send(turn, &factor_id, now),
             Stage::Enrol { pending_id } => self.answer_enrolment(ctx, &pending_id, response, now),
             Stage::KeyPin => Ok(Next::Continue(
                 Stage::KeyTouch {
@@ -110,7 +137,12 @@ impl Logins {
                 Step::terminal(Action::Success, ""),
                 now,
             ))),
-        };
+        }
+    }
+
+    /// What the answer led to, written back: the transaction ends, or goes on in its new
+    /// stage (unless it was cancelled meanwhile).
+    fn end_turn(&self, id: &str, next: Result<Next, HerarxError>) -> Result<Step, HerarxError> {
         let mut table = self.table();
         let next = match next {
             Ok(next) => next,
