@@ -74,8 +74,8 @@ impl Logins {
         pin: Option<&str>,
         now: u64,
     ) -> Result<Next, HerarxError> {
-        use crate::factors::touch::{self, NoAnswer, SettleError, Settled, TouchRequest};
-        use crate::fido2::{AssertionError, DeviceError};
+        use crate::factors::touch::{self, SettleError, Settled, TouchRequest};
+        use crate::fido2::AssertionError;
         use std::time::Duration;
         let config = self.state.config();
         let user = ctx.user.as_str();
@@ -111,45 +111,7 @@ impl Logins {
         };
         let answer = match touch::ask(&request, user) {
             Ok(answer) => answer,
-            Err(NoAnswer::NoChallenge(e)) => {
-                self.state
-                    .log
-                    .log(Severity::Error, &format!("cannot make a challenge: {e}"));
-                return Err(HerarxError::Internal(
-                    "herarxd could not make a challenge; try again.".into(),
-                ));
-            }
-            Err(NoAnswer::Device(DeviceError::PinInvalid)) => {
-                note("wrong security key PIN".into());
-                return Ok(if self.use_try(id) {
-                    Next::Continue(Stage::KeyPin, Step::prompt(KEY_PIN_AGAIN))
-                } else {
-                    Next::Done(Step::terminal(Action::Denied, "Wrong PIN."))
-                });
-            }
-            Err(NoAnswer::Device(DeviceError::PinRequired)) if pin.is_none() => {
-                return Ok(Next::Continue(Stage::KeyPin, Step::prompt(KEY_NEEDS_PIN)));
-            }
-            Err(NoAnswer::Device(DeviceError::Timeout | DeviceError::Denied)) => {
-                note("security key not touched in time".into());
-                return Ok(self.after_key(methods, KEY_NOT_TOUCHED));
-            }
-            Err(NoAnswer::Device(DeviceError::NoCredentials)) => {
-                note("the plugged-in keys hold none of the user's credentials".into());
-                return Ok(self.after_key(methods, KEY_NOT_REGISTERED));
-            }
-            Err(NoAnswer::Device(DeviceError::NotPresent)) => {
-                note("no security key plugged in".into());
-                return Ok(self.after_key(methods, KEY_NOT_PLUGGED));
-            }
-            Err(NoAnswer::Device(e)) => {
-                note(format!("security key error: {e}"));
-                let mut why = e.to_string();
-                if let Some(first) = why.get(..1) {
-                    why = format!("{}{}.", first.to_uppercase(), &why[1..]);
-                }
-                return Ok(self.after_key(methods, &why));
-            }
+            Err(why) => return self.key_gave_no_answer(id, ctx, methods, pin, why, now),
         };
         // A challenge no longer valid counts as a refused key (`touch::settle`).
         let settled = touch::settle(&request, &answer, &|| self.state.store(), ctx, "", now)
@@ -218,6 +180,64 @@ impl Logins {
                 } else {
                     Next::Done(Step::terminal(Action::Denied, KEY_REFUSED))
                 })
+            }
+        }
+    }
+
+    /// The keys gave no answer: why, as the login's next step.
+    fn key_gave_no_answer(
+        &self,
+        id: &str,
+        ctx: &AuditCtx,
+        methods: Methods,
+        pin: Option<&str>,
+        why: crate::factors::touch::NoAnswer,
+        now: u64,
+    ) -> Result<Next, HerarxError> {
+        use crate::factors::touch::NoAnswer;
+        use crate::fido2::DeviceError;
+        let note = |reason: String| {
+            self.record(&ctx.entry(now, FactorKind::Fido2, AuditResult::Denied, reason));
+        };
+        match why {
+            NoAnswer::NoChallenge(e) => {
+                self.state
+                    .log
+                    .log(Severity::Error, &format!("cannot make a challenge: {e}"));
+                Err(HerarxError::Internal(
+                    "herarxd could not make a challenge; try again.".into(),
+                ))
+            }
+            NoAnswer::Device(DeviceError::PinInvalid) => {
+                note("wrong security key PIN".into());
+                Ok(if self.use_try(id) {
+                    Next::Continue(Stage::KeyPin, Step::prompt(KEY_PIN_AGAIN))
+                } else {
+                    Next::Done(Step::terminal(Action::Denied, "Wrong PIN."))
+                })
+            }
+            NoAnswer::Device(DeviceError::PinRequired) if pin.is_none() => {
+                Ok(Next::Continue(Stage::KeyPin, Step::prompt(KEY_NEEDS_PIN)))
+            }
+            NoAnswer::Device(DeviceError::Timeout | DeviceError::Denied) => {
+                note("security key not touched in time".into());
+                Ok(self.after_key(methods, KEY_NOT_TOUCHED))
+            }
+            NoAnswer::Device(DeviceError::NoCredentials) => {
+                note("the plugged-in keys hold none of the user's credentials".into());
+                Ok(self.after_key(methods, KEY_NOT_REGISTERED))
+            }
+            NoAnswer::Device(DeviceError::NotPresent) => {
+                note("no security key plugged in".into());
+                Ok(self.after_key(methods, KEY_NOT_PLUGGED))
+            }
+            NoAnswer::Device(e) => {
+                note(format!("security key error: {e}"));
+                let mut why = e.to_string();
+                if let Some(first) = why.get(..1) {
+                    why = format!("{}{}.", first.to_uppercase(), &why[1..]);
+                }
+                Ok(self.after_key(methods, &why))
             }
         }
     }
