@@ -44,6 +44,20 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// One login through `service`: its `pam_authenticate` time, or `None` (said on stderr).
+fn login_us(pam: &PamConf, service: &str, user: &str, code: &str) -> Option<f64> {
+    match pam_client::run(&pam.login(service, user, &[code])) {
+        Ok(t) if t.rc == PAM_SUCCESS => Some(t.auth_us),
+        other => {
+            eprintln!(
+                "{service} login failed for {user}: {:?}",
+                other.map(|t| t.rc)
+            );
+            None
+        }
+    }
+}
+
 /// `--baseline PATH`: another herarxd binary (an older build) to measure side by side.
 fn baseline_daemon() -> Option<std::path::PathBuf> {
     let args: Vec<String> = std::env::args().collect();
@@ -172,31 +186,25 @@ fn main() {
             let code = &codes[i][k as usize];
             ping.samples.push(pinger.ping_us());
             ping.samples.push(pinger.ping_us());
-            let login = pam.login("bench-herarx", &u.name, &[code]);
-            match pam_client::run(&login) {
-                Ok(t) if t.rc == PAM_SUCCESS => herarx.samples.push(t.auth_us),
-                other => {
-                    failures += 1;
-                    eprintln!(
-                        "herarx login failed for {}: {:?}",
-                        u.name,
-                        other.map(|t| t.rc)
-                    );
+            // The new daemon and the baseline take turns at going first.
+            let base_code = match (base_enrolments.get(i), base_codes.get(i)) {
+                (Some(Some(e)), Some(Some(c))) if fresh(k, e.confirm_step) => {
+                    Some(c[k as usize].as_str())
                 }
-            }
-            if let (Some(Some(e)), Some(Some(c))) = (base_enrolments.get(i), base_codes.get(i))
-                && fresh(k, e.confirm_step)
-            {
-                let login = pam.login("bench-baseline", &u.name, &[&c[k as usize]]);
-                match pam_client::run(&login) {
-                    Ok(t) if t.rc == PAM_SUCCESS => baseline_stats.samples.push(t.auth_us),
-                    other => {
-                        failures += 1;
-                        eprintln!(
-                            "baseline login failed for {}: {:?}",
-                            u.name,
-                            other.map(|t| t.rc)
-                        );
+                _ => None,
+            };
+            for second in [false, true] {
+                if second == (i % 2 == 0) {
+                    if let Some(c) = base_code {
+                        match login_us(&pam, "bench-baseline", &u.name, c) {
+                            Some(us) => baseline_stats.samples.push(us),
+                            None => failures += 1,
+                        }
+                    }
+                } else {
+                    match login_us(&pam, "bench-herarx", &u.name, code) {
+                        Some(us) => herarx.samples.push(us),
+                        None => failures += 1,
                     }
                 }
             }
@@ -249,7 +257,11 @@ fn main() {
             herarx.pct(0.99) / baseline_stats.pct(0.99)
         );
     }
-    drop(base);
+    // The daemon before its bus, so that it does not log a lost bus on the way out.
+    if let Some((bus, daemon)) = base {
+        drop(daemon);
+        drop(bus);
+    }
     println!(
         "herarxd RSS after these logins: {} kB",
         daemon.pid().map(bench::rss_kb).unwrap_or(0)
