@@ -21,43 +21,17 @@ impl Logins {
         ssh_auth_info: &str,
         now: u64,
     ) -> Result<Start, HerarxError> {
-        let config = self.state.config();
-        let user = ctx.user.as_str();
-        let skip_as = |method: &str, reason: String| {
-            self.record(&ctx.entry(now, method, AuditResult::Skip, reason));
-            Ok(Start::Done(Step::terminal(Action::Skip, "")))
-        };
-        let trusted_skip = |net: ipnet::IpNet| {
-            skip_as(
-                "none",
-                format!("trusted network {net} (service {})", ctx.service),
-            )
-        };
-        // Already verified in this very login session (sudo, a screen locker): nothing to ask.
-        // Only for a local login, and only from a process whose session was begun by this very
-        // user (its login uid): a daemon started by hand inside the session (an sshd on a
-        // second port) inherits the session id, and so does `su` to another user.
-        let session_user = account.is_some_and(|a| caller.login_uid == Some(a.uid));
-        if config.session_trust_seconds() > 0
-            && !ctx.remote
-            && session_user
-            && let Some(trust) = self.state.sessions.trusted(caller.session, user, now)
-        {
-            return skip_as(
-                "session",
-                format!(
-                    "trusted session {} (second factor passed in it; trusted until {})",
-                    caller.session, trust.expires
-                ),
-            );
+        if let Some(reason) = self.trusted_session(ctx, caller, account, now) {
+            return Ok(self.skip(ctx, "session", reason, now));
         }
+        let config = self.state.config();
         // A login from a trusted network (PAM_RHOST an IP address inside one of the service's
         // trusted networks; host names never match) asks for nothing, before any lockout is
         // looked at; except that a user who must enrol is offered it there when policy allows.
         let trusted = config.trusted_network_of(&ctx.service, &ctx.rhost);
         let login = {
             let mut store = self.state.store();
-            store.login_state(user, scope, now)
+            store.login_state(&ctx.user, scope, now)
         }
         .map_err(|e| self.state.internal("reading the login state", &e))?;
         // Email and SMS factors this service accepts and this host can send to.
@@ -67,63 +41,86 @@ impl Logins {
             (Vec::new(), false)
         };
         let local = scope == &Scope::Local;
+        let keys_here = local && caller.keys_allowed;
         let offer = offer(
             &config,
             &ctx.service,
-            local && caller.keys_allowed,
+            keys_here,
             &login,
             &contacts,
             contact_first,
         );
-        let methods = offer.methods;
         match gate(&offer, trusted, login.locked_until, local) {
-            Gate::Trusted(net) => trusted_skip(net),
-            Gate::Locked(until) => {
-                self.record(&ctx.entry(
-                    now,
-                    "begin",
-                    AuditResult::Locked,
-                    format!("{} logins locked until {until}", scope.as_str()),
-                ));
-                Ok(Start::Done(Step::terminal(
-                    Action::Locked,
-                    locked_message(until, now),
-                )))
-            }
-            Gate::KeysNotRemote => {
-                self.record(&ctx.entry(
-                    now,
-                    "none",
-                    AuditResult::Denied,
-                    "only security keys enrolled; keys are not offered to remote logins",
-                ));
-                Ok(Start::Done(Step::terminal(Action::Denied, KEYS_NOT_REMOTE)))
-            }
-            Gate::NotAccepted => {
-                self.record(&ctx.entry(
-                    now,
-                    "none",
-                    AuditResult::Denied,
-                    format!(
-                        "none of the user's methods is accepted by service {} (services.{}.methods)",
-                        ctx.service, ctx.service
-                    ),
-                ));
-                Ok(Start::Done(Step::terminal(
-                    Action::Denied,
-                    NO_ACCEPTED_METHOD,
-                )))
-            }
-            Gate::Ask => {
-                let remember =
-                    match self.already_verified(ctx, scope, caller, ssh_auth_info, now)? {
-                        Verified::Yes(method, reason) => return skip_as(method, reason),
-                        Verified::No(remember) => remember,
-                    };
-                self.first_run(methods, contacts, remember)
-            }
+            Gate::Trusted(net) => Ok(self.skip(ctx, "none", trusted_reason(net, ctx), now)),
+            Gate::Ask => match self.already_verified(ctx, scope, caller, ssh_auth_info, now)? {
+                Verified::Yes(method, reason) => Ok(self.skip(ctx, method, reason, now)),
+                Verified::No(remember) => self.first_run(offer.methods, contacts, remember),
+            },
             Gate::NoFactor => self.without_factor(ctx, scope, account, trusted, now),
+            refused => Ok(self.refuse_at(ctx, scope, refused, now)),
         }
+    }
+
+    /// Why the login may skip the second factor: it was passed in this very login session
+    /// (sudo, a screen locker), when session trust is on. Only for a local login, and only from
+    /// a process whose session was begun by this very user (its login uid): a daemon started by
+    /// hand inside the session (an sshd on a second port) inherits the session id, and so does
+    /// `su` to another user.
+    fn trusted_session(
+        &self,
+        ctx: &AuditCtx,
+        caller: &Caller,
+        account: Option<&Account>,
+        now: u64,
+    ) -> Option<String> {
+        let session_user = account.is_some_and(|a| caller.login_uid == Some(a.uid));
+        if self.state.config().session_trust_seconds() == 0 || ctx.remote || !session_user {
+            return None;
+        }
+        let trust = self
+            .state
+            .sessions
+            .trusted(caller.session, &ctx.user, now)?;
+        Some(format!(
+            "trusted session {} (second factor passed in it; trusted until {})",
+            caller.session, trust.expires
+        ))
+    }
+
+    /// A login that asks for nothing: recorded as skipped, by `method`.
+    fn skip(&self, ctx: &AuditCtx, method: &str, reason: String, now: u64) -> Start {
+        self.record(&ctx.entry(now, method, AuditResult::Skip, reason));
+        Start::Done(Step::terminal(Action::Skip, ""))
+    }
+
+    /// The end of a login its gate refused: locked, only keys remotely, or nothing of the
+    /// user's accepted here.
+    fn refuse_at(&self, ctx: &AuditCtx, scope: &Scope, gate: Gate, now: u64) -> Start {
+        let (method, result, reason, step) = match gate {
+            Gate::Locked(until) => (
+                "begin",
+                AuditResult::Locked,
+                format!("{} logins locked until {until}", scope.as_str()),
+                Step::terminal(Action::Locked, locked_message(until, now)),
+            ),
+            Gate::KeysNotRemote => (
+                "none",
+                AuditResult::Denied,
+                "only security keys enrolled; keys are not offered to remote logins".to_owned(),
+                Step::terminal(Action::Denied, KEYS_NOT_REMOTE),
+            ),
+            _ => (
+                "none",
+                AuditResult::Denied,
+                format!(
+                    "none of the user's methods is accepted by service {} (services.{}.methods)",
+                    ctx.service, ctx.service
+                ),
+                Step::terminal(Action::Denied, NO_ACCEPTED_METHOD),
+            ),
+        };
+        self.record(&ctx.entry(now, method, result, reason));
+        Start::Done(step)
     }
 
     /// The transaction to create once a login knows its methods. When it starts with the
@@ -167,10 +164,6 @@ impl Logins {
     ) -> Result<Start, HerarxError> {
         let config = self.state.config();
         let user = ctx.user.as_str();
-        let skip = |reason: String| {
-            self.record(&ctx.entry(now, "none", AuditResult::Skip, reason));
-            Ok(Start::Done(Step::terminal(Action::Skip, "")))
-        };
         // No factor: what policy says for this user, here, now.
         let requirement = requirement::requirement(&config, self.state.users.as_ref(), user);
         // Only enrolment needs to know whether the account exists.
@@ -195,8 +188,8 @@ impl Logins {
             trusted,
         ) {
             (NoFactor::Enroll, _) => self.start_enrolment(ctx, now),
-            (_, Some(net)) => skip(format!("trusted network {net} (service {})", ctx.service)),
-            (NoFactor::Allow(reason), None) => skip(reason),
+            (_, Some(net)) => Ok(self.skip(ctx, "none", trusted_reason(net, ctx), now)),
+            (NoFactor::Allow(reason), None) => Ok(self.skip(ctx, "none", reason, now)),
             (NoFactor::Deny(reason), None) => {
                 self.record(&ctx.entry(now, "none", AuditResult::Denied, reason));
                 Ok(Start::Done(Step::terminal(
@@ -206,6 +199,11 @@ impl Logins {
             }
         }
     }
+}
+
+/// The audit reason of a login passed for its trusted network.
+fn trusted_reason(net: ipnet::IpNet, ctx: &AuditCtx) -> String {
+    format!("trusted network {net} (service {})", ctx.service)
 }
 
 /// What a user has enrolled, and what of it this login offers.
