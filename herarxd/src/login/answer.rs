@@ -178,35 +178,10 @@ impl Logins {
         now: u64,
     ) -> Result<Next, HerarxError> {
         let (id, ctx, scope) = (turn.id.as_str(), &turn.ctx, &turn.scope);
-        let (methods, contacts) = (turn.methods, turn.contacts.as_slice());
-        // An empty answer (or `?`) asks for the other ways in, when there are any; it is no
-        // attempt at a code, so it is not counted. After a code was sent, the menu is where a
-        // new one is asked for, even when it is the only way.
-        let wants_menu = response.trim().is_empty() || response.trim() == "?";
-        if wants_menu {
-            let items = methods.menu(contacts);
-            let sent = matches!(stage, Stage::SentCode { .. });
-            if items.len() > 1 || (sent && !items.is_empty()) {
-                return Ok(Next::Continue(
-                    Stage::Menu {
-                        back: Box::new(stage.clone()),
-                    },
-                    menu_step(&items, None),
-                ));
-            }
-            // Nothing to switch to: an empty answer is a try without a code. It uses up one
-            // of the login's tries (a client that answers empty forever ends like one that
-            // answers wrong), but no failure is counted towards the lockout.
-            if !self.use_try(id) {
-                self.record(&ctx.entry(
-                    now,
-                    FactorKind::Totp,
-                    AuditResult::Denied,
-                    "no code given",
-                ));
-                return Ok(Next::Done(Step::terminal(Action::Denied, NO_CODE_GIVEN)));
-            }
-            return Ok(Next::Continue(stage.clone(), prompt_of(stage, methods)));
+        let methods = turn.methods;
+        // An empty answer (or `?`) asks for the other ways in, when there are any.
+        if response.trim().is_empty() || response.trim() == "?" {
+            return Ok(self.other_ways(turn, stage, now));
         }
         let accept = methods.accept();
         let verified = {
@@ -250,27 +225,57 @@ impl Logins {
                 locked_until: Some(until),
                 ..
             } => Next::Done(Step::terminal(Action::Locked, locked_message(until, now))),
-            VerifyOutcome::Rejected { reason, .. } => {
-                let replayed = reason == Rejection::Replayed;
-                if self.use_try(id) {
-                    let again = match (stage, replayed) {
-                        (_, true) => Step::prompt(PROMPT_AFTER_REPLAY),
-                        (Stage::BackupCode, false) => Step::prompt(BACKUP_PROMPT_AFTER_WRONG),
-                        (Stage::SentCode { .. }, false) if self.sent_code_expired(id, now) => {
-                            Step::prompt(SENT_PROMPT_AFTER_EXPIRED)
-                        }
-                        (Stage::SentCode { .. }, false) => Step::prompt(SENT_PROMPT_AFTER_WRONG),
-                        _ => Step::prompt(PROMPT_AFTER_WRONG),
-                    };
-                    Next::Continue(stage.clone(), again)
-                } else {
-                    Next::Done(Step::terminal(
-                        Action::Denied,
-                        if replayed { REPLAYED_CODE } else { WRONG_CODE },
-                    ))
-                }
-            }
+            VerifyOutcome::Rejected { reason, .. } => self.wrong_code(turn, stage, reason, now),
         })
+    }
+
+    /// An empty answer at a code prompt: the menu when there is another way in (after a code
+    /// was sent, even when it is the only way: that is where a new one is asked for). It is no
+    /// attempt at a code, so it is not counted.
+    fn other_ways(&self, turn: &Turn, stage: &Stage, now: u64) -> Next {
+        let (id, ctx) = (turn.id.as_str(), &turn.ctx);
+        let (methods, contacts) = (turn.methods, turn.contacts.as_slice());
+        let items = methods.menu(contacts);
+        let sent = matches!(stage, Stage::SentCode { .. });
+        if items.len() > 1 || (sent && !items.is_empty()) {
+            return Next::Continue(
+                Stage::Menu {
+                    back: Box::new(stage.clone()),
+                },
+                menu_step(&items, None),
+            );
+        }
+        // Nothing to switch to: an empty answer is a try without a code. It uses up one
+        // of the login's tries (a client that answers empty forever ends like one that
+        // answers wrong), but no failure is counted towards the lockout.
+        if !self.use_try(id) {
+            self.record(&ctx.entry(now, FactorKind::Totp, AuditResult::Denied, "no code given"));
+            return Next::Done(Step::terminal(Action::Denied, NO_CODE_GIVEN));
+        }
+        Next::Continue(stage.clone(), prompt_of(stage, methods))
+    }
+
+    /// A code the store refused: asked again while the login has tries left, else the end.
+    fn wrong_code(&self, turn: &Turn, stage: &Stage, reason: Rejection, now: u64) -> Next {
+        let id = turn.id.as_str();
+        let replayed = reason == Rejection::Replayed;
+        if self.use_try(id) {
+            let again = match (stage, replayed) {
+                (_, true) => Step::prompt(PROMPT_AFTER_REPLAY),
+                (Stage::BackupCode, false) => Step::prompt(BACKUP_PROMPT_AFTER_WRONG),
+                (Stage::SentCode { .. }, false) if self.sent_code_expired(id, now) => {
+                    Step::prompt(SENT_PROMPT_AFTER_EXPIRED)
+                }
+                (Stage::SentCode { .. }, false) => Step::prompt(SENT_PROMPT_AFTER_WRONG),
+                _ => Step::prompt(PROMPT_AFTER_WRONG),
+            };
+            Next::Continue(stage.clone(), again)
+        } else {
+            Next::Done(Step::terminal(
+                Action::Denied,
+                if replayed { REPLAYED_CODE } else { WRONG_CODE },
+            ))
+        }
     }
 
     /// The alerts a wrong second factor may raise: the count reaching
