@@ -121,44 +121,7 @@ impl Logins {
             })?;
         match settled {
             Settled::Verified { acceptance, entry } => {
-                if let KeyAcceptance::Locked { until } = acceptance {
-                    return Ok(Next::Done(Step::terminal(
-                        Action::Locked,
-                        locked_message(until, now),
-                    )));
-                }
-                let accepted = acceptance == KeyAcceptance::Accepted;
-                if accepted && methods.key_then_code {
-                    // The code comes next; from now on, the codes are all this login offers.
-                    if let Some(txn) = self.table().by_id.get_mut(id) {
-                        txn.methods = Methods {
-                            keys: 0,
-                            key_then_code: false,
-                            ..methods
-                        };
-                    }
-                    let stage = if methods.totp {
-                        Stage::Code
-                    } else {
-                        Stage::BackupCode
-                    };
-                    let prompt = if methods.totp {
-                        KEY_THEN_CODE_PROMPT
-                    } else {
-                        KEY_THEN_BACKUP_PROMPT
-                    };
-                    Ok(Next::Continue(stage, Step::prompt(prompt)))
-                } else if accepted {
-                    Ok(Next::Done(self.after_success(
-                        id,
-                        ctx,
-                        Step::terminal(Action::Success, ""),
-                        now,
-                    )))
-                } else {
-                    self.state.log.log(Severity::Warning, &entry.reason);
-                    Ok(Next::Done(Step::terminal(Action::Denied, KEY_CLONED)))
-                }
+                Ok(self.key_verified(id, ctx, methods, acceptance, &entry.reason, now))
             }
             Settled::Refused {
                 error,
@@ -239,6 +202,49 @@ impl Logins {
                 }
                 Ok(self.after_key(methods, &why))
             }
+        }
+    }
+
+    /// A key's answer verified: the counter's verdict (moved forward, or went backwards: a
+    /// clone) as the login's next step; with `fido2.key_alone = false` a code comes next.
+    fn key_verified(
+        &self,
+        id: &str,
+        ctx: &AuditCtx,
+        methods: Methods,
+        acceptance: KeyAcceptance,
+        cloned_reason: &str,
+        now: u64,
+    ) -> Next {
+        if let KeyAcceptance::Locked { until } = acceptance {
+            return Next::Done(Step::terminal(Action::Locked, locked_message(until, now)));
+        }
+        let accepted = acceptance == KeyAcceptance::Accepted;
+        if accepted && methods.key_then_code {
+            // The code comes next; from now on, the codes are all this login offers.
+            if let Some(txn) = self.table().by_id.get_mut(id) {
+                txn.methods = Methods {
+                    keys: 0,
+                    key_then_code: false,
+                    ..methods
+                };
+            }
+            let stage = if methods.totp {
+                Stage::Code
+            } else {
+                Stage::BackupCode
+            };
+            let prompt = if methods.totp {
+                KEY_THEN_CODE_PROMPT
+            } else {
+                KEY_THEN_BACKUP_PROMPT
+            };
+            Next::Continue(stage, Step::prompt(prompt))
+        } else if accepted {
+            Next::Done(self.after_success(id, ctx, Step::terminal(Action::Success, ""), now))
+        } else {
+            self.state.log.log(Severity::Warning, cloned_reason);
+            Next::Done(Step::terminal(Action::Denied, KEY_CLONED))
         }
     }
 }
