@@ -6,7 +6,6 @@ use subtle::ConstantTimeEq;
 
 use super::FactorKind;
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
-use super::commit_audited;
 use super::enrollments::{CONFIRM_ATTEMPTS_MAX, ConfirmOutcome};
 use super::factors::{self, FactorRow};
 use super::install::install;
@@ -16,6 +15,7 @@ use super::sent_codes::{
 use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal};
 use super::verify::VerifyOutcome;
 use super::{Ctx, Store, StoreError, to_sql};
+use super::{Decision, commit_audited};
 use crate::crypto::seal::{self, Kind};
 use crate::crypto::totp::Params;
 
@@ -126,12 +126,7 @@ impl Store {
         } = *new;
         let method = format!("{kind}-enroll");
         let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, &method, result, reason), outcome)
-        };
+        let tx = Decision::begin(&mut self.conn, ctx, method.as_str(), now)?;
         let checked = addition_refusal(
             &tx,
             Ctx::new(&self.key, &self.policy, now),
@@ -143,7 +138,7 @@ impl Store {
             Ok(allowed) => allowed,
             Err(refusal) => {
                 let (result, reason) = refusal.audit();
-                return finish(tx, ContactBeginOutcome::from(refusal), result, reason);
+                return tx.finish(ContactBeginOutcome::from(refusal), result, reason);
             }
         };
         // After the step-up: nobody learns which addresses an account has without it.
@@ -151,8 +146,7 @@ impl Store {
             .iter()
             .any(|c| c.kind == kind && c.destination.eq_ignore_ascii_case(destination));
         if same {
-            return finish(
-                tx,
+            return tx.finish(
                 ContactBeginOutcome::AlreadyEnrolled,
                 AuditResult::Refused,
                 format!("this {kind} destination is already enrolled"),
@@ -184,14 +178,12 @@ impl Store {
             },
         )?;
         match issued {
-            Ok(issued) => finish(
-                tx,
+            Ok(issued) => tx.finish(
                 ContactBeginOutcome::Started(issued),
                 AuditResult::Success,
                 "confirmation code issued".into(),
             ),
-            Err(retry_after) => finish(
-                tx,
+            Err(retry_after) => tx.finish(
                 ContactBeginOutcome::RateLimited { retry_after },
                 AuditResult::Refused,
                 format!("flood limit: no code before {retry_after}"),

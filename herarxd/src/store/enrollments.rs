@@ -8,11 +8,11 @@
 
 use crate::store::FactorKind;
 use herarx_proto::FactorInfo;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension};
 use zeroize::Zeroizing;
 
+use super::Decision;
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
-use super::commit_audited;
 use super::factors::{self, FactorRow};
 use super::install::install;
 use super::step_up::{AdditionRefusal, StepUp, StepUpRefusal, addition_refusal};
@@ -195,12 +195,7 @@ impl Store {
     ) -> Result<(BeginOutcome, AuditEntry), StoreError> {
         const METHOD: &str = "totp-enroll";
         let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
+        let tx = Decision::begin(&mut self.conn, ctx, METHOD, now)?;
         let checked = addition_refusal(
             &tx,
             Ctx::new(&self.key, &self.policy, now),
@@ -212,7 +207,7 @@ impl Store {
             Ok(allowed) => allowed,
             Err(refusal) => {
                 let (result, reason) = refusal.audit();
-                return finish(tx, BeginOutcome::from(refusal), result, reason);
+                return tx.finish(BeginOutcome::from(refusal), result, reason);
             }
         };
         // Keep at most PENDING_PER_USER_MAX, this one included: drop expired, then the oldest.
@@ -254,8 +249,7 @@ impl Store {
             None if allowed.stepped_up => "enrolment started after step-up".into(),
             None => "first enrolment started".into(),
         };
-        finish(
-            tx,
+        tx.finish(
             BeginOutcome::Started(NewEnrollment {
                 id,
                 secret,
@@ -278,15 +272,9 @@ impl Store {
     ) -> Result<(ConfirmOutcome, AuditEntry), StoreError> {
         const METHOD: &str = "totp-confirm";
         let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
+        let tx = Decision::begin(&mut self.conn, ctx, METHOD, now)?;
         let Some(pending) = get_pending(&tx, user, id, now)? else {
-            return finish(
-                tx,
+            return tx.finish(
                 ConfirmOutcome::NoSuchEnrollment,
                 AuditResult::Refused,
                 "no such pending enrolment".into(),
@@ -304,7 +292,7 @@ impl Store {
         if let Err(refusal) = checked {
             delete_pending(&tx, id)?;
             let (result, reason) = refusal.confirm_audit();
-            return finish(tx, ConfirmOutcome::from(refusal), result, reason);
+            return tx.finish(ConfirmOutcome::from(refusal), result, reason);
         }
         let secret = seal::open(
             &self.key,
@@ -341,8 +329,7 @@ impl Store {
                     now,
                 )?;
                 let reason = installed.reason();
-                finish(
-                    tx,
+                tx.finish(
                     ConfirmOutcome::Enrolled(installed.info),
                     AuditResult::Success,
                     reason,
@@ -359,8 +346,7 @@ impl Store {
                     )?
                     .execute((id, attempts))?;
                 }
-                finish(
-                    tx,
+                tx.finish(
                     ConfirmOutcome::Wrong { tries_left },
                     AuditResult::Denied,
                     format!("wrong confirmation code ({tries_left} tries left)"),

@@ -7,11 +7,10 @@
 //! ownership.
 
 use herarx_proto::FactorInfo;
-use rusqlite::TransactionBehavior;
 use zeroize::Zeroizing;
 
+use super::Decision;
 use super::audit::{AuditCtx, AuditEntry, AuditResult};
-use super::commit_audited;
 use super::factors::{self, info_of};
 use super::lockout::{self};
 use super::step_up::{StepUpRefusal, refuse_step_up};
@@ -110,15 +109,9 @@ impl Store {
     ) -> Result<(RemoveOutcome, AuditEntry), StoreError> {
         const METHOD: &str = "remove";
         let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
+        let tx = Decision::begin(&mut self.conn, ctx, METHOD, now)?;
         if factors::get(&tx, user, id)?.is_none() {
-            return finish(
-                tx,
+            return tx.finish(
                 RemoveOutcome::NoSuchFactor,
                 AuditResult::Refused,
                 "no such factor".into(),
@@ -129,7 +122,7 @@ impl Store {
                 refuse_step_up(&tx, Ctx::new(&self.key, &self.policy, now), user, step_up)?
         {
             let (result, reason) = refusal.audit();
-            return finish(tx, RemoveOutcome::from(refusal), result, reason);
+            return tx.finish(RemoveOutcome::from(refusal), result, reason);
         }
         factors::delete(&tx, user, id)?;
         // Codes already sent to it stop working with it.
@@ -151,8 +144,7 @@ impl Store {
         } else {
             format!("factor {id} removed")
         };
-        finish(
-            tx,
+        tx.finish(
             RemoveOutcome::Removed {
                 backup_codes_deleted,
             },
@@ -171,19 +163,14 @@ impl Store {
     ) -> Result<(BackupCodesOutcome, AuditEntry), StoreError> {
         const METHOD: &str = "backup-codes";
         let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
+        let tx = Decision::begin(&mut self.conn, ctx, METHOD, now)?;
         let guarded = factors::count(&tx, user)? > 0 || backup_codes::left(&tx, user)? > 0;
         if guarded
             && let Some(refusal) =
                 refuse_step_up(&tx, Ctx::new(&self.key, &self.policy, now), user, step_up)?
         {
             let (result, reason) = refusal.audit();
-            return finish(tx, BackupCodesOutcome::from(refusal), result, reason);
+            return tx.finish(BackupCodesOutcome::from(refusal), result, reason);
         }
         let codes = backup_codes::replace_set(&tx, &self.key, user, now)?;
         let reason = format!(
@@ -191,8 +178,7 @@ impl Store {
             codes.len(),
             if guarded { " after step-up" } else { "" }
         );
-        finish(
-            tx,
+        tx.finish(
             BackupCodesOutcome::Generated(codes),
             AuditResult::Success,
             reason,
@@ -208,15 +194,9 @@ impl Store {
     ) -> Result<(FactorChange, AuditEntry), StoreError> {
         const METHOD: &str = "primary";
         let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
+        let tx = Decision::begin(&mut self.conn, ctx, METHOD, now)?;
         let Some(row) = factors::get(&tx, user, id)? else {
-            return finish(
-                tx,
+            return tx.finish(
                 FactorChange::NoSuchFactor,
                 AuditResult::Refused,
                 "no such factor".into(),
@@ -224,8 +204,7 @@ impl Store {
         };
         accounts::set_primary(&tx, user, Some(id), now)?;
         let info = info_of(&tx, &self.key, user, &row)?;
-        finish(
-            tx,
+        tx.finish(
             FactorChange::Changed(info),
             AuditResult::Success,
             format!("factor {id} is now the primary one"),
@@ -242,15 +221,9 @@ impl Store {
     ) -> Result<(FactorChange, AuditEntry), StoreError> {
         const METHOD: &str = "rename";
         let user = ctx.user.as_str();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let finish = |tx, outcome, result, reason: String| {
-            commit_audited(tx, ctx.entry(now, METHOD, result, reason), outcome)
-        };
+        let tx = Decision::begin(&mut self.conn, ctx, METHOD, now)?;
         let Some(mut row) = factors::get(&tx, user, id)? else {
-            return finish(
-                tx,
+            return tx.finish(
                 FactorChange::NoSuchFactor,
                 AuditResult::Refused,
                 "no such factor".into(),
@@ -260,8 +233,7 @@ impl Store {
             .execute((id, user, name))?;
         name.clone_into(&mut row.name);
         let info = info_of(&tx, &self.key, user, &row)?;
-        finish(
-            tx,
+        tx.finish(
             FactorChange::Changed(info),
             AuditResult::Success,
             format!("factor {id} renamed"),

@@ -185,6 +185,50 @@ pub(crate) fn commit_audited<O>(
     Ok((outcome, entry))
 }
 
+/// One decision of the store: an IMMEDIATE transaction that commits together with the audit
+/// row describing it (`finish`), so that both land or neither does. Derefs to its transaction.
+pub(crate) struct Decision<'c, 'a> {
+    tx: rusqlite::Transaction<'c>,
+    ctx: &'a AuditCtx,
+    method: String,
+    now: u64,
+}
+
+impl<'c, 'a> Decision<'c, 'a> {
+    /// Begins a decision about `ctx`'s user, recorded under `method` at `now`.
+    pub(crate) fn begin(
+        conn: &'c mut Connection,
+        ctx: &'a AuditCtx,
+        method: impl Into<String>,
+        now: u64,
+    ) -> Result<Self, StoreError> {
+        Ok(Decision {
+            tx: conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
+            ctx,
+            method: method.into(),
+            now,
+        })
+    }
+
+    /// Commits with its audit row; returns `outcome` and the row.
+    pub(crate) fn finish<O>(
+        self,
+        outcome: O,
+        result: AuditResult,
+        reason: String,
+    ) -> Result<(O, AuditEntry), StoreError> {
+        let entry = self.ctx.entry(self.now, &self.method, result, reason);
+        commit_audited(self.tx, entry, outcome)
+    }
+}
+
+impl<'c> std::ops::Deref for Decision<'c, '_> {
+    type Target = rusqlite::Transaction<'c>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
 /// `n` random bytes as lowercase hex.
 pub fn random_hex(n: usize) -> Result<String, StoreError> {
     let mut b = vec![0u8; n];
