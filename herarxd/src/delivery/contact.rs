@@ -192,11 +192,30 @@ pub fn mask_email(addr: &str) -> String {
     }
 }
 
-/// "+441234567123" → "+44 ••• ••• 123": the country code and the last 3 digits, nothing more.
-/// `text` with every occurrence of `address` (any case) replaced by its mask.
+/// `text` with every occurrence of `address` (any case) replaced by its mask, including one
+/// that a mask and the text after it spell out again: the mask shows the domain, and text that
+/// goes on like the address (`…ex.zz` + `zzzja@ex.zz` for `zzzzzja@ex.zz`) would rebuild it.
+/// So it masks until none is left. Each further pass uses up an `@` of `text` (a mask's own
+/// `@` follows `***`, which no address the mask could rebuild has), so the passes are bounded.
 pub fn without_address(text: &str, address: &str) -> String {
+    let passes = text.bytes().filter(|&b| b == b'@').count() + 1;
+    let mut out = text.to_owned();
+    for _ in 0..passes {
+        match mask_once(&out, address) {
+            Some(masked) => out = masked,
+            None => break,
+        }
+    }
+    out
+}
+
+/// One pass of [`without_address`]: `None` when `text` holds no occurrence.
+fn mask_once(text: &str, address: &str) -> Option<String> {
     if address.is_empty() || !text.is_ascii() || !address.is_ascii() {
-        return text.replace(address, &mask_email(address));
+        return text
+            .contains(address)
+            .then(|| text.replace(address, &mask_email(address)))
+            .filter(|_| !address.is_empty());
     }
     let lower = text.to_ascii_lowercase();
     let needle = address.to_ascii_lowercase();
@@ -207,10 +226,14 @@ pub fn without_address(text: &str, address: &str) -> String {
         out.push_str(&mask_email(address));
         rest = at + needle.len();
     }
+    if rest == 0 {
+        return None;
+    }
     out.push_str(&text[rest..]);
-    out
+    Some(out)
 }
 
+/// "+441234567123" → "+44 ••• ••• 123": the country code and the last 3 digits, nothing more.
 pub fn mask_phone(num: &str) -> String {
     let digits: String = num.chars().filter(char::is_ascii_digit).collect();
     if digits.len() < 8 {
