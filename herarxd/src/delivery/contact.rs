@@ -211,12 +211,11 @@ pub fn without_address(text: &str, address: &str) -> String {
 
 /// One pass of [`without_address`]: `None` when `text` holds no occurrence.
 fn mask_once(text: &str, address: &str) -> Option<String> {
-    if address.is_empty() || !text.is_ascii() || !address.is_ascii() {
-        return text
-            .contains(address)
-            .then(|| text.replace(address, &mask_email(address)))
-            .filter(|_| !address.is_empty());
+    if address.is_empty() {
+        return None;
     }
+    // ASCII lower-casing keeps every byte where it was (non-ASCII bytes are left alone), so an
+    // offset in `lower` is the same offset in `text`, whatever else the text holds.
     let lower = text.to_ascii_lowercase();
     let needle = address.to_ascii_lowercase();
     let mut out = String::with_capacity(text.len());

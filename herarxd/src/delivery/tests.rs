@@ -937,6 +937,13 @@ fn delivery_errors_are_scrubbed_of_the_destination() {
     assert!(scrubbed.starts_with("zzzja@ex.zzz***@ex."), "{scrubbed}");
     // A text that only resembles it is left as it is.
     assert_eq!(without_address(text, addr), text);
+    // Whatever else the text holds (a server's non-ASCII words), the address goes in any case.
+    assert_eq!(
+        without_address("Ų 550 <Jane@Example.com>: Ų", "jane@example.com"),
+        "Ų 550 <j***@example.com>: Ų"
+    );
+    let scrubbed = without_address(&format!("Ų{text}{addr}{text}Ų"), "ZZZZZJA@ex.zz");
+    assert!(!scrubbed.to_ascii_lowercase().contains(addr), "{scrubbed}");
     // An address its own mask equals cannot be hidden; the passes still end.
     assert_eq!(
         without_address("a***@x.y a***@x.y", "a***@x.y"),
