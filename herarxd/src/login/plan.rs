@@ -21,10 +21,10 @@ impl Logins {
         ssh_auth_info: &str,
         now: u64,
     ) -> Result<Start, HerarxError> {
-        if let Some(reason) = self.trusted_session(ctx, caller, account, now) {
+        let config = self.state.config();
+        if let Some(reason) = self.trusted_session(&config, ctx, caller, account, now) {
             return Ok(self.skip(ctx, "session", reason, now));
         }
-        let config = self.state.config();
         // A login from a trusted network (PAM_RHOST an IP address inside one of the service's
         // trusted networks; host names never match) asks for nothing, before any lockout is
         // looked at; except that a user who must enrol is offered it there when policy allows.
@@ -57,7 +57,7 @@ impl Logins {
                 Verified::No(remember) => self.first_run(offer.methods, contacts, remember),
             },
             Gate::NoFactor => self.without_factor(ctx, scope, account, trusted, now),
-            refused => Ok(self.refuse_at(ctx, scope, refused, now)),
+            Gate::Refused(refusal) => Ok(self.refuse_at(ctx, scope, refusal, now)),
         }
     }
 
@@ -68,13 +68,14 @@ impl Logins {
     /// `su` to another user.
     fn trusted_session(
         &self,
+        config: &Config,
         ctx: &AuditCtx,
         caller: &Caller,
         account: Option<&Account>,
         now: u64,
     ) -> Option<String> {
         let session_user = account.is_some_and(|a| caller.login_uid == Some(a.uid));
-        if self.state.config().session_trust_seconds() == 0 || ctx.remote || !session_user {
+        if config.session_trust_seconds() == 0 || ctx.remote || !session_user {
             return None;
         }
         let trust = self
@@ -95,21 +96,21 @@ impl Logins {
 
     /// The end of a login its gate refused: locked, only keys remotely, or nothing of the
     /// user's accepted here.
-    fn refuse_at(&self, ctx: &AuditCtx, scope: &Scope, gate: Gate, now: u64) -> Start {
-        let (method, result, reason, step) = match gate {
-            Gate::Locked(until) => (
+    fn refuse_at(&self, ctx: &AuditCtx, scope: &Scope, refusal: Refusal, now: u64) -> Start {
+        let (method, result, reason, step) = match refusal {
+            Refusal::Locked(until) => (
                 "begin",
                 AuditResult::Locked,
                 format!("{} logins locked until {until}", scope.as_str()),
                 Step::terminal(Action::Locked, locked_message(until, now)),
             ),
-            Gate::KeysNotRemote => (
+            Refusal::KeysNotRemote => (
                 "none",
                 AuditResult::Denied,
                 "only security keys enrolled; keys are not offered to remote logins".to_owned(),
                 Step::terminal(Action::Denied, KEYS_NOT_REMOTE),
             ),
-            _ => (
+            Refusal::NotAccepted => (
                 "none",
                 AuditResult::Denied,
                 format!(
@@ -269,16 +270,23 @@ pub(super) fn offer(
 pub(super) enum Gate {
     /// From a trusted network: nothing is asked.
     Trusted(ipnet::IpNet),
+    /// The login ends here.
+    Refused(Refusal),
+    /// Ask for what is offered.
+    Ask,
+    /// The user has no factor: policy decides.
+    NoFactor,
+}
+
+/// Why a gate ends a login before any prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refusal {
     /// The scope is locked until then.
     Locked(u64),
     /// A remote login of a user who has only security keys.
     KeysNotRemote,
     /// The user has methods, none of which this service accepts.
     NotAccepted,
-    /// Ask for what is offered.
-    Ask,
-    /// The user has no factor: policy decides.
-    NoFactor,
 }
 
 /// The gate for `offer`. A trusted network passes a user who has something to offer before
@@ -296,13 +304,13 @@ pub(super) fn gate(
         return Gate::Trusted(net);
     }
     if let Some(until) = locked_until.filter(|_| trusted.is_none()) {
-        return Gate::Locked(until);
+        return Gate::Refused(Refusal::Locked(until));
     }
     if enrolled.any() && !methods.any() {
         return if !local && !enrolled.codes() {
-            Gate::KeysNotRemote
+            Gate::Refused(Refusal::KeysNotRemote)
         } else {
-            Gate::NotAccepted
+            Gate::Refused(Refusal::NotAccepted)
         };
     }
     if methods.any() {
@@ -396,13 +404,19 @@ mod tests {
         };
         let o = offer(&c, "sshd", false, &totp, &[], false);
         assert_eq!(gate(&o, Some(net), Some(9), false), Gate::Trusted(net));
-        assert_eq!(gate(&o, None, Some(9), false), Gate::Locked(9));
+        assert_eq!(
+            gate(&o, None, Some(9), false),
+            Gate::Refused(Refusal::Locked(9))
+        );
         assert_eq!(gate(&o, None, None, false), Gate::Ask);
         // A trusted network does not lift a lock for a user with nothing to offer, nor does it
         // enforce one.
         let none = offer(&c, "sshd", false, &NONE, &[], false);
         assert_eq!(gate(&none, Some(net), Some(9), false), Gate::NoFactor);
-        assert_eq!(gate(&none, None, Some(9), false), Gate::Locked(9));
+        assert_eq!(
+            gate(&none, None, Some(9), false),
+            Gate::Refused(Refusal::Locked(9))
+        );
         assert_eq!(gate(&none, None, None, true), Gate::NoFactor);
     }
 
@@ -414,15 +428,24 @@ mod tests {
             ..NONE
         };
         let remote = offer(&c, "sshd", false, &keys, &[], false);
-        assert_eq!(gate(&remote, None, None, false), Gate::KeysNotRemote);
+        assert_eq!(
+            gate(&remote, None, None, false),
+            Gate::Refused(Refusal::KeysNotRemote)
+        );
         let local_no_keys = offer(&c, "login", false, &keys, &[], false);
-        assert_eq!(gate(&local_no_keys, None, None, true), Gate::NotAccepted);
+        assert_eq!(
+            gate(&local_no_keys, None, None, true),
+            Gate::Refused(Refusal::NotAccepted)
+        );
         let c = config("[services.vpn]\nmethods = [\"fido2\"]\n");
         let totp = LoginState {
             totp_factors: 1,
             ..NONE
         };
         let o = offer(&c, "vpn", false, &totp, &[], false);
-        assert_eq!(gate(&o, None, None, false), Gate::NotAccepted);
+        assert_eq!(
+            gate(&o, None, None, false),
+            Gate::Refused(Refusal::NotAccepted)
+        );
     }
 }

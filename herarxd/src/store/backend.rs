@@ -41,19 +41,6 @@ pub trait FactorStore: Send {
         now: u64,
     ) -> Result<LoginState, StoreError>;
 
-    /// Checks `code` against the user's TOTP factors and consumes it, in one IMMEDIATE
-    /// transaction with its audit row: refused while the scope is locked; on a match (a step
-    /// after the factor's last one) records the step and clears the scope's failures; otherwise
-    /// counts a failure and locks the scope at `max_failures`.
-    fn verify_and_consume(
-        &mut self,
-        ctx: &AuditCtx,
-        code: &str,
-        now: u64,
-        scope: &Scope,
-        method: &str,
-    ) -> Result<(VerifyOutcome, AuditEntry), StoreError>;
-
     /// Like [`Store::verify_and_consume`], accepting only the kinds of answer in `accept` (a
     /// service's `methods`): any other is checked as a wrong code, and counted.
     fn verify_and_consume_accepting(

@@ -29,17 +29,6 @@ impl FactorStore for Store {
         Store::login_state(self, user, scope, now)
     }
 
-    fn verify_and_consume(
-        &mut self,
-        ctx: &AuditCtx,
-        code: &str,
-        now: u64,
-        scope: &Scope,
-        method: &str,
-    ) -> Result<(VerifyOutcome, AuditEntry), StoreError> {
-        Store::verify_and_consume(self, ctx, code, now, scope, method)
-    }
-
     fn verify_and_consume_accepting(
         &mut self,
         ctx: &AuditCtx,
